@@ -1,0 +1,5 @@
+import sys
+
+from groovae.cli import main
+
+sys.exit(main())

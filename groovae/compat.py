@@ -1,0 +1,149 @@
+"""Shims that let magenta 2.1.4 and note-seq 0.0.5 run on today's TF / NumPy.
+
+Import this module before tensorflow, magenta or note_seq (``import groovae``
+does it).  Each shim says why it exists and which upstream behaviour it
+restores; tests/test_compat.py covers each one.
+"""
+import contextlib
+import importlib.util
+import os
+import sys
+import types
+
+# 1. Keras 2 for tf.compat.v1 code.
+# Why: TF >= 2.16 ships Keras 3, where magenta/contrib/rnn.py fails with
+# "RNNCell is not available with Keras 3".  The tf-keras package is Keras 2;
+# TF_USE_LEGACY_KERAS=1 makes tf.keras resolve to it, restoring the Keras
+# that magenta was written against (TF 2.9).  It must be set before TF loads.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide C++ INFO/WARNING spam
+
+# note_seq imports these at import time, only for its audio and notebook
+# helpers (audio_io, notebook_utils), which this project does not use.
+NOTE_SEQ_OPTIONAL_MODULES = (
+    "librosa", "pydub", "bokeh", "bokeh.plotting", "IPython", "IPython.display",
+    "pandas")
+
+
+def check_legacy_keras():
+    """Fails clearly if tf.keras is Keras 3 (TF used before this module)."""
+    import tensorflow as tf
+    keras_module = tf.keras.layers.Layer.__module__
+    if not keras_module.startswith("tf_keras"):
+        raise ImportError(
+            f"tf.keras is {keras_module.split('.')[0]} (Keras 3); magenta needs Keras 2 (tf-keras): "
+            "set TF_USE_LEGACY_KERAS=1 before importing tensorflow, or import groovae first")
+
+
+def restore_np_bool():
+    """2. ``np.bool``.
+
+    Why: magenta's music_vae/data.py (GrooveConverter among others) and
+    note_seq's pianoroll_lib use ``np.bool``, removed in NumPy 1.24 and
+    re-added as an alias of ``np.bool_`` in NumPy 2.0.  Restores the alias on
+    any NumPy, i.e. the behaviour magenta's pinned NumPy 1.21 had.
+    """
+    import numpy as np
+    if not hasattr(np, "bool"):
+        np.bool = np.bool_
+
+
+class _MissingOptionalModule(types.ModuleType):
+    """Stand-in whose every attribute access names the missing package."""
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise ImportError(
+            f"{self.__name__}.{attr}: '{self.__name__}' is not installed; "
+            "note_seq's audio/notebook helpers that need it are not used by groovae")
+
+
+@contextlib.contextmanager
+def optional_module_standins(names=NOTE_SEQ_OPTIONAL_MODULES):
+    """3. Import-time stand-ins for note_seq's optional dependencies.
+
+    Why: note_seq 0.0.5 imports librosa, pydub, bokeh, IPython and pandas when
+    ``note_seq`` is imported, although only audio_io/notebook_utils use them.
+    Installing them would add numba/llvmlite (no wheels for the versions
+    note_seq wants) and hundreds of MB.  Stand-ins are placed in sys.modules
+    for the packages that are really missing and removed afterwards: a
+    lingering fake ``pandas`` makes Keras/TF take it for the real one and
+    break.  Restores ``import note_seq`` succeeding, as with its full deps.
+    """
+    added = []
+    for name in names:
+        top = name.split(".")[0]
+        if name in sys.modules:
+            continue
+        if top in added or importlib.util.find_spec(top) is None:
+            sys.modules[name] = _MissingOptionalModule(name)
+            added.append(name)
+    try:
+        yield added
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+
+
+def _has_zero_size_inner_dim(dataset):
+    import tensorflow as tf
+    for spec in tf.nest.flatten(dataset.element_spec):
+        shape = getattr(spec, "shape", None)
+        if shape is not None and shape.rank and 0 in shape.as_list()[1:]:
+            return True
+    return False
+
+
+def guard_unbatch():
+    """4. ``tf.data.Dataset.unbatch`` on tensors with a zero-size inner dim.
+
+    Why: on TF 2.15-2.21 ``unbatch()`` kills the interpreter with SIGSEGV
+    (native crash in batch_util::MaybeMoveSliceToElement) when an element has
+    a zero-size dimension after the batch one.  magenta's
+    ``data.get_dataset`` unbatches a controls tensor of shape [n, len, 0] for
+    every config without controls (all groove configs), so magenta's own
+    training/eval input pipeline crashes.  For such datasets the patched
+    method splits elements with ``flat_map(from_tensor_slices)``, which gives
+    the same elements without the crash (TF 2.9's behaviour); other datasets
+    take the original code path.  groovae's own input pipeline never
+    creates zero-width controls in the first place (groovae.data).
+    """
+    import tensorflow as tf
+    dataset_cls = tf.data.Dataset
+    if getattr(dataset_cls.unbatch, "_groovae_guarded", False):
+        return
+    original = dataset_cls.unbatch
+
+    def unbatch(self, name=None):
+        if _has_zero_size_inner_dim(self):
+            return self.flat_map(
+                lambda *parts: tf.data.Dataset.from_tensor_slices(
+                    parts[0] if len(parts) == 1 else parts))
+        return original(self, name=name)
+
+    unbatch._groovae_guarded = True
+    unbatch.__doc__ = original.__doc__
+    dataset_cls.unbatch = unbatch
+
+
+def quiet_logs():
+    """TF1-era deprecation chatter drowns the progress bars; keep errors only."""
+    import warnings
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", message=r".*is deprecated.*", category=UserWarning)
+
+
+def install():
+    """Applies every shim and imports magenta's music_vae; idempotent."""
+    check_legacy_keras()  # before magenta, whose import fails obscurely on Keras 3
+    restore_np_bool()
+    with optional_module_standins():
+        import note_seq  # noqa: F401
+        import magenta.models.music_vae  # noqa: F401
+    guard_unbatch()
+    quiet_logs()
+
+
+install()

@@ -1,0 +1,72 @@
+"""Named configs: one small file per config in the repo's ``configs/`` folder.
+
+Each file defines ``config``, a magenta ``music_vae.Config`` (model + hparams +
+data converter).  Files are executed on every lookup so each caller gets fresh
+model/converter objects (they are stateful).  ``CONFIG_MAP`` mirrors magenta's
+``configs.CONFIG_MAP`` interface.
+"""
+import collections.abc
+import os
+import runpy
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def config_names():
+    """Names of the configs in ``configs/``, sorted."""
+    if not os.path.isdir(CONFIG_DIR):
+        return []
+    return sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
+                  if f.endswith(".py") and not f.startswith("_"))
+
+
+def config_path(name_or_path):
+    """The file of a config given by name (``groovae_4bar``) or path."""
+    if name_or_path.endswith(".py") or os.sep in name_or_path:
+        path = name_or_path
+    else:
+        path = os.path.join(CONFIG_DIR, name_or_path + ".py")
+    if not os.path.isfile(path):
+        raise ValueError(f"unknown config '{name_or_path}'; known: {', '.join(config_names())}")
+    return path
+
+
+def load_config(name_or_path, hparams=None):
+    """A fresh Config; ``hparams`` is an override string like 'batch_size=64,z_size=32'."""
+    path = config_path(name_or_path)
+    config = runpy.run_path(path).get("config")
+    if config is None:
+        raise ValueError(f"{path}: defines no 'config'")
+    if hparams:
+        try:
+            config.hparams.parse(hparams)
+        except (ValueError, KeyError) as e:
+            raise ValueError(f"bad --hparams '{hparams}' for {name_or_path}: {e}") from None
+    return config
+
+
+def with_hparams(config, **overrides):
+    """``config`` with some hparams changed (config files use it to derive)."""
+    for key, value in overrides.items():
+        if key not in config.hparams.values():
+            raise ValueError(f"unknown hparam '{key}'")
+        config.hparams.set_hparam(key, value)
+    return config
+
+
+class _ConfigMap(collections.abc.Mapping):
+    """Read-only name -> fresh Config mapping over ``configs/``."""
+
+    def __getitem__(self, name):
+        if name not in config_names():
+            raise KeyError(name)
+        return load_config(name)
+
+    def __iter__(self):
+        return iter(config_names())
+
+    def __len__(self):
+        return len(config_names())
+
+
+CONFIG_MAP = _ConfigMap()

@@ -1,0 +1,46 @@
+"""Shared fixtures: small synthetic drum MIDI files and a tiny trained run."""
+import os
+import sys
+
+import pytest
+
+import groovae  # noqa: F401  (compat shims before TF)
+from groovae import data, synthetic, train
+from groovae.configs import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GMD_ZIP = os.path.join(ROOT, "..", "shared", "data", "groove-v1.0.0-midionly.zip")
+
+
+def run_python(code, timeout=300):
+    """Runs ``code`` in a fresh interpreter (a native crash fails the test, not pytest)."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=timeout,
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def midi_dir(tmp_path_factory):
+    """Eight 8-bar synthetic grooves at 120 bpm."""
+    out = tmp_path_factory.mktemp("midi")
+    synthetic.write_grooves(str(out), n=8, bars=8)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_tensors_path(midi_dir, tmp_path_factory):
+    paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir))
+    tensors, skipped = data.midi_files_to_tensors(paths, load_config("groovae_tiny").data_converter)
+    assert not skipped and len(tensors["lengths"]) == 16  # 8 files x 2 non-overlapping 4-bar windows
+    path = str(tmp_path_factory.mktemp("tensors") / "train.npz")
+    data.save_tensors(path, tensors)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_tensors_path, tmp_path_factory):
+    """A groovae_tiny run dir trained for 40 steps, and its result dict."""
+    run_dir = str(tmp_path_factory.mktemp("run"))
+    result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=40, progress=False)
+    return run_dir, result

@@ -1,0 +1,96 @@
+"""Each shim of groovae.compat, on the pinned stack."""
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from groovae import compat
+from tests.conftest import run_python
+
+
+def test_magenta_music_vae_imports_through_compat():
+    from magenta.models.music_vae import MusicVAE, TrainedModel, lstm_models  # noqa: F401
+    from magenta.contrib import rnn  # fails on Keras 3 ("RNNCell is not available")
+    assert rnn.LSTMBlockCell is not None
+
+
+def test_tf_keras_is_keras_2():
+    assert tf.keras.layers.Layer.__module__.startswith("tf_keras")
+
+
+def test_keras_3_is_refused_with_a_clear_error():
+    proc = run_python(
+        "import os; os.environ['TF_USE_LEGACY_KERAS'] = '0'\n"
+        "import tensorflow as tf; tf.keras.layers.Layer\n"
+        "import groovae\n")
+    assert proc.returncode != 0
+    assert "magenta needs Keras 2" in proc.stderr
+
+
+def test_np_bool_restored(monkeypatch):
+    monkeypatch.delattr(np, "bool", raising=False)  # as on NumPy 1.24-1.26
+    compat.restore_np_bool()
+    assert np.bool is np.bool_
+    from magenta.models.music_vae import data
+    assert data.np_onehot([1], 3).dtype == np.bool_  # default dtype=np.bool
+
+
+def test_optional_module_standins_are_removed_afterwards():
+    name = "groovae_test_surely_missing_pkg"
+    with compat.optional_module_standins([name, name + ".sub"]) as added:
+        assert added == [name, name + ".sub"]
+        module = sys.modules[name]
+        with pytest.raises(ImportError, match=name):
+            module.some_function
+    assert name not in sys.modules and name + ".sub" not in sys.modules
+
+
+def test_no_fake_modules_linger_after_import():
+    for name in compat.NOTE_SEQ_OPTIONAL_MODULES:
+        module = sys.modules.get(name)
+        assert not isinstance(module, compat._MissingOptionalModule), name
+    if importlib.util.find_spec("pandas") is None:
+        assert "pandas" not in sys.modules
+
+
+def test_guarded_unbatch_matches_original_and_handles_zero_width():
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    plain = tf.data.Dataset.from_tensors((x, np.arange(2))).unbatch()
+    assert [e[1].numpy() for e in plain] == [0, 1]
+    empty_controls = np.zeros((2, 3, 0), np.float32)
+    guarded = tf.data.Dataset.from_tensors((x, empty_controls)).unbatch()
+    elements = list(guarded)
+    assert len(elements) == 2
+    np.testing.assert_array_equal(elements[1][0].numpy(), x[1])
+    assert elements[1][1].shape == (3, 0)
+
+
+def test_magenta_get_dataset_without_crash(midi_dir):
+    """magenta's own input pipeline on a groove config: SIGSEGV without guard_unbatch."""
+    proc = run_python(f"""
+import glob, groovae, note_seq, tensorflow.compat.v1 as tf
+from magenta.models.music_vae import data as mdata
+from groovae.configs import load_config
+from groovae.data import midi_file_to_sequence
+path = {midi_dir!r} + '/seqs.tfrecord'
+with tf.io.TFRecordWriter(path) as w:
+    for f in sorted(glob.glob({midi_dir!r} + '/*.mid')):
+        w.write(midi_file_to_sequence(f).SerializeToString())
+config = load_config('groovae_tiny')._replace(eval_examples_path=path)
+ds = mdata.get_dataset(config, is_training=False)
+inputs, outputs, controls, lengths = next(iter(ds))
+print('shapes', tuple(inputs.shape), tuple(controls.shape))
+""")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "shapes (8, 64, 27) (8, 64, 0)" in proc.stdout
+
+
+def test_unbatch_still_crashes_without_the_guard():
+    """Canary: if a TF upgrade fixes the crash, this fails and the guard can go."""
+    proc = run_python(
+        "import numpy as np, tensorflow as tf\n"
+        "ds = tf.data.Dataset.from_tensors(np.zeros((3, 4, 0), np.float32)).unbatch()\n"
+        "print(len(list(ds)))\n")
+    assert proc.returncode == -11, (proc.returncode, proc.stderr[-500:])
