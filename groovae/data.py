@@ -99,8 +99,16 @@ def atomic_write(path, write_fn, mode="wb"):
 
 
 def save_tensors(path, tensors):
-    """Writes window tensors to ``path`` (.npz) atomically."""
-    atomic_write(path, lambda f: np.savez(f, **{k: tensors[k] for k in TENSOR_KEYS}))
+    """Writes window tensors to ``path`` (.npz) atomically.
+
+    Besides inputs/outputs/lengths, any other per-window arrays in
+    ``tensors`` (e.g. ``bpm``, ``source_id``) are stored too.
+    """
+    n = len(tensors["lengths"])
+    for key, value in tensors.items():
+        if len(value) != n:
+            raise ValueError(f"{path}: '{key}' has {len(value)} rows, lengths has {n}")
+    atomic_write(path, lambda f: np.savez(f, **tensors))
 
 
 def load_tensors(path):
@@ -109,7 +117,12 @@ def load_tensors(path):
         raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
     try:
         with np.load(path) as npz:
-            tensors = {k: npz[k] for k in TENSOR_KEYS}
+            missing = [k for k in TENSOR_KEYS if k not in npz.files]
+            if missing:
+                raise DataError(f"{path}: not a groovae tensor file (no {', '.join(missing)})")
+            tensors = {k: npz[k] for k in npz.files}
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"{path}: not a groovae tensor file ({type(e).__name__}: {e})") from None
     n = {len(v) for v in tensors.values()}
