@@ -68,13 +68,14 @@ def check_run_dir(run_dir, config_name, hparams):
     if os.path.exists(info_path):
         with open(info_path) as f:
             old = json.load(f)
-        if old.get("config") != config_name or old.get("hparams") != hparams:
-            changed = sorted(k for k in set(hparams) | set(old.get("hparams", {}))
-                             if hparams.get(k) != old.get("hparams", {}).get(k))
-            raise TrainError(
-                f"{run_dir}: holds a run of config '{old.get('config')}'"
-                + (f" with different hparams ({', '.join(changed)})" if changed else "")
-                + f", not '{config_name}'; use another --run_dir")
+        if old.get("config") != config_name:
+            raise TrainError(f"{run_dir}: holds a run of config '{old.get('config')}', "
+                             f"not '{config_name}'; use another --run_dir")
+        old_hp = old.get("hparams", {})
+        changed = sorted(k for k in set(hparams) | set(old_hp) if hparams.get(k) != old_hp.get(k))
+        if changed:
+            raise TrainError(f"{run_dir}: holds a {config_name} run with other hparams "
+                             f"({', '.join(changed)}); use another --run_dir")
     elif tf.train.latest_checkpoint(run_dir):
         raise TrainError(f"{run_dir}: holds checkpoints of an unknown run (no {RUN_INFO}); use another --run_dir")
     else:
@@ -108,7 +109,7 @@ def train(config_name, train_path, run_dir, num_steps, hparams=None, seed=0,
                 sess.run(tf.global_variables_initializer())
             step = int(sess.run(graph.global_step))
             start_step, start_time = step, time.time()
-            last_save, loss = time.time(), float("nan")
+            last_save, loss, losses = time.time(), float("nan"), []
             bar = _progress(step, num_steps, progress)
             while step < num_steps:
                 window_batch = data.batch(tensors, data.batch_indices(num_examples, hp.batch_size, seed, step))
@@ -118,6 +119,7 @@ def train(config_name, train_path, run_dir, num_steps, hparams=None, seed=0,
                     fetches.append(graph.summaries)
                 results = sess.run(fetches, graph.feed(window_batch))
                 loss, step = float(results[1]), step + 1
+                losses.append(loss)
                 if not math.isfinite(loss):
                     raise TrainError(
                         f"{run_dir}: loss is {loss} at step {step}; stopped without saving "
@@ -135,7 +137,7 @@ def train(config_name, train_path, run_dir, num_steps, hparams=None, seed=0,
     wall = time.time() - start_time
     steps_done = step - start_step
     return {"config": config_name, "global_step": step, "steps_this_run": steps_done,
-            "final_loss": loss, "wall_seconds": wall,
+            "first_loss": losses[0] if losses else None, "final_loss": loss, "wall_seconds": wall,
             "seconds_per_step": wall / steps_done if steps_done else None,
             "checkpoint": tf.train.latest_checkpoint(run_dir)}
 
