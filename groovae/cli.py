@@ -3,27 +3,31 @@ import argparse
 import json
 import sys
 
+OFFICIAL_GMD_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
+
 
 def _preprocess(args):
-    from groovae import data
-    from groovae.configs import load_config
-    import glob, os
-    converter = load_config(args.config).data_converter
-    paths = sorted(glob.glob(os.path.join(args.source, "**", "*.mid*"), recursive=True))
-    if not paths:
-        raise data.DataError(f"{args.source}: no .mid files found")
-    tensors, skipped = data.midi_files_to_tensors(paths, converter)
-    data.save_tensors(args.output, tensors)
-    for reason in skipped:
-        print("skipped:", reason, file=sys.stderr)
-    print(json.dumps({"files": len(paths), "skipped": len(skipped),
-                      "windows": int(len(tensors["lengths"])), "output": args.output}))
+    from groovae import preprocess
+    if args.tfds:
+        builder = preprocess.build_tfds(args.source, cache_dir=args.cache_dir,
+                                        allow_unverified=args.allow_unverified)
+        print(json.dumps({"tfds": "groove/4bar-midionly", "data_dir": builder.data_dir,
+                          "splits": {k: v.num_examples for k, v in builder.info.splits.items()}}))
+        return
+    report = preprocess.preprocess(args.source, args.output_dir, window_mode=args.window_mode,
+                                   config=args.config, workers=args.workers,
+                                   allow_unverified=args.allow_unverified, cache_dir=args.cache_dir,
+                                   max_files=args.max_files, exact=args.exact)
+    print(preprocess.format_report(report), file=sys.stderr)
+    print(preprocess.main_report_line(report))
 
 
 def _train(args):
     from groovae import train
-    result = train.train(args.config, args.data, args.run_dir, args.num_steps,
-                         hparams=args.hparams, seed=args.seed, progress=not args.no_progress)
+    result = train.train(args.config, args.data, args.run_dir, args.num_steps, hparams=args.hparams,
+                         seed=args.seed, validation_path=args.validation, validate_every=args.validate_every,
+                         checkpoint_every_secs=args.checkpoint_every_secs, bf16=args.bf16,
+                         progress=not args.no_progress)
     print(json.dumps(result))
 
 
@@ -39,19 +43,38 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="groovae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("preprocess", help="MIDI files -> 4-bar window tensors (.npz)")
-    p.add_argument("--source", required=True, help="folder of drum MIDI files")
-    p.add_argument("--output", required=True, help="output .npz")
+    p = sub.add_parser("preprocess", help="Groove MIDI Dataset -> split NoteSequences + 4-bar window tensors")
+    p.add_argument("--source", default=OFFICIAL_GMD_URL,
+                   help="GMD zip URL (http(s)/file://), local zip or extracted folder (default: official URL)")
+    p.add_argument("--output_dir", default="data/gmd",
+                   help="gets {train,validation,test}.tfrecord/.npz and report.json")
+    p.add_argument("--window_mode", choices=("tfds", "magenta"), default="tfds",
+                   help="tfds: 4-bar windows, 1-bar hop (as the official model); "
+                        "magenta: converter on whole files, non-overlapping")
     p.add_argument("--config", default="groovae_4bar")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--allow_unverified", action="store_true",
+                   help="accept an archive whose size/sha256 differ from the official one")
+    p.add_argument("--tfds", action="store_true",
+                   help="instead, build tfds groove/4bar-midionly offline from the zip (slow)")
+    p.add_argument("--cache_dir", default=None, help="downloads and extracted data (default ~/.cache/groovae)")
+    p.add_argument("--max_files", type=int, default=None, help="first n rows of info.csv only (quick runs)")
+    p.add_argument("--exact", action="store_true",
+                   help="cut windows by the real (slow) MIDI round trip tfds uses")
     p.set_defaults(run=_preprocess)
 
     p = sub.add_parser("train", help="train a config on window tensors")
     p.add_argument("--config", default="groovae_4bar")
-    p.add_argument("--data", required=True, help="training tensors (.npz from preprocess)")
-    p.add_argument("--run_dir", required=True)
-    p.add_argument("--num_steps", type=int, required=True)
+    p.add_argument("--data", required=True,
+                   help="preprocess output dir (train.npz, validation.npz) or a tensor .npz")
+    p.add_argument("--validation", help="validation tensors (default: validation.npz beside train.npz)")
+    p.add_argument("--run_dir", required=True, help="checkpoints and logs; rerun to resume")
+    p.add_argument("--num_steps", type=int, required=True, help="global step to train to")
     p.add_argument("--hparams", default="", help="overrides, e.g. 'batch_size=64,learning_rate=3e-4'")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--validate_every", type=int, default=250, help="steps between validations")
+    p.add_argument("--checkpoint_every_secs", type=float, default=180)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (CPUs with AVX512-BF16/AMX)")
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_train)
 

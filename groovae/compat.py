@@ -79,6 +79,9 @@ def optional_module_standins(names=NOTE_SEQ_OPTIONAL_MODULES):
         if top in added or importlib.util.find_spec(top) is None:
             sys.modules[name] = _MissingOptionalModule(name)
             added.append(name)
+            parent, _, child = name.rpartition(".")
+            if parent in added:  # so that `from IPython import display` works
+                setattr(sys.modules[parent], child, sys.modules[name])
     try:
         yield added
     finally:

@@ -5,22 +5,54 @@ losses, KL/free bits, learning-rate decay; then global-norm clipping with the
 clip-to-zero guard), so checkpoints are variable-compatible with magenta's
 TrainedModel and the public checkpoints.  Batches are numpy arrays fed per
 step (groovae.data.batch_indices), which makes a resumed run deterministic.
+
+A run dir holds: run.json (config + hparams), model.ckpt-N.* checkpoints,
+TensorBoard events (train in the dir, validation in eval/), metrics.csv.
 """
+import csv
+import io
 import json
 import math
 import os
+import sys
 import time
 
 import tensorflow.compat.v1 as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
 
 from groovae import data
 from groovae.configs import load_config
 
 RUN_INFO = "run.json"
+METRICS_CSV = "metrics.csv"
+MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
 
 
 class TrainError(RuntimeError):
     """A training run cannot continue; the message says why."""
+
+
+def describe_device():
+    """Which device TF will train on, e.g. 'GPU:0 (NVIDIA T4)' or 'CPU (no GPU visible)'."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return f"CPU ({os.cpu_count()} cores; no GPU visible to TensorFlow)"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU:0 ({details.get('device_name', 'unknown')}), {len(gpus)} GPU(s) visible"
+
+
+def session_config(bf16=False):
+    """ConfigProto; ``bf16`` turns on oneDNN's automatic bfloat16 rewrite (CPU)."""
+    config = tf.ConfigProto()
+    if bf16:
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+            rewriter_config_pb2.RewriterConfig.ON)
+    return config
+
+
+def summary_values(serialized):
+    """{tag: value} of a serialized Summary proto (train or validation)."""
+    return {v.tag: float(v.simple_value) for v in tf.Summary.FromString(serialized).value}
 
 
 class TrainGraph:
@@ -56,9 +88,52 @@ class TrainGraph:
         self.loss = self.model.loss
         self.summaries = tf.summary.merge_all()
 
-    def feed(self, window_batch):
-        return {self.inputs: window_batch["inputs"], self.outputs: window_batch["outputs"],
-                self.lengths: window_batch["lengths"]}
+
+def feed(graph, window_batch):
+    return {graph.inputs: window_batch["inputs"], graph.outputs: window_batch["outputs"],
+            graph.lengths: window_batch["lengths"]}
+
+
+class ValidationGraph:
+    """magenta's ``model.eval`` metrics over a whole split, in one batch.
+
+    Built once in its own graph (is_training=False: no dropout); each call
+    restores a checkpoint and returns {metric: value} plus the Summary proto.
+    """
+
+    def __init__(self, config_name, hparams, tensors, seed=0, bf16=False):
+        n = len(tensors["lengths"])
+        if n > MAX_VALIDATION_WINDOWS:  # a fixed subset, the same at every validation
+            keep = data.batch_indices(n, MAX_VALIDATION_WINDOWS, seed, 0)
+            tensors = data.batch(tensors, keep)
+            n = MAX_VALIDATION_WINDOWS
+        self.tensors = data.batch(tensors, slice(None))
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            config = load_config(config_name, hparams)
+            config.hparams.batch_size = n
+            tf.set_random_seed(seed)
+            self.model = config.model
+            self.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
+            steps = config.hparams.max_seq_len
+            self.inputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.input_depth])
+            self.outputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.output_depth])
+            self.lengths = tf.placeholder(tf.int32, [n])
+            self.updates = self.model.eval(self.inputs, self.outputs, self.lengths)
+            self.summary = tf.summary.merge_all()
+            self.init_metrics = tf.local_variables_initializer()
+            self.saver = tf.train.Saver()
+        self.session = tf.Session(graph=self.graph, config=session_config(bf16))
+
+    def run(self, checkpoint):
+        self.saver.restore(self.session, checkpoint)
+        self.session.run(self.init_metrics)
+        self.session.run(self.updates, feed(self, self.tensors))
+        serialized = self.session.run(self.summary)
+        return summary_values(serialized), serialized
+
+    def close(self):
+        self.session.close()
 
 
 def check_run_dir(run_dir, config_name, hparams):
@@ -82,74 +157,156 @@ def check_run_dir(run_dir, config_name, hparams):
         data.atomic_write(info_path, lambda f: json.dump(info, f, indent=1), mode="w")
 
 
-def train(config_name, train_path, run_dir, num_steps, hparams=None, seed=0,
-          checkpoint_every_secs=120, summary_every=10, progress=True):
+class MetricsLog:
+    """metrics.csv in the run dir: one row per (step, split) with loss terms.
+
+    On resume, rows past the restored step (written after the last
+    checkpoint of a killed run) are dropped, so each step appears once.
+    """
+
+    def __init__(self, run_dir, resume_step):
+        self.path = os.path.join(run_dir, METRICS_CSV)
+        self.rows = [r for r in read_metrics(self.path) if int(r["step"]) <= resume_step]
+        self._write()
+
+    def add(self, step, split, values):
+        row = {"step": step, "split": split, "time": round(time.time(), 1)}
+        row.update({k.split("/")[-1]: round(v, 6) for k, v in values.items()})
+        self.rows.append(row)
+        self._write()
+
+    def _write(self):
+        columns = []
+        for row in self.rows:
+            columns += [k for k in row if k not in columns]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        data.atomic_write(self.path, lambda f: f.write(out.getvalue()), mode="w")
+
+
+def read_metrics(path):
+    """Rows of a run's metrics.csv as dicts (values as strings; '' if absent)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def resolve_data(data_path, validation_path=None):
+    """(train .npz, validation .npz or None) from a preprocess dir or an .npz path."""
+    if os.path.isdir(data_path):
+        train_path = os.path.join(data_path, "train.npz")
+        if validation_path is None and os.path.exists(os.path.join(data_path, "validation.npz")):
+            validation_path = os.path.join(data_path, "validation.npz")
+        return train_path, validation_path
+    return data_path, validation_path
+
+
+def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, validation_path=None,
+          validate_every=250, checkpoint_every_secs=180, summary_every=10, bf16=False, progress=True,
+          log=print):
     """Trains until global step ``num_steps``, resuming from ``run_dir``.
 
-    Returns a dict with the steps done, final loss and timings.
+    ``data_path`` is a preprocess output dir (train.npz, validation.npz) or a
+    tensor file.  Returns a dict with steps, losses, timings and the last
+    validation metrics.
     """
     config = load_config(config_name, hparams)
     hp = config.hparams
+    train_path, validation_path = resolve_data(data_path, validation_path)
     tensors = data.load_tensors(train_path)
     num_examples = len(tensors["lengths"])
     if num_examples == 0:
         raise TrainError(f"{train_path}: holds no training windows")
+    validation = data.load_tensors(validation_path) if validation_path else None
     os.makedirs(run_dir, exist_ok=True)
     check_run_dir(run_dir, config_name, hp.values())
+    log(f"train: {config_name} on {num_examples} windows ({train_path}), batch {hp.batch_size}, "
+        f"device {describe_device()}{', bf16 mixed precision' if bf16 else ''}", file=sys.stderr)
 
+    validator = None
+    if validation is not None and len(validation["lengths"]):
+        validator = ValidationGraph(config_name, hparams, validation, seed, bf16)
+    last_validation = {}
     with tf.Graph().as_default():
         graph = TrainGraph(config, seed)
         saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=1)
         writer = tf.summary.FileWriter(run_dir)
-        with tf.Session() as sess:
+        eval_writer = tf.summary.FileWriter(os.path.join(run_dir, "eval")) if validator else None
+        with tf.Session(config=session_config(bf16)) as sess:
             latest = tf.train.latest_checkpoint(run_dir)
             if latest:
                 saver.restore(sess, latest)
             else:
                 sess.run(tf.global_variables_initializer())
             step = int(sess.run(graph.global_step))
+            if latest:
+                log(f"train: resumed from {latest}", file=sys.stderr)
+            metrics = MetricsLog(run_dir, step)
+
+            def save_and_validate():
+                checkpoint = saver.save(sess, os.path.join(run_dir, "model.ckpt"), global_step=step)
+                if validator and (not metrics.rows or metrics.rows[-1]["split"] != "validation"
+                                  or int(metrics.rows[-1]["step"]) != step):
+                    values, serialized = validator.run(checkpoint)
+                    eval_writer.add_summary(serialized, step)
+                    eval_writer.flush()
+                    metrics.add(step, "validation", values)
+                    last_validation.update(values)
+                return checkpoint
+
             start_step, start_time = step, time.time()
+            first_step_seconds, steady_start, validation_seconds = None, None, 0.0
             last_save, loss, losses = time.time(), float("nan"), []
             bar = _progress(step, num_steps, progress)
             while step < num_steps:
                 window_batch = data.batch(tensors, data.batch_indices(num_examples, hp.batch_size, seed, step))
-                fetches = [graph.train_op, graph.loss]
-                want_summary = graph.summaries is not None and (step + 1) % summary_every == 0
-                if want_summary:
-                    fetches.append(graph.summaries)
-                results = sess.run(fetches, graph.feed(window_batch))
+                want_summary = (step + 1) % summary_every == 0
+                fetches = [graph.train_op, graph.loss] + ([graph.summaries] if want_summary else [])
+                results = sess.run(fetches, feed(graph, window_batch))
                 loss, step = float(results[1]), step + 1
                 losses.append(loss)
+                if first_step_seconds is None:
+                    first_step_seconds, steady_start = time.time() - start_time, time.time()
                 if not math.isfinite(loss):
                     raise TrainError(
                         f"{run_dir}: loss is {loss} at step {step}; stopped without saving "
                         f"(last checkpoint: {tf.train.latest_checkpoint(run_dir)})")
                 if want_summary:
                     writer.add_summary(results[2], step)
+                    metrics.add(step, "train", summary_values(results[2]))
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}")
-                if time.time() - last_save >= checkpoint_every_secs:
+                bar.set_postfix(loss=f"{loss:.2f}")
+                if validator and step % validate_every == 0:
+                    t = time.time()
+                    save_and_validate()
+                    validation_seconds += time.time() - t
+                    last_save = time.time()
+                    bar.set_postfix(loss=f"{loss:.2f}", val=f"{last_validation['loss']:.2f}")
+                elif time.time() - last_save >= checkpoint_every_secs:
                     saver.save(sess, os.path.join(run_dir, "model.ckpt"), global_step=step)
                     last_save = time.time()
             bar.close()
-            saver.save(sess, os.path.join(run_dir, "model.ckpt"), global_step=step)
+            end_time = time.time()
+            checkpoint = save_and_validate()
         writer.close()
-    wall = time.time() - start_time
+        if eval_writer:
+            eval_writer.close()
+    if validator:
+        validator.close()
     steps_done = step - start_step
+    steady = (end_time - steady_start - validation_seconds) / (steps_done - 1) if steps_done > 1 else None
     return {"config": config_name, "global_step": step, "steps_this_run": steps_done,
-            "first_loss": losses[0] if losses else None, "final_loss": loss, "wall_seconds": wall,
-            "seconds_per_step": wall / steps_done if steps_done else None,
-            "checkpoint": tf.train.latest_checkpoint(run_dir)}
+            "first_loss": losses[0] if losses else None, "final_loss": loss,
+            "wall_seconds": round(time.time() - start_time, 2),
+            "first_step_seconds": first_step_seconds, "seconds_per_step": steady,
+            "validation": last_validation, "checkpoint": checkpoint, "device": describe_device(),
+            "bf16": bf16}
 
 
 def _progress(step, num_steps, enabled):
     from tqdm.auto import tqdm
     return tqdm(total=num_steps, initial=step, disable=not enabled, unit="step",
                 dynamic_ncols=True, desc="train")
-
-
-def checkpoint_variables(checkpoint):
-    """{name: shape} of the variables stored in a checkpoint (for diagnostics)."""
-    return dict(tf.train.list_variables(checkpoint))
-
-

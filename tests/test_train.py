@@ -70,3 +70,52 @@ def test_missing_data_is_a_clear_error(tmp_path):
 def test_hierarchical_tiny_trains(tiny_tensors_path, tmp_path):
     result = train.train("groovae_tiny_hier", tiny_tensors_path, str(tmp_path / "run"), num_steps=3, progress=False)
     assert result["global_step"] == 3 and np.isfinite(result["final_loss"])
+
+
+def test_validation_metrics_and_csv(tiny_tensors_path, tmp_path):
+    run_dir = str(tmp_path / "run")
+    result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=6, validation_path=tiny_tensors_path,
+                         validate_every=3, summary_every=2, progress=False)
+    for key in ("loss", "losses/r_loss", "losses/kl_bits", "metrics/hits_loss", "metrics/velocities_loss",
+                "metrics/offsets_loss"):
+        assert np.isfinite(result["validation"][key]), key
+    rows = train.read_metrics(os.path.join(run_dir, train.METRICS_CSV))
+    assert [(int(r["step"]), r["split"]) for r in rows if r["split"] == "validation"] == [(3, "validation"), (6, "validation")]
+    assert [int(r["step"]) for r in rows if r["split"] == "train"] == [2, 4, 6]
+    assert float(rows[-1]["hits_loss"]) > 0
+    assert os.listdir(os.path.join(run_dir, "eval"))  # TensorBoard events
+
+
+def test_bf16_mode_trains(tiny_tensors_path, tmp_path):
+    result = train.train("groovae_tiny", tiny_tensors_path, str(tmp_path / "run"), num_steps=3, bf16=True,
+                         progress=False)
+    assert result["bf16"] and np.isfinite(result["final_loss"])
+
+
+def test_killed_run_resumes_from_last_checkpoint(tiny_tensors_path, tmp_path):
+    """kill -9 mid-run: the newest checkpoint loads and training continues from it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tests.conftest import ROOT
+    run_dir = str(tmp_path / "run")
+    cmd = [sys.executable, "-m", "groovae", "train", "--config", "groovae_tiny", "--data", tiny_tensors_path,
+           "--run_dir", run_dir, "--num_steps", "100000", "--no_progress"]
+    # A checkpoint after every step, so the kill most likely lands in the middle of a save.
+    proc = subprocess.Popen(cmd + ["--checkpoint_every_secs", "0"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(train.read_metrics(os.path.join(run_dir, train.METRICS_CSV))) < 3:
+        time.sleep(0.2)
+    time.sleep(0.37)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    latest = tf.train.latest_checkpoint(run_dir)
+    start = int(latest.rsplit("-", 1)[1])
+    assert start >= 30
+    result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=start + 2, progress=False)
+    assert result["global_step"] == start + 2 and result["steps_this_run"] == 2
+    rows = train.read_metrics(os.path.join(run_dir, train.METRICS_CSV))
+    steps = [int(r["step"]) for r in rows if r["split"] == "train"]
+    assert steps == sorted(set(steps)) and all(s <= start + 2 for s in steps)
