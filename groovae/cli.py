@@ -1,6 +1,7 @@
 """Command line: ``groovae {preprocess,train,generate,evaluate}`` (thin over the package)."""
 import argparse
 import json
+import os
 import sys
 
 OFFICIAL_GMD_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
@@ -33,10 +34,16 @@ def _train(args):
 
 def _generate(args):
     from groovae import generate
-    model = generate.load_model(args.config, args.checkpoint, batch_size=args.n)
-    sequences = generate.sample(model, args.n, args.temperature, args.seed)
-    for path in generate.write_midi(sequences, args.output_dir):
-        print(path)
+    spec = args.checkpoint or ("private" if args.run_dir else "public")
+    prefix = generate.resolve_checkpoint(spec, args.run_dir, args.public_url, args.cache_dir,
+                                         progress=not args.no_progress)
+    windows = (args.window + [None, None])[:2]
+    manifest = generate.generate(args.config, prefix, args.output_dir, args.mode, n=args.n,
+                                 temperature=args.temperature, seed=args.seed, inputs=args.inputs,
+                                 windows=windows, steps=args.steps, wav=not args.no_wav, png=not args.no_png,
+                                 checkpoint_label=prefix)
+    for name in manifest["files"]:
+        print(os.path.join(args.output_dir, name))
 
 
 def main(argv=None):
@@ -78,23 +85,35 @@ def main(argv=None):
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_train)
 
-    p = sub.add_parser("generate", help="sample drum grooves as MIDI")
+    p = sub.add_parser("generate", help="drum grooves as MIDI, WAV and PNG (+ manifest.json)")
     p.add_argument("--config", default="groovae_4bar")
-    p.add_argument("--checkpoint", required=True, help="run dir or checkpoint prefix")
+    p.add_argument("--checkpoint", help="'public' (Google's groovae_4bar), 'private' (newest in --run_dir), "
+                   "a run dir, a checkpoint .tar or prefix; default: private if --run_dir else public")
+    p.add_argument("--run_dir", help="training run dir (for --checkpoint private)")
+    p.add_argument("--mode", choices=["sample", "interpolate", "reconstruct"], default="sample")
+    p.add_argument("--inputs", nargs="*", default=[], help="drum MIDI file(s): 2 to interpolate, 1 to reconstruct")
+    p.add_argument("--window", type=int, nargs="*", default=[], help="4-bar window index per input file")
+    p.add_argument("--steps", type=int, default=5, help="interpolation steps")
     p.add_argument("--output_dir", required=True)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no_wav", action="store_true", help="skip audio (needs fluidsynth + a GM SoundFont)")
+    p.add_argument("--no_png", action="store_true")
+    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
+    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+    p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_generate)
 
     args = parser.parse_args(argv)
     import groovae  # noqa: F401  (compat shims before TF)
     from groovae.data import DataError
+    from groovae.audio import AudioError
     from groovae.generate import GenerateError
     from groovae.train import TrainError
     try:
         args.run(args)
-    except (DataError, GenerateError, TrainError, ValueError) as e:
+    except (DataError, GenerateError, TrainError, AudioError, ValueError) as e:
         print(f"groovae {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

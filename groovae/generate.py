@@ -1,56 +1,443 @@
-"""Stage 3: drum grooves from a checkpoint, via magenta's TrainedModel."""
-import os
+"""Stage 3: 4-bar drum grooves from a checkpoint -> MIDI, WAV, PNG + manifest.
 
-import note_seq
+Modes: ``sample`` (z ~ N(0, I)), ``interpolate`` (slerp between the posterior
+means of two grooves), ``reconstruct`` (encode a groove, decode it: groove
+transfer).  Every output file is reproducible bit for bit from the run's
+manifest.json: z comes from a numpy RandomState(seed), and the decoder's hit
+sampling from a TF graph seeded with the same seed, in a fresh session per call.
+"""
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import tarfile
+import tempfile
+
 import numpy as np
 import tensorflow.compat.v1 as tf
-from magenta.models.music_vae import TrainedModel
 
 from groovae import data
-from groovae.configs import load_config
+from groovae.configs import config_names, load_config
+
+PUBLIC_CHECKPOINT_URL = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints/groovae_4bar.tar"
+PUBLIC_CONFIG = "groovae_4bar"
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")
+MODES = ("sample", "interpolate", "reconstruct")
 
 
 class GenerateError(ValueError):
     """Bad generation request or checkpoint; the message says which."""
 
 
-def resolve_checkpoint(checkpoint):
-    """A checkpoint prefix from a run dir or a prefix path."""
-    if os.path.isdir(checkpoint):
-        latest = tf.train.latest_checkpoint(checkpoint)
-        if not latest:
-            raise GenerateError(f"{checkpoint}: no checkpoint in this directory")
+# ---------------------------------------------------------------- checkpoints
+
+def safe_extract_tar(tar_path, dest):
+    """Extracts a checkpoint tar into ``dest``, refusing members that escape it.
+
+    magenta's TrainedModel calls ``tarfile.extractall`` unguarded; here an
+    absolute path, a ``..`` component, a link, or a device file is refused
+    before anything is written.
+    """
+    try:
+        with tarfile.open(tar_path) as tar:
+            members = tar.getmembers()
+            for m in members:
+                parts = m.name.replace("\\", "/").split("/")
+                if m.name.startswith("/") or ".." in parts or os.path.isabs(m.name):
+                    raise GenerateError(f"{tar_path}: member '{m.name}' would be extracted outside the target folder")
+                if m.issym() or m.islnk():
+                    raise GenerateError(f"{tar_path}: member '{m.name}' is a link ('{m.linkname}'); refused")
+                if not (m.isfile() or m.isdir()):
+                    raise GenerateError(f"{tar_path}: member '{m.name}' is not a regular file; refused")
+            os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+            tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(dest)), suffix=".tmp")
+            try:
+                for m in members:
+                    target = os.path.join(tmp, *m.name.replace("\\", "/").split("/"))
+                    if m.isdir():
+                        os.makedirs(target, exist_ok=True)
+                        continue
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    with tar.extractfile(m) as src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out)
+                if os.path.isdir(dest):
+                    shutil.rmtree(dest)
+                os.replace(tmp, dest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise GenerateError(f"{tar_path}: not a readable checkpoint tar ({e})") from None
+    return dest
+
+
+def checkpoint_in_dir(folder, origin):
+    """The (single, newest) checkpoint prefix found under ``folder``."""
+    latest = tf.train.latest_checkpoint(folder)
+    if latest:
         return latest
+    prefixes = []
+    for root, _, files in os.walk(folder):
+        prefixes += [os.path.join(root, f[:-len(".index")]) for f in files if f.endswith(".index")]
+    if not prefixes:
+        raise GenerateError(f"{origin}: no checkpoint (.index file) inside")
+
+    def step(prefix):
+        match = re.search(r"-(\d+)$", prefix)
+        return int(match.group(1)) if match else -1
+    return max(prefixes, key=step)
+
+
+def checkpoint_from_tar(tar_path, cache_dir=DEFAULT_CACHE):
+    """Extracts a checkpoint tar once (keyed by its sha256) and returns the prefix."""
+    digest = sha256_of(tar_path)
+    dest = os.path.join(cache_dir, "checkpoints", f"{os.path.basename(tar_path)}-{digest[:12]}")
+    if not os.path.isdir(dest):
+        safe_extract_tar(tar_path, dest)
+    return checkpoint_in_dir(dest, tar_path)
+
+
+def public_checkpoint(url=PUBLIC_CHECKPOINT_URL, cache_dir=DEFAULT_CACHE, progress=True):
+    """Downloads Google's groovae_4bar.tar once into the cache; returns the prefix."""
+    from groovae.preprocess import download
+    tar_path = os.path.join(cache_dir, os.path.basename(url.rstrip("/")) or "groovae_4bar.tar")
+    if not os.path.exists(tar_path):
+        download(url, tar_path, progress=progress)
+    if not tarfile.is_tarfile(tar_path):
+        os.remove(tar_path)  # a damaged download: fetch again next time
+        raise GenerateError(f"{tar_path}: downloaded file is not a tar archive (removed; run again)")
+    return checkpoint_from_tar(tar_path, cache_dir)
+
+
+def resolve_checkpoint(checkpoint, run_dir=None, public_url=None, cache_dir=None, progress=True):
+    """A checkpoint prefix from 'public', 'private' (newest in ``run_dir``), a dir, a tar or a prefix."""
+    public_url, cache_dir = public_url or PUBLIC_CHECKPOINT_URL, cache_dir or DEFAULT_CACHE
+    if checkpoint == "public":
+        return public_checkpoint(public_url, cache_dir, progress)
+    if checkpoint == "private":
+        if not run_dir:
+            raise GenerateError("--checkpoint private needs --run_dir (the training run)")
+        checkpoint = run_dir
+    if os.path.isdir(checkpoint):
+        return checkpoint_in_dir(checkpoint, checkpoint)
+    if os.path.isfile(checkpoint) and tarfile.is_tarfile(checkpoint):
+        return checkpoint_from_tar(checkpoint, cache_dir)
     if not os.path.exists(checkpoint + ".index"):
-        raise GenerateError(f"{checkpoint}: no such checkpoint (expected {checkpoint}.index)")
+        raise GenerateError(f"{checkpoint}: no such checkpoint (expected a run dir, a .tar, or a prefix with .index)")
     return checkpoint
 
 
-def load_model(config_name, checkpoint, batch_size=8, hparams=None):
-    """magenta TrainedModel for ``config_name`` restored from ``checkpoint``."""
-    config = load_config(config_name, hparams)
-    return TrainedModel(config, batch_size=batch_size,
-                        checkpoint_dir_or_path=resolve_checkpoint(checkpoint))
+def checkpoint_sha256(prefix):
+    """sha256 over a checkpoint's .index and .data-* files (name order)."""
+    folder, base = os.path.split(prefix)
+    files = sorted(f for f in os.listdir(folder or ".")
+                   if f == base + ".index" or f.startswith(base + ".data-"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.encode())
+        with open(os.path.join(folder, f), "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
-def sample(model, n=5, temperature=0.5, seed=0, length=64):
-    """``n`` NoteSequences decoded from z ~ N(0, I) drawn with ``seed``."""
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def guess_config(prefix):
+    """Name of the config whose variables match the checkpoint's, or None."""
+    stored = dict(tf.train.list_variables(prefix))
+    for name in config_names():
+        if model_variables(name) == {k: v for k, v in stored.items() if k in model_variables(name)} \
+                and set(model_variables(name)) <= set(stored):
+            return name
+    return None
+
+
+_VARIABLES_CACHE = {}
+
+
+def model_variables(config_name, hparams=None):
+    """{name: shape} of the variables an inference graph of the config restores."""
+    key = (config_name, hparams)
+    if key not in _VARIABLES_CACHE:
+        config = load_config(config_name, hparams)
+        config.hparams.batch_size = 1
+        with tf.Graph().as_default():
+            tf.set_random_seed(0)
+            config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
+            config.model.sample(1, max_length=config.hparams.max_seq_len,
+                                z=tf.zeros([1, config.hparams.z_size]), temperature=1.0)
+            config.model.encode(tf.zeros([1, config.hparams.max_seq_len, config.data_converter.input_depth]),
+                                tf.ones([1], tf.int32))
+            _VARIABLES_CACHE[key] = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+    return _VARIABLES_CACHE[key]
+
+
+def check_compatible(config_name, prefix, hparams=None):
+    """GenerateError naming the config the checkpoint looks like, if it is not ``config_name``."""
+    try:
+        stored = dict(tf.train.list_variables(prefix))
+    except Exception as e:
+        raise GenerateError(f"{prefix}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    wanted = model_variables(config_name, hparams)
+    mismatched = [n for n, shape in wanted.items() if stored.get(n) != shape]
+    if mismatched:
+        looks_like = guess_config(prefix)
+        hint = f"it looks like '{looks_like}'" if looks_like else "it matches no config in configs/"
+        raise GenerateError(f"{prefix}: not a '{config_name}' checkpoint ({len(mismatched)} variables differ, "
+                            f"e.g. {mismatched[0]}); {hint}")
+
+
+# ---------------------------------------------------------------- the model
+
+class GrooveModel:
+    """A MusicVAE config restored from a checkpoint, for encode / decode.
+
+    Like magenta's TrainedModel, but reproducible: a (seed, request) pair
+    always gives the same grooves.  The decoder samples hits with a stateful
+    RNG whose state outlives a session, so every call runs in a fresh graph,
+    imported from a MetaGraph built once per (seed, batch size).
+    """
+
+    def __init__(self, config_name, checkpoint, hparams=None):
+        check_compatible(config_name, checkpoint, hparams)
+        self.config_name, self.checkpoint, self.hparams = config_name, checkpoint, hparams
+        self.config = load_config(config_name, hparams)
+        self.converter = self.config.data_converter
+        self.converter.set_mode("infer")
+        self.z_size = self.config.hparams.z_size
+        self.length = self.config.hparams.max_seq_len
+        self._meta_graphs = {}
+
+    def _meta_graph(self, seed, batch_size):
+        key = (seed, batch_size)
+        if key not in self._meta_graphs:
+            config = load_config(self.config_name, self.hparams)
+            config.hparams.batch_size = batch_size
+            with tf.Graph().as_default() as graph, sequential_decoding():
+                tf.set_random_seed(seed)
+                model = config.model
+                model.build(config.hparams, self.converter.output_depth, is_training=False)
+                t = {"temperature": tf.placeholder(tf.float32, [], "temperature"),
+                     "z": tf.placeholder(tf.float32, [batch_size, self.z_size], "z")}
+                t["outputs"], _ = model.sample(batch_size, max_length=self.length, z=t["z"],
+                                               temperature=t["temperature"])
+                t["inputs"] = tf.placeholder(tf.float32, [batch_size, self.length, self.converter.input_depth],
+                                             "inputs")
+                t["lengths"] = tf.placeholder(tf.int32, [batch_size], "lengths")
+                t["mu"] = model.encode(t["inputs"], t["lengths"]).loc
+                saver = tf.train.Saver()
+                meta = tf.train.export_meta_graph(graph=graph, saver_def=saver.as_saver_def())
+            self._meta_graphs[key] = (meta, {k: v.name for k, v in t.items()})
+        return self._meta_graphs[key]
+
+    def _run(self, seed, batch_size, fetch, feed):
+        meta, names = self._meta_graph(seed, batch_size)
+        with tf.Graph().as_default() as graph:
+            saver = tf.train.import_meta_graph(meta)
+        tensor = graph.get_tensor_by_name
+        with tf.Session(graph=graph) as session:
+            saver.restore(session, self.checkpoint)
+            return session.run(tensor(names[fetch]), {tensor(names[k]): v for k, v in feed.items()})
+
+    def decode(self, z, temperature=0.5, seed=0):
+        """Groove tensors [n, 64, 27] decoded from latent vectors ``z`` [n, z_size]."""
+        check_request(len(z), temperature)
+        return self._run(seed, len(z), "outputs", {"z": np.asarray(z, np.float32), "temperature": temperature})
+
+    def encode(self, tensors, seed=0):
+        """Posterior means [n, z_size] of groove tensors [n, 64, 27]."""
+        tensors = np.asarray(tensors, np.float32)
+        return self._run(seed, len(tensors), "mu",
+                         {"inputs": tensors, "lengths": np.full(len(tensors), self.length, np.int32)})
+
+    def to_sequences(self, tensors):
+        return self.converter.from_tensors(np.asarray(tensors))
+
+
+@contextlib.contextmanager
+def sequential_decoding():
+    """Builds magenta's decoder loops with parallel_iterations=1.
+
+    The hit sampling in each decoder step draws a seed from a stateful RNG
+    that depends on nothing in the step, so with parallel iterations the
+    steps race for the RNG stream and a seeded sample varies run to run.
+    """
+    from magenta.contrib import seq2seq
+    original = seq2seq.dynamic_decode
+    seq2seq.dynamic_decode = functools.partial(original, parallel_iterations=1)
+    try:
+        yield
+    finally:
+        seq2seq.dynamic_decode = original
+
+
+def check_request(n, temperature):
     if n <= 0:
         raise GenerateError(f"n must be positive, got {n}")
-    if temperature <= 0:
+    if not temperature > 0:
         raise GenerateError(f"temperature must be positive, got {temperature}")
-    z_size = model._config.hparams.z_size
-    z = np.random.RandomState(seed).randn(n, z_size).astype(np.float32)
-    return model.decode(z, length=length, temperature=temperature)
 
 
-def write_midi(sequences, out_dir, prefix="sample"):
-    """Writes each NoteSequence as ``{prefix}_{i:02d}.mid``; returns the paths."""
+def random_z(n, z_size, seed):
+    return np.random.RandomState(seed).randn(n, z_size).astype(np.float32)
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between vectors a and b (t in [0, 1])."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def groove_windows(path, converter):
+    """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file."""
+    sequence = data.midi_file_to_sequence(path)
+    if not any(note.is_drum for note in sequence.notes):
+        raise GenerateError(f"{path}: no drum notes (GrooVAE needs a drum track on MIDI channel 10)")
+    signatures = {(ts.numerator, ts.denominator) for ts in sequence.time_signatures}
+    if signatures - {(4, 4)}:
+        raise GenerateError(f"{path}: time signature {sorted(signatures)} is not 4/4")
+    converter.set_mode("eval")
+    tensors = data.sequence_to_tensors(sequence, converter)["inputs"]
+    converter.set_mode("infer")
+    return tensors
+
+
+def pick_window(path, converter, window=None):
+    """The one 4-bar window of ``path`` to use; a clear message if there are 0 or several."""
+    windows = groove_windows(path, converter)
+    if len(windows) == 0:
+        raise GenerateError(f"{path}: no 4-bar window (shorter than 4 bars or no hits)")
+    if window is None:
+        if len(windows) > 1:
+            raise GenerateError(f"{path}: has {len(windows)} 4-bar windows (bars 1-4, 5-8, ...); "
+                                f"pick one with window=0..{len(windows) - 1} (--window)")
+        window = 0
+    if not 0 <= window < len(windows):
+        raise GenerateError(f"{path}: window {window} out of range 0..{len(windows) - 1}")
+    return windows[window]
+
+
+# ---------------------------------------------------------------- the three modes
+
+def sample(model, n=5, temperature=0.5, seed=0):
+    """``n`` groove tensors from z ~ N(0, I)."""
+    check_request(n, temperature)
+    return model.decode(random_z(n, model.z_size, seed), temperature, seed)
+
+
+def interpolate(model, start, end, steps=5, temperature=0.5, seed=0):
+    """``steps`` grooves along the slerp between the posterior means of two groove tensors."""
+    if steps < 2:
+        raise GenerateError(f"interpolation needs at least 2 steps, got {steps}")
+    mu = model.encode(np.stack([start, end]), seed)
+    z = np.stack([slerp(mu[0], mu[1], t) for t in np.linspace(0, 1, steps)]).astype(np.float32)
+    return model.decode(z, temperature, seed)
+
+
+def reconstruct(model, groove, temperature=0.5, seed=0):
+    """A groove tensor re-decoded from its posterior mean (groove transfer)."""
+    mu = model.encode(groove[None], seed)
+    return model.decode(mu, temperature, seed)
+
+
+# ---------------------------------------------------------------- outputs
+
+def write_outputs(model, tensors, out_dir, prefix, wav=True, png=True):
+    """Writes prefix_XX.mid (+ .wav, .png) per groove; returns the file names."""
+    from groovae import audio, plots
+    import note_seq
     os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for i, sequence in enumerate(sequences):
-        path = os.path.join(out_dir, f"{prefix}_{i:02d}.mid")
+    names = []
+    for i, (tensor, sequence) in enumerate(zip(tensors, model.to_sequences(tensors))):
+        base = os.path.join(out_dir, f"{prefix}_{i:02d}")
         pm = note_seq.note_sequence_to_pretty_midi(sequence)
-        data.atomic_write(path, pm.write)
-        paths.append(path)
-    return paths
+        data.atomic_write(base + ".mid", pm.write)
+        names.append(base + ".mid")
+        if wav:
+            names.append(audio.render_wav(base + ".mid", base + ".wav"))
+        if png:
+            names.append(plots.save_figure(plots.drum_roll(tensor, title=os.path.basename(base)), base + ".png"))
+    return [os.path.basename(n) for n in names]
+
+
+def package_versions():
+    import importlib.metadata as md
+    versions = {"python": platform.python_version()}
+    for name in ("groovae", "magenta", "note-seq", "tensorflow", "tf-keras", "tensorflow-probability", "numpy",
+                 "pretty_midi", "matplotlib"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0.5, seed=0, inputs=(),
+             windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, checkpoint_label=None):
+    """One generation run: grooves + manifest.json in ``out_dir``; returns the manifest.
+
+    ``inputs`` are MIDI paths (two for interpolate, one for reconstruct) and
+    ``windows`` the 4-bar window to use in each.
+    """
+    if mode not in MODES:
+        raise GenerateError(f"unknown mode '{mode}'; one of {', '.join(MODES)}")
+    check_request(n if mode == "sample" else 1, temperature)
+    model = model or GrooveModel(config_name, checkpoint)
+    needed = {"sample": 0, "interpolate": 2, "reconstruct": 1}[mode]
+    if len(inputs) != needed:
+        raise GenerateError(f"mode {mode} takes {needed} input MIDI file(s), got {len(inputs)}")
+    grooves = [pick_window(path, model.converter, w) for path, w in zip(inputs, windows)]
+    if mode == "sample":
+        tensors = sample(model, n, temperature, seed)
+    elif mode == "interpolate":
+        tensors = interpolate(model, grooves[0], grooves[1], steps, temperature, seed)
+    else:
+        tensors = reconstruct(model, grooves[0], temperature, seed)
+    prefix = prefix or {"sample": f"sample_t{temperature:g}_s{seed}", "interpolate": f"interp_s{seed}",
+                        "reconstruct": f"recon_s{seed}"}[mode]
+    files = write_outputs(model, tensors, out_dir, prefix, wav, png)
+    entry = {"mode": mode, "config": config_name, "checkpoint": checkpoint_label or checkpoint,
+             "checkpoint_sha256": checkpoint_sha256(model.checkpoint), "temperature": temperature, "seed": seed,
+             "n": len(tensors), "steps": steps if mode == "interpolate" else None,
+             "inputs": [{"path": p, "sha256": sha256_of(p), "window": w} for p, w in zip(inputs, windows)],
+             "prefix": prefix, "wav": wav, "png": png,
+             "files": {f: sha256_of(os.path.join(out_dir, f)) for f in files},
+             "versions": package_versions()}
+    add_to_manifest(out_dir, entry)
+    return entry
+
+
+def add_to_manifest(out_dir, entry):
+    """Appends a run to out_dir/manifest.json (replacing an entry with the same prefix)."""
+    path = os.path.join(out_dir, "manifest.json")
+    runs = []
+    if os.path.exists(path):
+        with open(path) as f:
+            runs = json.load(f).get("runs", [])
+    runs = [r for r in runs if r.get("prefix") != entry["prefix"]] + [entry]
+    data.atomic_write(path, lambda f: json.dump({"runs": runs}, f, indent=1), mode="w")
+
+
+def regenerate(manifest_entry, out_dir, checkpoint=None):
+    """Re-runs one manifest entry into ``out_dir`` (checkpoint overridable)."""
+    e = manifest_entry
+    prefix = checkpoint or e["checkpoint"]
+    return generate(e["config"], prefix, out_dir, e["mode"], n=e["n"], temperature=e["temperature"],
+                    seed=e["seed"], inputs=[i["path"] for i in e["inputs"]],
+                    windows=[i["window"] for i in e["inputs"]] or (None, None), steps=e["steps"] or 5,
+                    prefix=e["prefix"], wav=e["wav"], png=e["png"])

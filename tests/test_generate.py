@@ -1,25 +1,97 @@
-"""Sampling drum grooves from a trained tiny checkpoint."""
+"""Generation: modes, outputs, manifest reproducibility, checkpoints, bad input."""
+import io
+import json
 import os
+import shutil
+import tarfile
 
+import numpy as np
+import pretty_midi
 import pytest
+import tensorflow.compat.v1 as tf
 
-from groovae import data, generate
+from groovae import data, generate, synthetic, train
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tiny_run):
     run_dir, _ = tiny_run
-    return generate.load_model("groovae_tiny", run_dir, batch_size=3)
+    return generate.GrooveModel("groovae_tiny", generate.resolve_checkpoint("private", run_dir))
 
 
-def test_sample_writes_drum_midi(tiny_model, tmp_path):
-    sequences = generate.sample(tiny_model, n=3, temperature=0.5, seed=1)
-    paths = generate.write_midi(sequences, str(tmp_path))
-    assert [os.path.basename(p) for p in paths] == ["sample_00.mid", "sample_01.mid", "sample_02.mid"]
-    for path in paths:
-        sequence = data.midi_file_to_sequence(path)
-        assert sequence.notes and all(n.is_drum for n in sequence.notes)
-        assert sequence.total_time <= 4 * 2.0 + 0.5  # 4 bars at 120 bpm
+@pytest.fixture(scope="module")
+def four_bar_midi(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    paths = {}
+    for name, bars, seed in (("a", 4, 1), ("b", 4, 2), ("long", 8, 3), ("short", 2, 4)):
+        paths[name] = str(folder / f"{name}.mid")
+        synthetic.make_groove(bars=bars, seed=seed).write(paths[name])
+    return paths
+
+
+def test_sample_outputs_and_manifest_regenerate_bit_for_bit(tiny_model, tmp_path):
+    out = str(tmp_path / "a")
+    entry = generate.generate("groovae_tiny", tiny_model.checkpoint, out, "sample", n=3, temperature=0.5, seed=7,
+                              model=tiny_model)
+    names = sorted(entry["files"])
+    assert names == sorted(f"sample_t0.5_s7_{i:02d}.{ext}" for i in range(3) for ext in ("mid", "wav", "png"))
+    for name in names:
+        assert os.path.getsize(os.path.join(out, name)) > 100
+    sequence = data.midi_file_to_sequence(os.path.join(out, "sample_t0.5_s7_00.mid"))
+    assert sequence.notes and all(n.is_drum for n in sequence.notes)
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    recorded = manifest["runs"][0]
+    assert recorded["checkpoint_sha256"] == generate.checkpoint_sha256(tiny_model.checkpoint)
+    assert recorded["versions"]["tensorflow"] and recorded["versions"]["magenta"] == "2.1.4"
+    again = generate.regenerate(recorded, str(tmp_path / "b"))  # a fresh model, as a user would
+    assert again["files"] == recorded["files"]
+
+
+def test_same_seed_same_grooves_other_seed_other_grooves(tiny_model):
+    a = generate.sample(tiny_model, n=2, temperature=1.0, seed=3)
+    b = generate.sample(tiny_model, n=2, temperature=1.0, seed=3)
+    c = generate.sample(tiny_model, n=2, temperature=1.0, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.shape == (2, 64, 27)
+
+
+def test_interpolate_and_reconstruct(tiny_model, four_bar_midi, tmp_path):
+    entry = generate.generate("groovae_tiny", tiny_model.checkpoint, str(tmp_path), "interpolate", steps=4,
+                              inputs=[four_bar_midi["a"], four_bar_midi["long"]], windows=[None, 1],
+                              wav=False, model=tiny_model)
+    assert len([f for f in entry["files"] if f.endswith(".mid")]) == 4
+    assert entry["inputs"][1]["window"] == 1
+    entry = generate.generate("groovae_tiny", tiny_model.checkpoint, str(tmp_path), "reconstruct",
+                              inputs=[four_bar_midi["b"]], wav=False, png=False, model=tiny_model)
+    assert list(entry["files"]) == ["recon_s0_00.mid"]
+
+
+def test_slerp_endpoints_and_norm():
+    a, b = np.array([2.0, 0.0]), np.array([0.0, 2.0])
+    np.testing.assert_allclose(generate.slerp(a, b, 0), a)
+    np.testing.assert_allclose(generate.slerp(a, b, 1), b, atol=1e-12)
+    np.testing.assert_allclose(generate.slerp(a, b, 0.5), [np.sqrt(2), np.sqrt(2)])  # on the circle, not inside
+    np.testing.assert_allclose(generate.slerp(a, a, 0.3), a)  # parallel: no division by zero
+
+
+def test_input_windows_zero_or_several(tiny_model, four_bar_midi, tmp_path):
+    with pytest.raises(generate.GenerateError, match=r"has 2 4-bar windows .* window=0\.\.1"):
+        generate.pick_window(four_bar_midi["long"], tiny_model.converter)
+    with pytest.raises(generate.GenerateError, match="no 4-bar window"):
+        generate.pick_window(four_bar_midi["short"], tiny_model.converter)
+    piano = pretty_midi.PrettyMIDI()
+    piano.instruments.append(pretty_midi.Instrument(0))
+    piano.instruments[0].notes.append(pretty_midi.Note(80, 60, 0, 1))
+    piano.write(str(tmp_path / "piano.mid"))
+    with pytest.raises(generate.GenerateError, match="piano.mid: no drum notes"):
+        generate.pick_window(str(tmp_path / "piano.mid"), tiny_model.converter)
+    waltz = synthetic.make_groove(bars=4)
+    waltz.time_signature_changes = [pretty_midi.TimeSignature(3, 4, 0)]
+    waltz.write(str(tmp_path / "waltz.mid"))
+    with pytest.raises(generate.GenerateError, match=r"waltz.mid: time signature \[\(3, 4\)\] is not 4/4"):
+        generate.pick_window(str(tmp_path / "waltz.mid"), tiny_model.converter)
 
 
 def test_bad_requests(tiny_model, tmp_path):
@@ -27,5 +99,65 @@ def test_bad_requests(tiny_model, tmp_path):
         generate.sample(tiny_model, n=0)
     with pytest.raises(generate.GenerateError, match="temperature must be positive"):
         generate.sample(tiny_model, n=1, temperature=0)
-    with pytest.raises(generate.GenerateError, match="no checkpoint in this directory"):
+    with pytest.raises(generate.GenerateError, match="no checkpoint"):
         generate.resolve_checkpoint(str(tmp_path))
+    with pytest.raises(generate.GenerateError, match="needs --run_dir"):
+        generate.resolve_checkpoint("private")
+
+
+def test_corrupt_checkpoint_and_wrong_config(tiny_run, tiny_tensors_path, tmp_path):
+    run_dir, _ = tiny_run
+    prefix = tf.train.latest_checkpoint(run_dir)
+    broken = str(tmp_path / "model.ckpt-1")
+    with open(broken + ".index", "wb") as f:
+        f.write(b"not a checkpoint")
+    with pytest.raises(generate.GenerateError, match="unreadable checkpoint"):
+        generate.GrooveModel("groovae_tiny", broken)
+    with pytest.raises(generate.GenerateError, match="not a 'groovae_tiny_hier' checkpoint .* looks like 'groovae_tiny'"):
+        generate.GrooveModel("groovae_tiny_hier", prefix)
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w") as tar:
+        for name, payload, kind in members:
+            info = tarfile.TarInfo(name)
+            if kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(info)
+            else:
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+
+
+@pytest.mark.parametrize("name,payload,kind,problem", [
+    ("/etc/evil", b"x", "file", "outside the target folder"),
+    ("ckpt/../../evil", b"x", "file", "outside the target folder"),
+    ("ckpt/link", "/etc/passwd", "symlink", "is a link"),
+])
+def test_unsafe_tar_members_are_refused(tmp_path, name, payload, kind, problem):
+    tar_path = str(tmp_path / "bad.tar")
+    _tar(tar_path, [("model.ckpt-1.index", b"x", "file"), (name, payload, kind)])
+    with pytest.raises(generate.GenerateError, match=problem):
+        generate.safe_extract_tar(tar_path, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path.parent / "evil")
+
+
+def test_public_checkpoint_path_end_to_end_from_file_url(tiny_tensors_path, tmp_path):
+    """A groovae_4bar checkpoint (same variables as Google's) packed like groovae_4bar.tar."""
+    run_dir = str(tmp_path / "run")
+    train.train("groovae_4bar", tiny_tensors_path, run_dir, num_steps=1, hparams="batch_size=2", progress=False)
+    prefix = tf.train.latest_checkpoint(run_dir)
+    tar_path = str(tmp_path / "groovae_4bar.tar")
+    with tarfile.open(tar_path, "w") as tar:
+        for f in os.listdir(run_dir):
+            if f.startswith(os.path.basename(prefix) + "."):
+                tar.add(os.path.join(run_dir, f), arcname=f)
+    cache = str(tmp_path / "cache")
+    got = generate.resolve_checkpoint("public", public_url="file://" + tar_path, cache_dir=cache, progress=False)
+    assert got.endswith("model.ckpt-1") and got.startswith(cache)
+    assert generate.checkpoint_sha256(got) == generate.checkpoint_sha256(prefix)
+    shutil.rmtree(run_dir)  # the cache is all that is left
+    entry = generate.generate("groovae_4bar", got, str(tmp_path / "out"), n=2, wav=False, png=False)
+    assert len(entry["files"]) == 2
+    again = generate.resolve_checkpoint("public", public_url="file:///gone/groovae_4bar.tar", cache_dir=cache)
+    assert again == got  # downloaded once, then from the cache

@@ -1,0 +1,81 @@
+"""Pictures: drum rolls of groove tensors, training curves (matplotlib, Agg)."""
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; notebooks show the saved PNGs
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from groovae import data  # noqa: E402
+
+DRUM_NAMES = ("kick", "snare", "closed hi-hat", "open hi-hat", "low tom", "mid tom", "high tom",
+              "crash", "ride")  # ROLAND_DRUM_PITCH_CLASSES order, as in GrooveConverter tensors
+
+
+def split_groove_tensor(tensor):
+    """[T, 27] -> hits, velocities (0..1), offsets (-1..1), each [T, 9]."""
+    tensor = np.asarray(tensor)
+    n = tensor.shape[-1] // 3
+    return tensor[:, :n], tensor[:, n:2 * n], tensor[:, 2 * n:]
+
+
+def drum_roll(tensor, title=None, ax=None, steps_per_bar=16):
+    """Draws a groove tensor: one row per drum class, a bar per hit.
+
+    Darkness is velocity; each hit is drawn at its played time
+    (step - offset/2, GrooveConverter's convention), so micro-timing shows
+    as a shift off the 16th-note grid.
+    """
+    hits, velocities, offsets = split_groove_tensor(tensor)
+    num_steps, num_drums = hits.shape
+    own_figure = ax is None
+    if own_figure:
+        fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
+    for step in range(num_steps + 1):
+        ax.axvline(step, color="#eee" if step % 4 else ("#999" if step % steps_per_bar == 0 else "#ccc"),
+                   lw=1.2 if step % steps_per_bar == 0 else 0.6, zorder=0)
+    cmap = plt.get_cmap("Greys")
+    for step, drum in zip(*np.nonzero(hits > 0.5)):
+        onset = step - offsets[step, drum] / 2.0
+        ax.add_patch(plt.Rectangle((onset, drum - 0.38), 0.7, 0.76,
+                                   color=cmap(0.25 + 0.75 * float(np.clip(velocities[step, drum], 0, 1))),
+                                   zorder=2))
+    ax.set_xlim(-0.5, num_steps + 0.5)
+    ax.set_ylim(-0.6, num_drums - 0.4)
+    ax.set_yticks(range(num_drums))
+    ax.set_yticklabels(DRUM_NAMES[:num_drums], fontsize=7)
+    ax.set_xticks(range(0, num_steps + 1, steps_per_bar))
+    ax.set_xticklabels([f"bar {b + 1}" for b in range(num_steps // steps_per_bar)] + [""], fontsize=7, ha="left")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if own_figure:
+        fig.tight_layout()
+        return fig
+    return ax
+
+
+def save_figure(fig, path):
+    """Writes a figure as PNG atomically and closes it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})  # no version stamp: byte-stable
+    plt.close(fig)
+    data.atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    return path
+
+
+def training_curves(rows, title=None):
+    """Loss curves from a run's metrics.csv rows (train and validation)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3), dpi=100)
+    for ax, key in zip(axes, ("loss", "r_loss", "kl_bits")):
+        for split, style in (("train", "-"), ("validation", "o-")):
+            points = [(int(r["step"]), float(r[key])) for r in rows if r["split"] == split and r.get(key)]
+            if points:
+                ax.plot(*zip(*points), style, label=split, ms=3)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
