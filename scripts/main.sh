@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# The main job: set up the venv, then preprocess -> train -> generate.
-# For now it runs on small synthetic drum grooves with the tiny config (a smoke
-# run of every stage, ~1 minute after install); WORK=dir chooses where outputs go.
+# The main job: set up the venv, then Groove MIDI Dataset -> windows -> model -> grooves.
+#
+#   bash scripts/main.sh                               # full size: groovae_4bar, 2721 steps (hours on a CPU)
+#   CONFIG=groovae_tiny NUM_STEPS=200 bash scripts/main.sh       # a few minutes: every stage, tiny model
+#   GMD_SOURCE=/path/groove-v1.0.0-midionly.zip ALLOW_UNVERIFIED=1 bash scripts/main.sh   # a local/repacked zip
+#
+# Outputs go to $WORK (default ./work): data/gmd, runs/$CONFIG, samples/$CONFIG.
+# Rerunning resumes training from the newest checkpoint.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 WORK="${WORK:-$ROOT/work}"
+CONFIG="${CONFIG:-groovae_4bar}"
+NUM_STEPS="${NUM_STEPS:-2721}"
+GMD_SOURCE="${GMD_SOURCE:-https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip}"
 VENV="$VENV" bash "$ROOT/scripts/setup.sh"
-PY="$VENV/bin/python"
+cd "$ROOT"
+groovae() { "$VENV/bin/python" -m groovae "$@"; }
 
-"$PY" -c "from groovae import synthetic; synthetic.write_grooves('$WORK/midi', n=16)"
-"$PY" -m groovae preprocess --config groovae_tiny --source "$WORK/midi" --output "$WORK/data/train.npz"
-"$PY" -m groovae train --config groovae_tiny --data "$WORK/data/train.npz" --run_dir "$WORK/runs/groovae_tiny" --num_steps 200
-"$PY" -m groovae generate --config groovae_tiny --checkpoint "$WORK/runs/groovae_tiny" --output_dir "$WORK/samples" --n 5 --temperature 0.5
-echo "samples written to $WORK/samples"
+unverified=()
+[[ -n "${ALLOW_UNVERIFIED:-}" ]] && unverified=(--allow_unverified)
+groovae preprocess --source "$GMD_SOURCE" "${unverified[@]}" --output_dir "$WORK/data/gmd" --cache_dir "$WORK/cache"
+groovae train --config "$CONFIG" --data "$WORK/data/gmd" --run_dir "$WORK/runs/$CONFIG" --num_steps "$NUM_STEPS"
+groovae generate --config "$CONFIG" --checkpoint private --run_dir "$WORK/runs/$CONFIG" \
+  --output_dir "$WORK/samples/$CONFIG" --n 5 --temperature 0.5
+echo "grooves (MIDI, WAV, PNG, manifest.json) in $WORK/samples/$CONFIG"
