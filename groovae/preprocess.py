@@ -738,18 +738,19 @@ def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverif
     verify_archive(zip_path, allow_unverified)
     data_dir = data_dir or os.path.join(cache_dir, "tensorflow_datasets")
     download_dir = os.path.join(data_dir, "downloads")
-    os.makedirs(download_dir, exist_ok=True)
+    # Where tfds looks for a download whose checksum it knows: downloads/<dataset>/<name>
+    # (and, legacy, downloads/<name>); a file there with an .INFO beside it is used as is.
     name = tfds_resource.get_dl_fname(OFFICIAL_URL, OFFICIAL_SHA256)
-    target = os.path.join(download_dir, name)
-    if not os.path.exists(target):
-        shutil.copyfile(zip_path, target + ".tmp")
-        os.replace(target + ".tmp", target)
-    info = {"urls": [OFFICIAL_URL], "original_fname": ARCHIVE_NAME}
-    with open(target + ".INFO", "w") as f:
-        json.dump(info, f)
+    for folder in (os.path.join(download_dir, "groove"), download_dir):
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, name)
+        if not os.path.exists(target):
+            shutil.copyfile(zip_path, target + ".tmp")
+            os.replace(target + ".tmp", target)
+        with open(target + ".INFO", "w") as f:
+            json.dump({"urls": [OFFICIAL_URL], "original_fname": ARCHIVE_NAME}, f)
     builder = tfds.builder("groove/4bar-midionly", data_dir=data_dir)
-    config = tfds.download.DownloadConfig(manual_dir=download_dir)
-    builder.download_and_prepare(download_dir=download_dir, download_config=config)
+    builder.download_and_prepare(download_dir=download_dir)
     return builder
 
 
