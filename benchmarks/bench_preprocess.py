@@ -25,17 +25,20 @@ REFERENCE = {"windows": {"train": 17261, "validation": 2121, "test": 2033},
 
 
 def run_measured(cmd, env=None):
-    """(wall seconds, peak summed RSS in bytes of the process tree, completed process)."""
+    """(wall seconds, peak summed PSS in bytes of the process tree, stdout).
+
+    PSS, not RSS: forked workers share the parent's pages, which RSS would count twice.
+    """
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     root, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:
             tree = [root] + root.children(recursive=True)
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
         except psutil.Error:
             pass
-        time.sleep(0.1)
+        time.sleep(0.2)
     out, err = proc.communicate()
     wall = time.perf_counter() - started
     if proc.returncode:
@@ -60,7 +63,7 @@ def main():
     wall, peak, _ = run_measured(cmd, env)
     report = json.load(open(os.path.join(out, "report.json")))
     print(f"groovae preprocess (tfds windows, {os.cpu_count()} cores, fresh cache incl. extraction): "
-          f"{wall:.1f} s wall incl. TF start-up, peak RSS {peak / 2**30:.2f} GB (process + workers)")
+          f"{wall:.1f} s wall incl. TF start-up, peak memory {peak / 2**30:.2f} GB (PSS, process + workers)")
     print(f"{'split':<11}{'windows':>9}{'tfds':>8}{'tensors':>9}{'tfds+conv':>11}")
     for split in ("train", "validation", "test"):
         s = report["splits"][split]
@@ -78,7 +81,7 @@ def main():
                 f"c.convert_directory({folder!r}, {os.path.join(work, 'baseline.tfrecord')!r}, recursive=True)")
         wall_b, peak_b, _ = run_measured([sys.executable, "-c", code], env)
         print(f"baseline magenta convert_dir_to_note_sequences (NoteSequences only, one file, all splits "
-              f"mixed): {wall_b:.1f} s wall incl. TF start-up, peak RSS {peak_b / 2**30:.2f} GB")
+              f"mixed): {wall_b:.1f} s wall incl. TF start-up, peak memory {peak_b / 2**30:.2f} GB")
     print("outputs in", work)
 
 

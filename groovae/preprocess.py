@@ -486,6 +486,7 @@ def process_file(job):
     import pretty_midi
     path = os.path.join(data_dir, row["midi_filename"])
     result = {"id": row["id"], "split": row["split"], "file": row["midi_filename"],
+              "time_signature": row.get("time_signature", ""),
               "error": None, "sequence": None, "windows": 0, "tensors": None}
     try:
         with open(path, "rb") as f:
@@ -545,7 +546,9 @@ def _reject_reason(result):
         return "unreadable"
     if result["windows"] == 0:
         return "too short"
-    return "no converter tensors (not 4/4 or no notes)"
+    if result["time_signature"] not in ("", "4-4"):
+        return "not 4/4"  # the converter wants 16 steps per bar
+    return "no converter tensors"
 
 
 # ---------------------------------------------------------------- outputs
