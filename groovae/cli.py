@@ -46,6 +46,49 @@ def _generate(args):
         print(os.path.join(args.output_dir, name))
 
 
+def _evaluate(args):
+    from groovae import evaluate, generate
+    test_path, train_path = args.test, args.train
+    if args.data:
+        test_path = test_path or os.path.join(args.data, "test.npz")
+        if train_path is None and os.path.exists(os.path.join(args.data, "train.npz")):
+            train_path = os.path.join(args.data, "train.npz")
+    if not test_path:
+        raise ValueError("give --data (a preprocess output dir) or --test (a tensor .npz)")
+
+    def resolve(spec, run_dir=None):
+        return generate.resolve_checkpoint(spec, run_dir, args.public_url, args.cache_dir,
+                                           progress=not args.no_progress)
+
+    if args.compare:
+        pairs = []
+        for item in args.compare:
+            label, rest = item.split("=", 1) if "=" in item.split(":", 1)[0] else ("", item)
+            config, sep, checkpoint = rest.partition(":")
+            if not sep or not config or not checkpoint:
+                raise ValueError(f"--compare takes [label=]config:checkpoint, got '{item}'")
+            pairs.append((label or config, config, checkpoint))
+        labels = [p[0] for p in pairs]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"--compare: labels must differ ({', '.join(labels)}); name them label=config:checkpoint")
+    else:
+        spec = args.checkpoint or ("private" if args.run_dir else "public")
+        pairs = [(args.config, args.config, spec)]
+    results = []
+    for label, config, spec in pairs:
+        prefix = resolve(spec, args.run_dir)
+        print(f"groovae evaluate: {label}: {config} @ {prefix}", file=sys.stderr)
+        results.append(evaluate.evaluate_checkpoint(
+            config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
+            seed=args.seed, batch_size=args.batch_size, label=label,
+            log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
+    if args.compare:
+        path = evaluate.write_comparison_report(results, args.output_dir, title=args.title)
+    else:
+        path = evaluate.write_report(results[0], args.output_dir)
+    print(path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="groovae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +147,28 @@ def main(argv=None):
     p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_generate)
+
+    p = sub.add_parser("evaluate", help="reconstruction, sample and latent metrics of checkpoints -> report.md")
+    p.add_argument("--config", default="groovae_4bar")
+    p.add_argument("--checkpoint", help="'public', 'private' (newest in --run_dir), a run dir, a checkpoint .tar or "
+                   "prefix; default: private if --run_dir else public")
+    p.add_argument("--run_dir", help="training run dir (for --checkpoint private)")
+    p.add_argument("--compare", nargs="+", metavar="[LABEL=]CONFIG:CHECKPOINT",
+                   help="evaluate several checkpoints into one comparison report, "
+                        "e.g. flat=groovae_4bar:runs/flat hier=groovae_4bar_hier:runs/hier")
+    p.add_argument("--title", default="Flat vs hierarchical decoder", help="title of a --compare report")
+    p.add_argument("--data", help="preprocess output dir: test.npz (and train.npz for the novelty check)")
+    p.add_argument("--test", help="test tensor .npz (overrides --data's)")
+    p.add_argument("--train", help="training tensor .npz for the novelty check (overrides --data's)")
+    p.add_argument("--output_dir", required=True, help="gets report.md, PNG plots and results.json")
+    p.add_argument("--n_samples", type=int, default=256, help="samples per temperature (0: none)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.3, 0.5, 1.0, 1.5])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch_size", type=int, default=256, help="windows per teacher-forced batch")
+    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
+    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+    p.add_argument("--no_progress", action="store_true")
+    p.set_defaults(run=_evaluate)
 
     args = parser.parse_args(argv)
     import groovae  # noqa: F401  (compat shims before TF)

@@ -357,9 +357,9 @@ class ModelPass:
             self.fetches = {"mu": mu, "sigma": posterior.stddev(), "logits": decoded.rnn_output, "r_loss": r_loss}
             self.global_step = model.global_step
             self.saver = tf.train.Saver()
-        self.session = tf.Session(graph=self.graph)
-        self.saver.restore(self.session, checkpoint)
-        self.step = int(self.session.run(self.global_step))
+            self.session = tf.Session(graph=self.graph)
+            self.saver.restore(self.session, checkpoint)
+            self.step = int(self.session.run(self.global_step))
 
     def run(self, tensors):
         """{mu, sigma [N, z], logits [N, T, 27] (raw), r_loss [N]} for window tensors."""
@@ -645,7 +645,8 @@ def single_report_markdown(results, images):
              f"- test windows: {r['n_test']} from `{r['test_path']}`" + ("" if r["has_bpm"] else
                                                                           " (no tempo: no ms timing)"),
              f"- samples: {r['n_samples']} per temperature, seed {r['seed']}; training windows for novelty: "
-             f"`{r['train_path']}`", f"- time: {r['timings']}", "",
+             f"`{r['train_path']}`",
+             "- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()), "",
              "## Reconstruction (test split)", "", _table(RECONSTRUCTION_HEADER, _reconstruction_rows(r)), "",
              f"![per-class F1]({images['f1']})", "", "### Per-class hit F1", "",
              _per_class_table([r]), "", "## Loss terms and KL (test split)", "",
