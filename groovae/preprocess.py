@@ -712,7 +712,20 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     report["source"] = str(source)
     data.atomic_write(os.path.join(out_dir, "report.json"),
                       lambda f: f.write(json.dumps(report, indent=1)), mode="w")
+    _make_readable(out_dir)
     return report
+
+
+def _make_readable(out_dir):
+    """Temp files are created 0600; give the outputs the usual umask permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for split in SPLITS:
+        for ext in ("tfrecord", "npz"):
+            path = os.path.join(out_dir, f"{split}.{ext}")
+            if os.path.exists(path):
+                os.chmod(path, 0o666 & ~umask)
+    os.chmod(os.path.join(out_dir, "report.json"), 0o666 & ~umask)
 
 
 # ---------------------------------------------------------------- the tfds route
