@@ -55,6 +55,10 @@ def _evaluate(args):
             train_path = os.path.join(args.data, "train.npz")
     if not test_path:
         raise ValueError("give --data (a preprocess output dir) or --test (a tensor .npz)")
+    from groovae.data import DataError
+    for path in (test_path, train_path):
+        if path and not os.path.isfile(path):  # before any checkpoint download
+            raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
 
     def resolve(spec, run_dir=None):
         return generate.resolve_checkpoint(spec, run_dir, args.public_url, args.cache_dir,

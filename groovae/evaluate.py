@@ -285,10 +285,10 @@ def nearest_hamming(query_hits, reference_hits, chunk=1024):
     patterns (e.g. [N, 64, 9]).  With x, y in {0, 1}^d the distance is
     |x| + |y| - 2 x.y, so each chunk of queries is one matrix product.
     """
+    if len(reference_hits) == 0:
+        raise data.DataError("no reference (training) windows to compare against")
     q = np.asarray(query_hits, bool).reshape(len(query_hits), -1).astype(np.float32)
     r = np.asarray(reference_hits, bool).reshape(len(reference_hits), -1).astype(np.float32)
-    if len(r) == 0:
-        raise data.DataError("no reference (training) windows to compare against")
     if q.shape[1] != r.shape[1]:
         raise ValueError(f"hit patterns differ in size: {q.shape[1]} vs {r.shape[1]}")
     r_norm, rt = r.sum(1), np.ascontiguousarray(r.T)

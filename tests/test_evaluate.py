@@ -1,0 +1,340 @@
+"""Evaluation: every metric on hand-made tensors with known answers; evaluate and its CLI end to end."""
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from groovae import cli, data, evaluate, generate
+from tests.conftest import ROOT
+
+K = 9
+
+
+def groove(hits, velocities=None, offsets=None):
+    """[N, T, 27] groove tensors from [N, T, 9] hits (and optional velocities/offsets)."""
+    hits = np.asarray(hits, np.float32)
+    velocities = np.zeros_like(hits) if velocities is None else np.asarray(velocities, np.float32)
+    offsets = np.zeros_like(hits) if offsets is None else np.asarray(offsets, np.float32)
+    return np.concatenate([hits, velocities, offsets], axis=-1)
+
+
+def empty(n=1, steps=64):
+    return np.zeros((n, steps, K), np.float32)
+
+
+# ---------------------------------------------------------------- reconstruction metrics
+
+def test_hit_accuracy():
+    assert evaluate.hit_accuracy([[1, 0], [0, 1]], [[1, 1], [0, 1]]) == 0.75
+    assert evaluate.hit_accuracy(np.zeros((2, 3, 4)), np.zeros((2, 3, 4))) == 1.0
+
+
+def test_hit_precision_recall_f1_per_class_and_pooled():
+    true = np.array([[1, 0, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0]], bool)
+    pred = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]], bool)
+    prf = evaluate.hit_prf(true, pred)
+    # class 0: tp 1, fp 1, fn 1; class 1: nothing at all (undefined); class 2: tp 3, fp 1, fn 0
+    np.testing.assert_allclose(prf["precision"], [0.5, np.nan, 0.75])
+    np.testing.assert_allclose(prf["recall"], [0.5, np.nan, 1.0])
+    np.testing.assert_allclose(prf["f1"], [0.5, np.nan, 6 / 7])
+    assert prf["support"].tolist() == [2, 0, 3] and prf["predicted"].tolist() == [2, 0, 4]
+    assert prf["micro_precision"] == pytest.approx(4 / 6)
+    assert prf["micro_recall"] == pytest.approx(4 / 5)
+    assert prf["micro_f1"] == pytest.approx(8 / 11)
+    assert prf["macro_f1"] == pytest.approx((0.5 + 6 / 7) / 2)
+    # a class with true hits but no predictions has F1 0, precision undefined
+    prf = evaluate.hit_prf([[1], [1]], [[0], [0]])
+    assert prf["f1"][0] == 0 and prf["recall"][0] == 0 and np.isnan(prf["precision"][0])
+
+
+def test_velocity_mae_only_counts_true_hits():
+    hits = empty(1, 4)
+    hits[0, 0, 0] = hits[0, 2, 3] = 1
+    true_vel = hits * np.float32(0.5)
+    pred_vel = np.full_like(hits, 0.9)  # error 0.9 where no hit: ignored
+    pred_vel[0, 0, 0], pred_vel[0, 2, 3] = 0.6, 0.2  # errors 0.1 and 0.3
+    assert evaluate.velocity_mae(groove(hits, true_vel), groove(hits, pred_vel)) == pytest.approx(0.2)
+
+
+def test_offset_mae_in_steps_and_ms_at_each_windows_tempo():
+    hits = empty(2, 4)
+    hits[0, 1, 0] = hits[1, 3, 2] = 1
+    true_off = hits * np.float32(0.5)  # played a quarter step early
+    pred_off = np.full_like(hits, 1.0)  # where there is no hit: ignored
+    pred_off[0, 1, 0], pred_off[1, 3, 2] = -0.5, 0.0  # onset errors 0.5 and 0.25 steps
+    true, pred = groove(hits, offsets=true_off), groove(hits, offsets=pred_off)
+    assert evaluate.offset_mae_steps(true, pred) == pytest.approx(0.375)
+    np.testing.assert_allclose(np.sort(evaluate.onset_errors_steps(true, pred)), [0.25, 0.5])
+    # a 16th at 120 bpm lasts 125 ms, at 60 bpm 250 ms
+    assert evaluate.step_seconds(120) == pytest.approx(0.125)
+    assert evaluate.offset_mae_ms(true, pred, [120, 60]) == pytest.approx((0.5 * 125 + 0.25 * 250) / 2)
+    assert evaluate.offset_mae_ms(true, pred, 120) == pytest.approx(0.375 * 125)
+
+
+def test_reconstruction_metrics_of_a_perfect_and_an_empty_prediction():
+    rng = np.random.RandomState(0)
+    hits = (rng.rand(3, 64, K) < 0.2).astype(np.float32)
+    true = groove(hits, hits * rng.rand(3, 64, K), hits * rng.uniform(-1, 1, (3, 64, K)))
+    perfect = evaluate.reconstruction_metrics(true, true, bpm=[100, 110, 120])
+    assert perfect["hit_accuracy"] == 1 and perfect["hit_f1"] == 1
+    assert perfect["velocity_mae"] == 0 and perfect["offset_mae_steps"] == 0 and perfect["offset_mae_ms"] == 0
+    silent = evaluate.reconstruction_metrics(true, np.zeros_like(true))
+    assert silent["hit_accuracy"] == pytest.approx(1 - hits.mean())
+    assert silent["hit_recall"] == 0 and silent["hit_f1"] == 0 and silent["hit_precision"] is not None
+    assert silent["offset_mae_ms"] is None  # no tempo given
+    json.dumps(silent)
+
+
+def test_activate_and_loss_terms_match_magentas_definitions():
+    probabilities = evaluate.activate(np.zeros((1, 2, 27)))
+    np.testing.assert_allclose(probabilities[..., :18], 0.5)
+    np.testing.assert_allclose(probabilities[..., 18:], 0.0)
+    hits = empty(1, 2)
+    hits[0, 0, 0] = 1
+    true = groove(hits, hits * 0.5, hits * 0.2)
+    terms = evaluate.loss_terms(true, probabilities)
+    # hits: log 2 per class and step; velocities: (0.5 - 0.5)^2 = 0 except... all predictions 0.5
+    # velocities err: cell (0,0,0) 0, the other 17 cells 0.5^2; offsets err: 0.2^2 once
+    assert terms["hits_loss"][0] == pytest.approx(K * math.log(2), rel=1e-5)
+    assert terms["velocities_loss"][0] == pytest.approx((17 * 0.25) / 2)
+    assert terms["offsets_loss"][0] == pytest.approx(0.04 / 2)
+    assert terms["r_loss"][0] == pytest.approx(2 * K * math.log(2) + 17 * 0.25 + 0.04, rel=1e-5)
+
+
+# ---------------------------------------------------------------- latent space
+
+def test_kl_per_dim_and_bits():
+    mu = np.array([[0.0, 1.0, 0.0]])
+    sigma = np.array([[1.0, 1.0, 0.5]])
+    kl = evaluate.kl_per_dim(mu, sigma)
+    np.testing.assert_allclose(kl, [[0.0, 0.5, 0.5 * (0.25 - 1) - math.log(0.5)]])
+    assert evaluate.kl_bits(mu, sigma)[0] == pytest.approx(kl.sum() / math.log(2))
+
+
+def test_active_units_threshold():
+    mu = np.array([[-1.0, 3.0, 0.1], [1.0, 3.0, 0.2], [-1.0, 3.0, 0.1], [1.0, 3.0, 0.2]])
+    count, variance = evaluate.active_units(mu)
+    np.testing.assert_allclose(variance, [1.0, 0.0, 0.0025])
+    assert count == 1
+    assert evaluate.active_units(mu, threshold=0.001)[0] == 2
+
+
+def test_model_loss_combines_terms_like_magenta():
+    class HP:
+        free_bits, beta_rate, max_beta = 0.0, 0.0, 0.2
+    mu, sigma = np.array([[1.0, 0.0]]), np.ones((1, 2))
+    terms = {"r_loss": np.array([10.0]), "hits_loss": np.array([1.0]), "velocities_loss": np.array([0.0]),
+             "offsets_loss": np.array([0.0])}
+    losses = evaluate.model_loss(terms, mu, sigma, HP, global_step=5)
+    assert losses["kl_bits"] == pytest.approx(0.5 / math.log(2))
+    assert losses["loss"] == pytest.approx(10 + 0.2 * 0.5)
+    assert evaluate.model_loss(terms, mu, sigma, HP, global_step=0)["kl_beta"] == 0  # 0^0 = 1: beta 0
+
+
+# ---------------------------------------------------------------- sample statistics
+
+def test_hit_density_per_bar_and_hits_per_bar():
+    hits = empty(2)
+    hits[0, ::4, 0] = 1  # kick on every beat in window 0: 4 per bar
+    hits[1, 0, 1] = 1  # one snare in bar 1 of window 1
+    tensors = groove(hits)
+    density = evaluate.hit_density_per_bar(tensors)
+    assert density[0] == pytest.approx(2.0) and density[1] == pytest.approx(1 / 8) and density[2:].sum() == 0
+    assert evaluate.hits_per_bar(tensors).tolist() == [4, 4, 4, 4, 1, 0, 0, 0]
+
+
+def test_inter_onset_intervals_stay_within_windows():
+    hits = empty(2, 16)
+    hits[0, [0, 4, 6], 0] = 1
+    hits[0, 4, 2] = 1  # a second drum on the same step is the same onset
+    hits[1, [1, 3], 1] = 1
+    assert evaluate.inter_onset_intervals(groove(hits)).tolist() == [4, 2, 2]
+    assert evaluate.inter_onset_intervals(groove(empty(2, 16))).size == 0
+
+
+def test_histogram_overlap_and_kl():
+    p = evaluate.histogram([0.1, 0.2, 0.9, 5.0], np.array([0.0, 0.5, 1.0]))  # 5.0 clipped into the last bin
+    np.testing.assert_allclose(p, [0.5, 0.5])
+    a, b = np.array([0.5, 0.5, 0.0]), np.array([0.5, 0.0, 0.5])
+    assert evaluate.overlapping_area(a, a) == 1 and evaluate.overlapping_area(a, b) == 0.5
+    assert evaluate.overlapping_area(np.array([1.0, 0]), np.array([0, 1.0])) == 0
+    assert evaluate.histogram_kl(a, a) == pytest.approx(0)
+    assert evaluate.histogram_kl(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
+        0.5 * math.log(2) + 0.5 * math.log(2 / 3), rel=1e-4)
+    assert evaluate.histogram_kl(a, b) > 5  # mass where the other has none: large but finite
+
+
+def test_statistics_of_identical_sets_match_perfectly():
+    rng = np.random.RandomState(1)
+    hits = (rng.rand(20, 64, K) < 0.15).astype(np.float32)
+    tensors = groove(hits, hits * rng.rand(20, 64, K), hits * rng.uniform(-1, 1, (20, 64, K)))
+    stats = evaluate.groove_statistics(tensors)
+    comparison = evaluate.compare_statistics(stats, stats)
+    for name in evaluate.HISTOGRAM_BINS:
+        assert comparison[name]["overlap"] == pytest.approx(1) and comparison[name]["kl"] == pytest.approx(0)
+    assert comparison["hit_density_mae"] == 0
+    json.dumps(stats)
+
+
+def test_nearest_hamming_known_answers_and_matches_brute_force():
+    reference = np.zeros((3, 64, K), bool)
+    reference[1, ::4, 0] = True
+    reference[2, ::2, 2] = True
+    query = reference[[1, 2]].copy()
+    query[1, 1, 5] = query[1, 3, 5] = True
+    query[1, 0, 2] = False  # 3 bits off pattern 2
+    distances, indices = evaluate.nearest_hamming(query, reference)
+    assert distances.tolist() == [0, 3] and indices.tolist() == [1, 2]
+
+    rng = np.random.RandomState(2)
+    q, r = rng.rand(37, 64, K) < 0.1, rng.rand(500, 64, K) < 0.1
+    distances, indices = evaluate.nearest_hamming(q, r, chunk=8)
+    brute = (q.reshape(37, 1, -1) != r.reshape(1, 500, -1)).sum(-1)
+    np.testing.assert_array_equal(distances, brute.min(1))
+    np.testing.assert_array_equal(brute[np.arange(37), indices], brute.min(1))
+
+
+def test_novelty_duplicates_and_speed_on_a_gmd_sized_training_set():
+    rng = np.random.RandomState(3)
+    train_tensors = groove((rng.rand(15600, 64, K) < 0.1).astype(np.float32))
+    samples = np.concatenate([train_tensors[[5, 77]], groove((rng.rand(254, 64, K) < 0.1).astype(np.float32))])
+    start = time.time()
+    result = evaluate.novelty(samples, train_tensors)
+    assert time.time() - start < 10  # ~1 s unloaded
+    assert result["distances"][:2] == [0, 0] and result["nearest"][:2] == [5, 77]
+    assert result["duplicate_rate"] == pytest.approx(2 / 256)
+    assert min(result["distances"][2:]) > 10
+    with pytest.raises(data.DataError):
+        evaluate.nearest_hamming(samples[:1, :, :K] > 0.5, np.zeros((0, 64, K), bool))
+
+
+# ---------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_run):
+    return generate.resolve_checkpoint("private", tiny_run[0])
+
+
+@pytest.fixture(scope="module")
+def tiny_test_with_bpm(tiny_tensors_path, tmp_path_factory):
+    tensors = data.load_tensors(tiny_tensors_path)
+    tensors["bpm"] = np.full(len(tensors["lengths"]), 120.0, np.float32)  # the synthetic grooves' tempo
+    path = str(tmp_path_factory.mktemp("test_bpm") / "test.npz")
+    data.save_tensors(path, tensors)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tiny_checkpoint, tiny_test_with_bpm, tiny_tensors_path):
+    return evaluate.evaluate_checkpoint("groovae_tiny", tiny_checkpoint, tiny_test_with_bpm, tiny_tensors_path,
+                                        n_samples=6, temperatures=[0.5, 1.0], seed=3, batch_size=5)
+
+
+def test_evaluate_checkpoint_end_to_end(tiny_results, tiny_run):
+    r = tiny_results
+    assert r["n_test"] == 16 and r["global_step"] == 40 and r["has_bpm"]
+    # 16 windows in batches of 5: the padded last batch must not leak into the numbers
+    assert r["losses"]["r_loss"] == pytest.approx(r["losses"]["magenta_r_loss"], rel=1e-4)
+    for mode in ("teacher_forced", "free_running"):
+        m = r["reconstruction"][mode]
+        assert 0 <= m["hit_accuracy"] <= 1 and 0 <= m["velocity_mae"] <= 1
+        assert m["offset_mae_ms"] == pytest.approx(m["offset_mae_steps"] * 125, rel=1e-4)  # 120 bpm
+        assert len(m["per_class"]["f1"]) == K
+    assert r["latent"]["z_size"] == 16 and 0 <= r["latent"]["active_units"] <= 16
+    assert r["losses"]["kl_bits"] == pytest.approx(sum(r["latent"]["kl_per_dim_bits"]), rel=1e-4)
+    assert sorted(r["samples"]) == ["0.5", "1"]
+    assert len(r["samples"]["1"]["novelty"]["distances"]) == 6
+    assert r["test_novelty"]["duplicate_rate"] == 1.0  # test = train here: every window is a duplicate
+    json.dumps(r)
+
+
+def test_model_pass_batches_do_not_change_results(tiny_checkpoint, tiny_tensors_path):
+    tensors = data.load_tensors(tiny_tensors_path)
+    outs = []
+    for batch_size in (16, 3):
+        model_pass = evaluate.ModelPass("groovae_tiny", tiny_checkpoint, batch_size)
+        outs.append(model_pass.run(tensors))
+        model_pass.close()
+    for key in ("mu", "sigma", "logits", "r_loss"):
+        np.testing.assert_allclose(outs[0][key], outs[1][key], rtol=1e-4, atol=1e-5)
+    mu = generate.GrooveModel("groovae_tiny", tiny_checkpoint).encode(tensors["inputs"])
+    np.testing.assert_allclose(outs[0]["mu"], mu, rtol=1e-4, atol=1e-5)
+
+
+def untrained_checkpoint(config_name, folder):
+    """A randomly initialised checkpoint of a config's inference variables (cheaper than training)."""
+    import tensorflow.compat.v1 as tf
+    from groovae.configs import load_config
+    config = load_config(config_name)
+    config.hparams.batch_size = 1
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
+        config.model.sample(1, max_length=64, z=tf.zeros([1, config.hparams.z_size]))
+        config.model.encode(tf.zeros([1, 64, config.data_converter.input_depth]), tf.ones([1], tf.int32))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return tf.train.Saver().save(session, os.path.join(folder, "model.ckpt"), global_step=0)
+
+
+def test_evaluate_hierarchical_config(tiny_tensors_path, tmp_path):
+    checkpoint = untrained_checkpoint("groovae_tiny_hier", str(tmp_path))
+    r = evaluate.evaluate_checkpoint("groovae_tiny_hier", checkpoint, tiny_tensors_path, n_samples=2,
+                                     temperatures=[1.0], batch_size=16)
+    assert r["losses"]["r_loss"] == pytest.approx(r["losses"]["magenta_r_loss"], rel=1e-4)
+    assert r["losses"]["kl_beta"] == 0  # step 0
+    assert r["test_novelty"] is None and "novelty" not in r["samples"]["1"]
+
+
+def test_reports(tiny_results, tmp_path):
+    other = dict(tiny_results, label="hier", global_step=41)
+    path = evaluate.write_comparison_report([tiny_results, other], str(tmp_path))
+    text = open(path).read()
+    assert "best hit F1" in text and "not an equal-budget comparison" in text and "Temperature sweep" in text
+    assert "| groovae_tiny | 40 | teacher-forced |" in text
+    single = open(tmp_path / "hier" / "report.md").read()
+    assert "| teacher-forced |" in single and "Active units" in single and "T=0.5" in single
+    for name in ("per_class_f1.png", "latent.png", "examples.png", "distributions.png", "hit_density.png",
+                 "results.json"):
+        assert os.path.getsize(tmp_path / "groovae_tiny" / name) > 100
+    assert os.path.getsize(tmp_path / "latent.png") > 100
+    with pytest.raises(ValueError, match="labels must differ"):
+        evaluate.write_comparison_report([tiny_results, tiny_results], str(tmp_path / "bad"))
+
+
+def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path):
+    out = str(tmp_path / "report")
+    assert cli.main(["evaluate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0],
+                     "--test", tiny_test_with_bpm, "--train", tiny_tensors_path, "--output_dir", out,
+                     "--n_samples", "3", "--temperatures", "0.5", "--no_progress"]) == 0
+    assert json.load(open(os.path.join(out, "results.json")))["n_samples"] == 3
+
+    data_dir = tmp_path / "data"  # a preprocess dir: test.npz (no train.npz: no novelty check)
+    data_dir.mkdir()
+    os.symlink(tiny_test_with_bpm, data_dir / "test.npz")
+    cmp_dir = str(tmp_path / "cmp")
+    proc = subprocess.run([sys.executable, "-m", "groovae", "evaluate", "--compare",
+                           f"flat=groovae_tiny:{tiny_run[0]}", f"again=groovae_tiny:{tiny_run[0]}",
+                           "--data", str(data_dir), "--output_dir", cmp_dir, "--n_samples", "0", "--no_progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == os.path.join(cmp_dir, "report.md")
+    assert os.path.exists(os.path.join(cmp_dir, "flat", "report.md"))
+    assert "best hit F1" in open(os.path.join(cmp_dir, "report.md")).read()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--compare", "groovae_tiny", "--test", os.path.abspath(__file__)], "--compare takes [label=]config:checkpoint"),
+    (["--test", "/nonexistent/test.npz"], "/nonexistent/test.npz: no such tensor file"),
+    ([], "give --data"),
+    (["--checkpoint", "/nonexistent/ckpt", "--test", os.path.abspath(__file__)], "no such checkpoint"),
+])
+def test_cli_evaluate_errors_are_one_line(args, message, tmp_path, capsys):
+    assert cli.main(["evaluate", "--config", "groovae_tiny", "--output_dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("groovae evaluate: error:") and message in err[-1]
