@@ -71,7 +71,7 @@ class TrainGraph:
         optimizer = self.model.train(self.inputs, self.outputs, self.lengths)
         grads, variables = zip(*optimizer.compute_gradients(self.model.loss))
         global_norm = tf.global_norm(grads)
-        tf.summary.scalar("global_norm", global_norm)
+        tf.summary.scalar("gradient_norm", global_norm)
         if hp.clip_mode == "value":
             clipped = [tf.clip_by_value(g, -hp.grad_clip, hp.grad_clip) for g in grads]
         elif hp.clip_mode == "global_norm":
@@ -226,6 +226,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     log(f"train: {config_name} on {num_examples} windows ({train_path}), batch {hp.batch_size}, "
         f"device {describe_device()}{', bf16 mixed precision' if bf16 else ''}", file=sys.stderr)
 
+    setup_start = time.time()
     validator = None
     if validation is not None and len(validation["lengths"]):
         validator = ValidationGraph(config_name, hparams, validation, seed, bf16)
@@ -258,6 +259,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
                 return checkpoint
 
             start_step, start_time = step, time.time()
+            setup_seconds = start_time - setup_start  # graphs built, checkpoint restored
             first_step_seconds, steady_start, validation_seconds = None, None, 0.0
             last_save, loss, losses = time.time(), float("nan"), []
             bar = _progress(step, num_steps, progress)
@@ -301,7 +303,8 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     return {"config": config_name, "global_step": step, "steps_this_run": steps_done,
             "first_loss": losses[0] if losses else None, "final_loss": loss,
             "wall_seconds": round(time.time() - start_time, 2),
-            "first_step_seconds": first_step_seconds, "seconds_per_step": steady,
+            "setup_seconds": round(setup_seconds, 2), "first_step_seconds": first_step_seconds,
+            "seconds_per_step": steady,
             "validation": last_validation, "checkpoint": checkpoint, "device": describe_device(),
             "bf16": bf16}
 
