@@ -250,6 +250,7 @@ def test_evaluate_checkpoint_end_to_end(tiny_results, tiny_run):
     assert sorted(r["samples"]) == ["0.5", "1"]
     assert len(r["samples"]["1"]["novelty"]["distances"]) == 6
     assert r["test_novelty"]["duplicate_rate"] == 1.0  # test = train here: every window is a duplicate
+    assert r["train_statistics"]["vs_test"]["velocity"]["overlap"] == pytest.approx(1)  # same windows
     json.dumps(r)
 
 
@@ -288,7 +289,7 @@ def test_evaluate_hierarchical_config(tiny_tensors_path, tmp_path):
                                      temperatures=[1.0], batch_size=16)
     assert r["losses"]["r_loss"] == pytest.approx(r["losses"]["magenta_r_loss"], rel=1e-4)
     assert r["losses"]["kl_beta"] == 0  # step 0
-    assert r["test_novelty"] is None and "novelty" not in r["samples"]["1"]
+    assert r["test_novelty"] is None and r["train_statistics"] is None and "novelty" not in r["samples"]["1"]
 
 
 def test_reports(tiny_results, tmp_path):
@@ -296,7 +297,7 @@ def test_reports(tiny_results, tmp_path):
     path = evaluate.write_comparison_report([tiny_results, other], str(tmp_path))
     text = open(path).read()
     assert "best hit F1" in text and "not an equal-budget comparison" in text and "Temperature sweep" in text
-    assert "| groovae_tiny | 40 | teacher-forced |" in text
+    assert "| groovae_tiny | 40 | teacher-forced |" in text and "training windows (reference)" in text
     single = open(tmp_path / "hier" / "report.md").read()
     assert "| teacher-forced |" in single and "Active units" in single and "T=0.5" in single
     for name in ("per_class_f1.png", "latent.png", "examples.png", "distributions.png", "hit_density.png",
