@@ -89,3 +89,37 @@ def test_parameters_cell_is_required(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("x = 1")]
     with pytest.raises(ValueError, match="parameters"):
         inject_parameters(nb, {"x": 2})
+
+
+def _images(nb):
+    return [o for c in nb.cells for o in c.get("outputs", []) if o.get("data", {}).get("image/png")]
+
+
+def test_02_train_notebook(tiny_tensors_path, tmp_path):
+    import shutil
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(tiny_tensors_path, data_dir / "train.npz")
+    shutil.copy(tiny_tensors_path, data_dir / "validation.npz")
+    run_dir = tmp_path / "run"
+    nb = run_notebook(os.path.join(ROOT, "02_train.ipynb"),
+                      {"CONFIG": "groovae_tiny", "DATA": str(data_dir), "RUN_DIR": str(run_dir), "NUM_STEPS": 20,
+                       "VALIDATE_EVERY": 10},
+                      timeout=300, tmp_dir=str(tmp_path))
+    text = outputs_text(nb)
+    assert "device: CPU" in text and "model.ckpt-20" in text
+    assert _images(nb) and (run_dir / "curves.png").is_file()
+
+
+def test_03_generate_notebook(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out = tmp_path / "samples"
+    nb = run_notebook(os.path.join(ROOT, "03_generate.ipynb"),
+                      {"CHECKPOINT": "private", "CONFIG": "groovae_tiny", "RUN_DIR": run_dir, "OUTPUT_DIR": str(out),
+                       "N": 2, "INTERPOLATION_STEPS": 3},
+                      timeout=300, tmp_dir=str(tmp_path))
+    assert len(_images(nb)) == 2 + 3  # a drum roll per sample and per interpolation step
+    audio = [o for c in nb.cells for o in c.get("outputs", []) if o.get("data", {}).get("text/html", "").find("<audio") >= 0]
+    assert len(audio) == 5
+    names = sorted(os.listdir(out))
+    assert "manifest.json" in names and len([n for n in names if n.endswith(".wav")]) == 5
