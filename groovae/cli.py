@@ -84,7 +84,7 @@ def _evaluate(args):
         print(f"groovae evaluate: {label}: {config} @ {prefix}", file=sys.stderr)
         results.append(evaluate.evaluate_checkpoint(
             config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
-            seed=args.seed, batch_size=args.batch_size, label=label,
+            seed=args.seed, batch_size=args.batch_size, hparams=args.hparams or None, label=label,
             log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
     if args.compare:
         path = evaluate.write_comparison_report(results, args.output_dir, title=args.title)
@@ -169,6 +169,7 @@ def main(argv=None):
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.3, 0.5, 1.0, 1.5])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=256, help="windows per teacher-forced batch")
+    p.add_argument("--hparams", default="", help="the hparams overrides the run was trained with (if any)")
     p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
     p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
     p.add_argument("--no_progress", action="store_true")
