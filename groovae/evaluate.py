@@ -356,6 +356,7 @@ class ModelPass:
             r_loss, _, decoded = model.decoder.reconstruction_loss(x_input, self.outputs, self.lengths, mu)[:3]
             self.fetches = {"mu": mu, "sigma": posterior.stddev(), "logits": decoded.rnn_output, "r_loss": r_loss}
             self.global_step = model.global_step
+            check_checkpoint(config_name, checkpoint, {v.op.name: v.shape.as_list() for v in tf.global_variables()})
             self.saver = tf.train.Saver()
             self.session = tf.Session(graph=self.graph)
             self.saver.restore(self.session, checkpoint)
@@ -382,6 +383,21 @@ class ModelPass:
 
     def close(self):
         self.session.close()
+
+
+def check_checkpoint(config_name, checkpoint, wanted):
+    """GenerateError unless the checkpoint holds every variable in ``wanted`` ({name: shape})."""
+    import tensorflow.compat.v1 as tf
+    from groovae.generate import GenerateError
+    try:
+        stored = dict(tf.train.list_variables(checkpoint))
+    except Exception as e:
+        raise GenerateError(f"{checkpoint}: unreadable checkpoint ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    mismatched = [name for name, shape in wanted.items() if stored.get(name) != shape]
+    if mismatched:
+        raise GenerateError(f"{checkpoint}: not a '{config_name}' checkpoint ({len(mismatched)} variables missing or "
+                            f"of another shape, e.g. {mismatched[0]})")
 
 
 def model_loss(terms, mu, sigma, hparams, global_step):
@@ -435,8 +451,8 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     timings["load"] = time.time() - start
 
     t = time.time()
-    model = generate.GrooveModel(config, checkpoint, hparams)  # checks the checkpoint fits the config
-    tf_pass = ModelPass(config, checkpoint, min(batch_size, n), hparams, seed)
+    tf_pass = ModelPass(config, checkpoint, min(batch_size, n), hparams, seed)  # checks the checkpoint fits
+    model = generate.GrooveModel(config, checkpoint, hparams)
     try:
         out = tf_pass.run(test)
     finally:

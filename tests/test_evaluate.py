@@ -292,6 +292,11 @@ def test_evaluate_hierarchical_config(tiny_tensors_path, tmp_path):
     assert r["test_novelty"] is None and r["train_statistics"] is None and "novelty" not in r["samples"]["1"]
 
 
+def test_a_checkpoint_of_another_config_is_refused(tiny_checkpoint, tiny_tensors_path):
+    with pytest.raises(generate.GenerateError, match="not a 'groovae_tiny_hier' checkpoint"):
+        evaluate.evaluate_checkpoint("groovae_tiny_hier", tiny_checkpoint, tiny_tensors_path, n_samples=0)
+
+
 def test_reports(tiny_results, tmp_path):
     other = dict(tiny_results, label="hier", global_step=41)
     path = evaluate.write_comparison_report([tiny_results, other], str(tmp_path))
