@@ -153,46 +153,42 @@ def sha256_of(path):
     return h.hexdigest()
 
 
-def guess_config(prefix):
-    """Name of the config whose variables match the checkpoint's, or None."""
-    stored = dict(tf.train.list_variables(prefix))
-    for name in config_names():
-        if model_variables(name) == {k: v for k, v in stored.items() if k in model_variables(name)} \
-                and set(model_variables(name)) <= set(stored):
-            return name
-    return None
-
-
-_VARIABLES_CACHE = {}
+def read_checkpoint_variables(prefix):
+    """{name: shape} stored in a checkpoint; GenerateError if unreadable."""
+    try:
+        return dict(tf.train.list_variables(prefix))
+    except Exception as e:
+        raise GenerateError(f"{prefix}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
 
 def model_variables(config_name, hparams=None):
     """{name: shape} of the variables an inference graph of the config restores."""
-    key = (config_name, hparams)
-    if key not in _VARIABLES_CACHE:
-        config = load_config(config_name, hparams)
-        config.hparams.batch_size = 1
-        with tf.Graph().as_default():
-            tf.set_random_seed(0)
-            config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
-            config.model.sample(1, max_length=config.hparams.max_seq_len,
-                                z=tf.zeros([1, config.hparams.z_size]), temperature=1.0)
-            config.model.encode(tf.zeros([1, config.hparams.max_seq_len, config.data_converter.input_depth]),
-                                tf.ones([1], tf.int32))
-            _VARIABLES_CACHE[key] = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-    return _VARIABLES_CACHE[key]
+    config = load_config(config_name, hparams)
+    config.hparams.batch_size = 1
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
+        config.model.sample(1, max_length=config.hparams.max_seq_len,
+                            z=tf.zeros([1, config.hparams.z_size]), temperature=1.0)
+        config.model.encode(tf.zeros([1, config.hparams.max_seq_len, config.data_converter.input_depth]),
+                            tf.ones([1], tf.int32))
+        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
 
 
-def check_compatible(config_name, prefix, hparams=None):
+def guess_config(stored):
+    """Name of the config whose variables all are in ``stored`` with equal shapes, or None."""
+    for name in config_names():
+        wanted = model_variables(name)
+        if all(stored.get(n) == shape for n, shape in wanted.items()):
+            return name
+    return None
+
+
+def check_compatible(config_name, prefix, stored, wanted):
     """GenerateError naming the config the checkpoint looks like, if it is not ``config_name``."""
-    try:
-        stored = dict(tf.train.list_variables(prefix))
-    except Exception as e:
-        raise GenerateError(f"{prefix}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    wanted = model_variables(config_name, hparams)
     mismatched = [n for n, shape in wanted.items() if stored.get(n) != shape]
     if mismatched:
-        looks_like = guess_config(prefix)
+        looks_like = guess_config(stored)
         hint = f"it looks like '{looks_like}'" if looks_like else "it matches no config in configs/"
         raise GenerateError(f"{prefix}: not a '{config_name}' checkpoint ({len(mismatched)} variables differ, "
                             f"e.g. {mismatched[0]}); {hint}")
@@ -204,24 +200,24 @@ class GrooveModel:
     """A MusicVAE config restored from a checkpoint, for encode / decode.
 
     Like magenta's TrainedModel, but reproducible: a (seed, request) pair
-    always gives the same grooves.  The decoder samples hits with a stateful
-    RNG whose state outlives a session, so every call runs in a fresh graph,
-    imported from a MetaGraph built once per (seed, batch size).
+    always gives the same grooves.  Graphs are seeded, built once per (seed,
+    batch size) with sequential decoder loops, and every call runs in a fresh
+    session, so the hit-sampling RNG starts from the same state each time.
     """
 
     def __init__(self, config_name, checkpoint, hparams=None):
-        check_compatible(config_name, checkpoint, hparams)
         self.config_name, self.checkpoint, self.hparams = config_name, checkpoint, hparams
+        self.stored_variables = read_checkpoint_variables(checkpoint)
         self.config = load_config(config_name, hparams)
         self.converter = self.config.data_converter
         self.converter.set_mode("infer")
         self.z_size = self.config.hparams.z_size
         self.length = self.config.hparams.max_seq_len
-        self._meta_graphs = {}
+        self._graphs = {}
 
-    def _meta_graph(self, seed, batch_size):
+    def _graph(self, seed, batch_size):
         key = (seed, batch_size)
-        if key not in self._meta_graphs:
+        if key not in self._graphs:
             config = load_config(self.config_name, self.hparams)
             config.hparams.batch_size = batch_size
             with tf.Graph().as_default() as graph, sequential_decoding():
@@ -236,19 +232,17 @@ class GrooveModel:
                                              "inputs")
                 t["lengths"] = tf.placeholder(tf.int32, [batch_size], "lengths")
                 t["mu"] = model.encode(t["inputs"], t["lengths"]).loc
-                saver = tf.train.Saver()
-                meta = tf.train.export_meta_graph(graph=graph, saver_def=saver.as_saver_def())
-            self._meta_graphs[key] = (meta, {k: v.name for k, v in t.items()})
-        return self._meta_graphs[key]
+                check_compatible(self.config_name, self.checkpoint, self.stored_variables,
+                                 {v.op.name: v.shape.as_list() for v in tf.global_variables()})
+                t["saver"] = tf.train.Saver()
+            self._graphs[key] = (graph, t)
+        return self._graphs[key]
 
     def _run(self, seed, batch_size, fetch, feed):
-        meta, names = self._meta_graph(seed, batch_size)
-        with tf.Graph().as_default() as graph:
-            saver = tf.train.import_meta_graph(meta)
-        tensor = graph.get_tensor_by_name
+        graph, t = self._graph(seed, batch_size)
         with tf.Session(graph=graph) as session:
-            saver.restore(session, self.checkpoint)
-            return session.run(tensor(names[fetch]), {tensor(names[k]): v for k, v in feed.items()})
+            t["saver"].restore(session, self.checkpoint)
+            return session.run(t[fetch], {t[k]: v for k, v in feed.items()})
 
     def decode(self, z, temperature=0.5, seed=0):
         """Groove tensors [n, 64, 27] decoded from latent vectors ``z`` [n, z_size]."""
