@@ -752,6 +752,13 @@ def _nan_low(value):
     return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
+def _winner(scores):
+    """The label with the highest score, or 'tie (a, b)' if several share it."""
+    top = max(scores.values())
+    best = [k for k, v in scores.items() if v == top]
+    return best[0] if len(best) == 1 else f"tie ({', '.join(best)})"
+
+
 def comparison_verdict(results_list):
     """One or two sentences on which model wins test hit F1 and timing MAE (free-running and teacher-forced)."""
     if len(results_list) < 2:
@@ -762,8 +769,8 @@ def comparison_verdict(results_list):
         timing_key = "offset_mae_ms" if all(r["has_bpm"] for r in results_list) else "offset_mae_steps"
         unit = "ms" if timing_key == "offset_mae_ms" else "steps"
         timing = {r["label"]: r["reconstruction"][mode][timing_key] for r in results_list}
-        best_f1 = max(f1, key=lambda k: _nan_low(f1[k]))
-        best_timing = min(timing, key=lambda k: -_nan_low(None if timing[k] is None else -timing[k]))
+        best_f1 = _winner({k: _nan_low(v) for k, v in f1.items()})
+        best_timing = _winner({k: _nan_low(None if v is None else -v) for k, v in timing.items()})
         sentences.append(
             f"{mode.replace('_', '-')}: best hit F1 **{best_f1}** ("
             + ", ".join(f"{k} {_fmt(v)}" for k, v in f1.items()) + f"); best timing MAE **{best_timing}** ("

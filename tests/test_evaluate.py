@@ -299,6 +299,12 @@ def test_a_checkpoint_of_another_config_is_refused(tiny_checkpoint, tiny_tensors
 
 
 def test_reports(tiny_results, tmp_path):
+    same = evaluate.comparison_verdict([tiny_results, dict(tiny_results, label="copy")])
+    assert "best hit F1 **tie (groovae_tiny, copy)**" in same and "equal-budget" not in same
+    worse = {mode: dict(m, hit_f1=m["hit_f1"] - 0.1, offset_mae_ms=m["offset_mae_ms"] + 5)
+             for mode, m in tiny_results["reconstruction"].items()}
+    verdict = evaluate.comparison_verdict([dict(tiny_results, label="worse", reconstruction=worse), tiny_results])
+    assert verdict.count("best hit F1 **groovae_tiny**") == 2 and verdict.count("best timing MAE **groovae_tiny**") == 2
     other = dict(tiny_results, label="hier", global_step=41)
     path = evaluate.write_comparison_report([tiny_results, other], str(tmp_path))
     text = open(path).read()
