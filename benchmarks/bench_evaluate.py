@@ -16,8 +16,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import groovae  # noqa: E402,F401  (compat shims before TF)
-from groovae import evaluate, generate  # noqa: E402
+import groovae  # noqa: F401  (compat shims before TF)
+from groovae import evaluate, generate
 
 
 def main():

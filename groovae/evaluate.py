@@ -262,7 +262,7 @@ FEATURES = {"velocity": hit_velocities, "offset": hit_offsets, "ioi": inter_onse
 
 def groove_statistics(tensors):
     """Per-class hit density per bar and the feature histograms of a set of grooves."""
-    return {"n": int(len(tensors)), "hit_density_per_bar": _floats(hit_density_per_bar(tensors)),
+    return {"n": len(tensors), "hit_density_per_bar": _floats(hit_density_per_bar(tensors)),
             "histograms": {name: _floats(histogram(fn(tensors), HISTOGRAM_BINS[name]))
                            for name, fn in FEATURES.items()}}
 
@@ -334,6 +334,7 @@ class ModelPass:
 
     def __init__(self, config_name, checkpoint, batch_size=256, hparams=None, seed=0):
         import tensorflow.compat.v1 as tf
+
         from groovae.configs import load_config
         config = load_config(config_name, hparams)
         self.hparams = config.hparams
@@ -388,6 +389,7 @@ class ModelPass:
 def check_checkpoint(config_name, checkpoint, wanted):
     """GenerateError unless the checkpoint holds every variable in ``wanted`` ({name: shape})."""
     import tensorflow.compat.v1 as tf
+
     from groovae.generate import GenerateError
     try:
         stored = dict(tf.train.list_variables(checkpoint))
@@ -670,25 +672,25 @@ def single_report_markdown(results, images):
              f"- config `{r['config']}`, checkpoint `{r['checkpoint']}` (global step {r['global_step']})",
              f"- test windows: {r['n_test']} from `{r['test_path']}`" + ("" if r["has_bpm"] else
                                                                           " (no tempo: no ms timing)"),
-             f"- samples: {r['n_samples']} per temperature, seed {r['seed']}; training windows for novelty: "
-             f"`{r['train_path']}`",
+             (f"- samples: {r['n_samples']} per temperature, seed {r['seed']}; training windows for novelty: "
+              f"`{r['train_path']}`"),
              "- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()), "",
              "## Reconstruction (test split)", "", _table(RECONSTRUCTION_HEADER, _reconstruction_rows(r)), "",
              f"![per-class F1]({images['f1']})", "", "### Per-class hit F1", "",
              _per_class_table([r]), "", "## Loss terms and KL (test split)", "",
              _table(list(r["losses"]), [[_fmt(v) for v in r["losses"].values()]]), "",
              "## Latent space", "",
-             f"Active units: **{r['latent']['active_units']} / {r['latent']['z_size']}**; mean KL "
-             f"{_fmt(r['latent']['kl_bits'], 1)} bits; dims carrying > 0.1 bit: "
-             f"{r['latent']['dims_with_kl_over_0.1_bits']}.", "", f"![latent]({images['latent']})", ""]
+             (f"Active units: **{r['latent']['active_units']} / {r['latent']['z_size']}**; mean KL "
+              f"{_fmt(r['latent']['kl_bits'], 1)} bits; dims carrying > 0.1 bit: "
+              f"{r['latent']['dims_with_kl_over_0.1_bits']}."), "", f"![latent]({images['latent']})", ""]
     if r["samples"]:
         lines += ["## Samples vs test data", "", _table(SAMPLE_HEADER, _sample_rows(r)), "",
                   _density_table(r), "", f"![distributions]({images['distributions']})", "",
                   f"![density]({images['density']})", ""]
     if r.get("test_novelty"):
-        lines += ["The reference row compares the training windows' histograms with the test windows' (the best "
-                  "a model can hope for); its duplicate rate and Hamming distance are the test windows' own, "
-                  "against the training windows.", ""]
+        lines += [("The reference row compares the training windows' histograms with the test windows' (the best "
+                   "a model can hope for); its duplicate rate and Hamming distance are the test windows' own, "
+                   "against the training windows."), ""]
     lines += ["## Examples", "", f"![examples]({images['examples']})", "", _definitions(), ""]
     return "\n".join(lines)
 

@@ -270,6 +270,7 @@ def test_model_pass_batches_do_not_change_results(tiny_checkpoint, tiny_tensors_
 def untrained_checkpoint(config_name, folder):
     """A randomly initialised checkpoint of a config's inference variables (cheaper than training)."""
     import tensorflow.compat.v1 as tf
+
     from groovae.configs import load_config
     config = load_config(config_name)
     config.hparams.batch_size = 1
