@@ -4,7 +4,10 @@ Training reads precomputed window tensors (``.npz``: inputs, outputs,
 lengths) and feeds numpy batches, so no Python conversion runs per epoch and
 no tf.data ``unbatch`` (see compat.guard_unbatch) is ever on the path.
 """
+import contextlib
+import hashlib
 import os
+import shutil
 import tempfile
 
 import note_seq
@@ -96,6 +99,30 @@ def atomic_write(path, write_fn, mode="wb"):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(dest):
+    """Yields a temp folder beside ``dest``; on success it replaces ``dest`` whole."""
+    parent = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
+    try:
+        yield tmp
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_tensors(path, tensors):

@@ -15,7 +15,6 @@ import platform
 import re
 import shutil
 import tarfile
-import tempfile
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -53,9 +52,7 @@ def safe_extract_tar(tar_path, dest):
                     raise GenerateError(f"{tar_path}: member '{m.name}' is a link ('{m.linkname}'); refused")
                 if not (m.isfile() or m.isdir()):
                     raise GenerateError(f"{tar_path}: member '{m.name}' is not a regular file; refused")
-            os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-            tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(dest)), suffix=".tmp")
-            try:
+            with data.atomic_directory(dest) as tmp:
                 for m in members:
                     target = os.path.join(tmp, *m.name.replace("\\", "/").split("/"))
                     if m.isdir():
@@ -64,12 +61,6 @@ def safe_extract_tar(tar_path, dest):
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     with tar.extractfile(m) as src, open(target, "wb") as out:
                         shutil.copyfileobj(src, out)
-                if os.path.isdir(dest):
-                    shutil.rmtree(dest)
-                os.replace(tmp, dest)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
     except (tarfile.TarError, EOFError, OSError) as e:
         raise GenerateError(f"{tar_path}: not a readable checkpoint tar ({e})") from None
     return dest
@@ -94,7 +85,7 @@ def checkpoint_in_dir(folder, origin):
 
 def checkpoint_from_tar(tar_path, cache_dir=DEFAULT_CACHE):
     """Extracts a checkpoint tar once (keyed by its sha256) and returns the prefix."""
-    digest = sha256_of(tar_path)
+    digest = data.sha256_of(tar_path)
     dest = os.path.join(cache_dir, "checkpoints", f"{os.path.basename(tar_path)}-{digest[:12]}")
     if not os.path.isdir(dest):
         safe_extract_tar(tar_path, dest)
@@ -142,14 +133,6 @@ def checkpoint_sha256(prefix):
         with open(os.path.join(folder, f), "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
-    return h.hexdigest()
-
-
-def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 
@@ -408,9 +391,9 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     entry = {"mode": mode, "config": config_name, "checkpoint": checkpoint_label or checkpoint,
              "checkpoint_sha256": checkpoint_sha256(model.checkpoint), "temperature": temperature, "seed": seed,
              "n": len(tensors), "steps": steps if mode == "interpolate" else None,
-             "inputs": [{"path": p, "sha256": sha256_of(p), "window": w} for p, w in zip(inputs, windows)],
+             "inputs": [{"path": p, "sha256": data.sha256_of(p), "window": w} for p, w in zip(inputs, windows)],
              "prefix": prefix, "wav": wav, "png": png,
-             "files": {f: sha256_of(os.path.join(out_dir, f)) for f in files},
+             "files": {f: data.sha256_of(os.path.join(out_dir, f)) for f in files},
              "versions": package_versions()}
     add_to_manifest(out_dir, entry)
     return entry

@@ -45,7 +45,7 @@ import zipfile
 import numpy as np
 
 from groovae import data
-from groovae.data import DataError
+from groovae.data import DataError, atomic_directory, sha256_of
 
 OFFICIAL_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
 ARCHIVE_NAME = "groove-v1.0.0-midionly.zip"
@@ -66,14 +66,6 @@ DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")
 
 def is_url(source):
     return urllib.parse.urlparse(str(source)).scheme in ("http", "https", "file")
-
-
-def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(url, dest, expected_size=None, progress=True):
@@ -156,17 +148,8 @@ def safe_extract(zip_path, dest):
                 target = os.path.realpath(os.path.join(root, name))
                 if os.path.isabs(name) or (target != root and not target.startswith(root + os.sep)):
                     raise DataError(f"{zip_path}: member '{name}' would be extracted outside the target folder")
-            parent = os.path.dirname(root)
-            os.makedirs(parent, exist_ok=True)
-            tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(root) + ".", suffix=".tmp")
-            try:
+            with atomic_directory(root) as tmp:
                 z.extractall(tmp)
-                if os.path.isdir(root):
-                    shutil.rmtree(root)
-                os.replace(tmp, root)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
     except (zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{zip_path}: not a readable zip archive ({e})") from None
     return root
