@@ -388,18 +388,8 @@ class ModelPass:
 
 def check_checkpoint(config_name, checkpoint, wanted):
     """GenerateError unless the checkpoint holds every variable in ``wanted`` ({name: shape})."""
-    import tensorflow.compat.v1 as tf
-
-    from groovae.generate import GenerateError
-    try:
-        stored = dict(tf.train.list_variables(checkpoint))
-    except Exception as e:
-        raise GenerateError(f"{checkpoint}: unreadable checkpoint ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    mismatched = [name for name, shape in wanted.items() if stored.get(name) != shape]
-    if mismatched:
-        raise GenerateError(f"{checkpoint}: not a '{config_name}' checkpoint ({len(mismatched)} variables missing or "
-                            f"of another shape, e.g. {mismatched[0]})")
+    from groovae import generate
+    generate.check_compatible(config_name, checkpoint, generate.read_checkpoint_variables(checkpoint), wanted)
 
 
 def model_loss(terms, mu, sigma, hparams, global_step):
