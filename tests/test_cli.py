@@ -18,12 +18,21 @@ def test_train_then_generate(tiny_tensors_path, tmp_path):
                    "--num_steps", "3", "--no_progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["global_step"] == 3
-    proc = groovae("generate", "--config", "groovae_tiny", "--checkpoint", run_dir, "--output_dir", out, "--n", "2")
+    proc = groovae("generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", run_dir,
+                   "--output_dir", out, "--n", "2", "--seed", "3", "--no_wav")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(os.listdir(out)) == ["sample_00.mid", "sample_01.mid"]
+    assert sorted(os.listdir(out)) == ["manifest.json", "sample_t0.5_s3_00.mid", "sample_t0.5_s3_00.png",
+                                       "sample_t0.5_s3_01.mid", "sample_t0.5_s3_01.png"]
+    assert proc.stdout.split() == [os.path.join(out, f) for f in ("sample_t0.5_s3_00.mid", "sample_t0.5_s3_00.png",
+                                                                  "sample_t0.5_s3_01.mid", "sample_t0.5_s3_01.png")]
 
 
 def test_errors_are_one_line(tmp_path):
     proc = groovae("train", "--config", "nope", "--data", "x.npz", "--run_dir", str(tmp_path), "--num_steps", "1")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("groovae train: error: unknown config 'nope'")
+    proc = groovae("generate", "--config", "groovae_tiny", "--checkpoint", str(tmp_path / "none"),
+                   "--output_dir", str(tmp_path), "--temperature", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("groovae generate: error: ")
+    assert "no such checkpoint" in proc.stderr.strip().splitlines()[-1]
