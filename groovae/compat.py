@@ -130,6 +130,25 @@ def guard_unbatch():
     dataset_cls.unbatch = unbatch
 
 
+@contextlib.contextmanager
+def magenta_graph():
+    """5. A new default graph with TF1 (ref) variables, as magenta's tools use.
+
+    Why: magenta's entry points (music_vae_train, music_vae_generate) call
+    ``tf.disable_v2_behavior()``, under which variables are ref variables.
+    With TF2's default resource variables a groovae_4bar training step at
+    batch 512 takes ~7.0 s instead of ~6.0 s on this project's 2-core CPU.
+    Restores ref variables for the graphs built inside (except those created
+    in RNN loop bodies, which TF2 control flow keeps as resource variables;
+    that part does not matter for speed here), without disabling eager
+    execution for the rest of the process.  Variable names, and so
+    checkpoints, are the same either way.
+    """
+    import tensorflow.compat.v1 as tf1
+    with tf1.Graph().as_default() as graph, tf1.variable_scope(tf1.get_variable_scope(), use_resource=False):
+        yield graph
+
+
 def quiet_logs():
     """TF1-era deprecation chatter drowns the progress bars; keep errors only."""
     import warnings

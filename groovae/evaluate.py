@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from groovae import data
+from groovae import compat, data
 
 STEPS_PER_BAR = 16
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016), variance of E_q[z] over the data
@@ -342,8 +342,7 @@ class ModelPass:
         self.batch_size, self.length = batch_size, self.hparams.max_seq_len
         converter = config.data_converter
         self.input_depth, self.output_depth = converter.input_depth, converter.output_depth
-        self.graph = tf.Graph()
-        with self.graph.as_default():
+        with compat.magenta_graph() as self.graph:
             tf.set_random_seed(seed)
             model = config.model
             model.build(self.hparams, self.output_depth, is_training=False)

@@ -19,7 +19,7 @@ import tarfile
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from groovae import data
+from groovae import compat, data
 from groovae.configs import config_names, load_config
 
 PUBLIC_CHECKPOINT_URL = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints/groovae_4bar.tar"
@@ -148,7 +148,7 @@ def model_variables(config_name, hparams=None):
     """{name: shape} of the variables an inference graph of the config restores."""
     config = load_config(config_name, hparams)
     config.hparams.batch_size = 1
-    with tf.Graph().as_default():
+    with compat.magenta_graph():
         tf.set_random_seed(0)
         config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
         config.model.sample(1, max_length=config.hparams.max_seq_len,
@@ -203,7 +203,7 @@ class GrooveModel:
         if key not in self._graphs:
             config = load_config(self.config_name, self.hparams)
             config.hparams.batch_size = batch_size
-            with tf.Graph().as_default() as graph, sequential_decoding():
+            with compat.magenta_graph() as graph, sequential_decoding():
                 tf.set_random_seed(seed)
                 model = config.model
                 model.build(config.hparams, self.converter.output_depth, is_training=False)

@@ -20,7 +20,7 @@ import time
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
-from groovae import data
+from groovae import compat, data
 from groovae.configs import load_config
 
 RUN_INFO = "run.json"
@@ -108,8 +108,7 @@ class ValidationGraph:
             tensors = data.batch(tensors, keep)
             n = MAX_VALIDATION_WINDOWS
         self.tensors = data.batch(tensors, slice(None))
-        self.graph = tf.Graph()
-        with self.graph.as_default():
+        with compat.magenta_graph() as self.graph:
             config = load_config(config_name, hparams)
             config.hparams.batch_size = n
             tf.set_random_seed(seed)
@@ -231,7 +230,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     if validation is not None and len(validation["lengths"]):
         validator = ValidationGraph(config_name, hparams, validation, seed, bf16)
     last_validation = {}
-    with tf.Graph().as_default():
+    with compat.magenta_graph():
         graph = TrainGraph(config, seed)
         saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=1)
         writer = tf.summary.FileWriter(run_dir)

@@ -30,7 +30,7 @@ def midi_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_tensors_path(midi_dir, tmp_path_factory):
-    paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir))
+    paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir) if f.endswith(".mid"))
     tensors, skipped = data.midi_files_to_tensors(paths, load_config("groovae_tiny").data_converter)
     assert not skipped and len(tensors["lengths"]) == 16  # 8 files x 2 non-overlapping 4-bar windows
     path = str(tmp_path_factory.mktemp("tensors") / "train.npz")

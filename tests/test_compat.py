@@ -68,14 +68,14 @@ def test_guarded_unbatch_matches_original_and_handles_zero_width():
     assert elements[1][1].shape == (3, 0)
 
 
-def test_magenta_get_dataset_without_crash(midi_dir):
+def test_magenta_get_dataset_without_crash(midi_dir, tmp_path):
     """magenta's own input pipeline on a groove config: SIGSEGV without guard_unbatch."""
     proc = run_python(f"""
 import glob, groovae, note_seq, tensorflow.compat.v1 as tf
 from magenta.models.music_vae import data as mdata
 from groovae.configs import load_config
 from groovae.data import midi_file_to_sequence
-path = {midi_dir!r} + '/seqs.tfrecord'
+path = {str(tmp_path / "seqs.tfrecord")!r}
 with tf.io.TFRecordWriter(path) as w:
     for f in sorted(glob.glob({midi_dir!r} + '/*.mid')):
         w.write(midi_file_to_sequence(f).SerializeToString())
@@ -109,3 +109,25 @@ def test_import_works_when_none_of_the_optional_modules_is_installed():
         "print('left:', sorted(m for m in hidden if m in sys.modules and not hasattr(sys.modules[m], '__file__')))\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "left: []" in proc.stdout
+
+
+def test_magenta_graph_uses_ref_variables_with_unchanged_names():
+    from groovae.configs import load_config
+
+    def build(context):
+        config = load_config("groovae_tiny")
+        with context() as graph:
+            hp = config.hparams
+            config.model.build(hp, config.data_converter.output_depth, is_training=False)
+            x = tf.compat.v1.placeholder(tf.float32, [hp.batch_size, hp.max_seq_len, 27])
+            config.model.eval(x, x, tf.fill([hp.batch_size], hp.max_seq_len))
+            variables = graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+        return {v.op.name: type(v).__name__ for v in variables}
+
+    ours = build(compat.magenta_graph)
+    plain = build(lambda: tf.Graph().as_default())
+    assert ours.keys() == plain.keys() and "encoder/mu/kernel" in ours
+    # Outside the RNN loops (dense layers, global step) ref variables; inside TF2
+    # while-loop bodies TF keeps resource variables.
+    assert ours["encoder/mu/kernel"] == ours["decoder/z_to_initial_state/kernel"] == "RefVariable"
+    assert set(plain.values()) == {"ResourceVariable"}
