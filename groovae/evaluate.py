@@ -49,11 +49,7 @@ HISTOGRAM_BINS = {
 
 # ---------------------------------------------------------------- tensors
 
-def split_groove(tensors):
-    """[..., 3k] groove tensors -> hits (bool), velocities, offsets, each [..., k]."""
-    tensors = np.asarray(tensors)
-    k = tensors.shape[-1] // 3
-    return tensors[..., :k] > 0.5, tensors[..., k:2 * k], tensors[..., 2 * k:]
+split_groove = data.split_groove
 
 
 def activate(logits):

@@ -13,13 +13,6 @@ DRUM_NAMES = ("kick", "snare", "closed hi-hat", "open hi-hat", "low tom", "mid t
               "crash", "ride")  # ROLAND_DRUM_PITCH_CLASSES order, as in GrooveConverter tensors
 
 
-def split_groove_tensor(tensor):
-    """[T, 27] -> hits, velocities (0..1), offsets (-1..1), each [T, 9]."""
-    tensor = np.asarray(tensor)
-    n = tensor.shape[-1] // 3
-    return tensor[:, :n], tensor[:, n:2 * n], tensor[:, 2 * n:]
-
-
 def drum_roll(tensor, title=None, ax=None, steps_per_bar=16):
     """Draws a groove tensor: one row per drum class, a bar per hit.
 
@@ -27,7 +20,7 @@ def drum_roll(tensor, title=None, ax=None, steps_per_bar=16):
     (step - offset/2, GrooveConverter's convention), so micro-timing shows
     as a shift off the 16th-note grid.
     """
-    hits, velocities, offsets = split_groove_tensor(tensor)
+    hits, velocities, offsets = data.split_groove(tensor)
     num_steps, num_drums = hits.shape
     own_figure = ax is None
     if own_figure:
@@ -36,7 +29,7 @@ def drum_roll(tensor, title=None, ax=None, steps_per_bar=16):
         ax.axvline(step, color="#eee" if step % 4 else ("#999" if step % steps_per_bar == 0 else "#ccc"),
                    lw=1.2 if step % steps_per_bar == 0 else 0.6, zorder=0)
     cmap = plt.get_cmap("Greys")
-    for step, drum in zip(*np.nonzero(hits > 0.5)):
+    for step, drum in zip(*np.nonzero(hits)):
         onset = step - offsets[step, drum] / 2.0
         ax.add_patch(plt.Rectangle((onset, drum - 0.38), 0.7, 0.76,
                                    color=cmap(0.25 + 0.75 * float(np.clip(velocities[step, drum], 0, 1))),
