@@ -32,6 +32,14 @@ def _train(args):
     print(json.dumps(result))
 
 
+def _summary(args):
+    from groovae import data, train
+    text = json.dumps(train.summarize_run(args.run_dir), indent=1) + "\n"
+    if args.output:
+        data.atomic_write(args.output, lambda f: f.write(text), mode="w")
+    print(text, end="")
+
+
 def _generate(args):
     from groovae import generate
     spec = args.checkpoint or ("private" if args.run_dir else "public")
@@ -131,6 +139,11 @@ def main(argv=None):
     p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (CPUs with AVX512-BF16/AMX)")
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("summary", help="a training run's steps, hours and final losses as JSON")
+    p.add_argument("--run_dir", required=True)
+    p.add_argument("--output", help="also write the JSON here")
+    p.set_defaults(run=_summary)
 
     p = sub.add_parser("generate", help="drum grooves as MIDI, WAV and PNG (+ manifest.json)")
     p.add_argument("--config", default="groovae_4bar")

@@ -25,6 +25,7 @@ from groovae.configs import load_config
 
 RUN_INFO = "run.json"
 METRICS_CSV = "metrics.csv"
+STOPPED_GAP_SECONDS = 900  # metrics.csv gap longer than this: no training process was running
 MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
 
 
@@ -161,15 +162,21 @@ class MetricsLog:
 
     On resume, rows past the restored step (written after the last
     checkpoint of a killed run) are dropped, so each step appears once.
+    Each row carries ``train_seconds``: wall time spent training the run so
+    far, summed over resumed sessions (time while no process ran excluded).
     """
 
     def __init__(self, run_dir, resume_step):
         self.path = os.path.join(run_dir, METRICS_CSV)
         self.rows = [r for r in read_metrics(self.path) if int(r["step"]) <= resume_step]
+        self.base_seconds = training_seconds(self.rows)
+        self.session_start = time.time()
         self._write()
 
     def add(self, step, split, values):
-        row = {"step": step, "split": split, "time": round(time.time(), 1)}
+        now = time.time()
+        row = {"step": step, "split": split, "time": round(now, 1),
+               "train_seconds": round(self.base_seconds + now - self.session_start, 1)}
         row.update({k.split("/")[-1]: round(v, 6) for k, v in values.items()})
         self.rows.append(row)
         self._write()
@@ -191,6 +198,70 @@ def read_metrics(path):
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def training_seconds(rows, max_gap=STOPPED_GAP_SECONDS):
+    """Wall seconds spent training up to the last of ``rows`` (metrics.csv dicts).
+
+    Uses the last row's ``train_seconds`` when it has one; rows written
+    before that column existed are timed by their ``time`` stamps, counting
+    gaps up to ``max_gap`` (a row is logged every few minutes at most, so a
+    longer gap means no process was running).
+    """
+    if not rows:
+        return 0.0
+    if rows[-1].get("train_seconds") not in (None, ""):
+        return float(rows[-1]["train_seconds"])
+    total, previous = 0.0, None
+    for row in rows:
+        if row.get("train_seconds") not in (None, ""):
+            total, previous = float(row["train_seconds"]), float(row["time"])
+            continue
+        now = float(row["time"])
+        if previous is not None and now - previous <= max_gap:
+            total += now - previous
+        previous = now
+    return total
+
+
+def summarize_run(run_dir, tail=5):
+    """A small dict describing a training run: config, steps, wall time, losses, last validation.
+
+    ``final_train`` averages the last ``tail`` logged train rows (single
+    batches are noisy); ``final_validation`` is the newest validation row.
+    """
+    info_path = os.path.join(run_dir, RUN_INFO)
+    if not os.path.exists(info_path):
+        raise TrainError(f"{run_dir}: no {RUN_INFO}; not a training run dir")
+    with open(info_path) as f:
+        info = json.load(f)
+    checkpoint = tf.train.latest_checkpoint(run_dir)
+    if not checkpoint:
+        raise TrainError(f"{run_dir}: holds no checkpoint")
+    step = int(checkpoint.rsplit("-", 1)[1])
+    rows = [r for r in read_metrics(os.path.join(run_dir, METRICS_CSV)) if int(r["step"]) <= step]
+
+    def numbers(row):
+        return {k: float(v) for k, v in row.items() if k not in ("step", "split", "time", "train_seconds")
+                and v not in (None, "")}
+
+    train_rows = [r for r in rows if r["split"] == "train"][-tail:]
+    validation_rows = [r for r in rows if r["split"] == "validation"]
+    final_train = {}
+    for key in sorted({k for r in train_rows for k in numbers(r)}):
+        values = [numbers(r)[key] for r in train_rows if key in numbers(r)]
+        final_train[key] = round(sum(values) / len(values), 4)
+    batch_size = info["hparams"]["batch_size"]
+    return {
+        "config": info["config"], "hparams_batch_size": batch_size, "global_step": step,
+        "examples_seen": step * batch_size, "checkpoint": os.path.basename(checkpoint),
+        "train_hours": round(training_seconds(rows) / 3600, 2),
+        "final_train": {"steps": [int(r["step"]) for r in train_rows], **final_train},
+        "final_validation": ({"step": int(validation_rows[-1]["step"]),
+                              **{k: round(v, 4) for k, v in numbers(validation_rows[-1]).items()}}
+                             if validation_rows else None),
+        "validation_curve": [{"step": int(r["step"]), "loss": round(float(r["loss"]), 3)} for r in validation_rows],
+    }
 
 
 def resolve_data(data_path, validation_path=None):

@@ -18,6 +18,11 @@ def test_train_then_generate(tiny_tensors_path, tmp_path):
                    "--num_steps", "3", "--no_progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["global_step"] == 3
+    proc = groovae("summary", "--run_dir", run_dir, "--output", str(tmp_path / "summary.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert json.loads(proc.stdout) == summary
+    assert summary["config"] == "groovae_tiny" and summary["global_step"] == 3
     proc = groovae("generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", run_dir,
                    "--output_dir", out, "--n", "2", "--seed", "3", "--no_wav")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -84,6 +84,34 @@ def test_validation_metrics_and_csv(tiny_tensors_path, tmp_path):
     assert [int(r["step"]) for r in rows if r["split"] == "train"] == [2, 4, 6]
     assert float(rows[-1]["hits_loss"]) > 0
     assert os.listdir(os.path.join(run_dir, "eval"))  # TensorBoard events
+    seconds = [float(r["train_seconds"]) for r in rows]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+
+    summary = train.summarize_run(run_dir, tail=2)
+    assert summary["config"] == "groovae_tiny" and summary["global_step"] == 6
+    assert summary["examples_seen"] == 6 * summary["hparams_batch_size"]
+    assert summary["final_train"]["steps"] == [4, 6]
+    assert summary["final_train"]["loss"] == pytest.approx(
+        (float(rows[-3]["loss"]) + float(rows[-2]["loss"])) / 2, abs=1e-3)
+    assert summary["final_validation"]["step"] == 6
+    assert summary["final_validation"]["hits_loss"] == pytest.approx(float(rows[-1]["hits_loss"]), abs=1e-3)
+    assert [p["step"] for p in summary["validation_curve"]] == [3, 6]
+    assert summary["train_hours"] == round(seconds[-1] / 3600, 2)
+
+
+def test_training_seconds_skips_gaps_when_no_process_ran():
+    """Rows from before the train_seconds column are timed by their stamps, gaps > max_gap excluded."""
+    rows = [{"time": "100"}, {"time": "160"}, {"time": "220"},  # one session: 120 s
+            {"time": "5000"}, {"time": "5030"}]                  # stopped, then 30 s more
+    assert train.training_seconds(rows, max_gap=900) == 150
+    rows.append({"time": "5090", "train_seconds": "400.5"})
+    assert train.training_seconds(rows) == 400.5
+    assert train.training_seconds([]) == 0
+
+
+def test_summarize_run_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(train.TrainError, match="not a training run dir"):
+        train.summarize_run(str(tmp_path))
 
 
 def test_bf16_mode_trains(tiny_tensors_path, tmp_path):
