@@ -41,3 +41,22 @@ def test_errors_are_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("groovae generate: error: ")
     assert "no such checkpoint" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_private_samples_script(tiny_run, tmp_path):
+    """scripts/private_samples.sh: the committed samples/private set, made here from the tiny run."""
+    run_dir, _ = tiny_run
+    out = str(tmp_path / "private")
+    proc = subprocess.run(["bash", "scripts/private_samples.sh", run_dir, "groovae_tiny", out], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = set(os.listdir(out))
+    for prefix, n in (("sample_t0.5_s0", 5), ("sample_t0.3_s0", 3), ("sample_t1_s0", 3), ("interp_s0", 5)):
+        for i in range(n):
+            assert {f"{prefix}_{i:02d}.{ext}" for ext in ("mid", "wav", "png")} <= names, (prefix, i)
+    runs = json.load(open(os.path.join(out, "manifest.json")))["runs"]
+    assert [r["mode"] for r in runs] == ["sample"] * 3 + ["interpolate"]
+    assert [os.path.basename(i["path"]) for i in runs[-1]["inputs"]] == ["sample_t0.5_s0_00.mid",
+                                                                         "sample_t0.5_s0_03.mid"]
+    summary = json.load(open(os.path.join(out, "training_summary.json")))
+    assert summary["config"] == "groovae_tiny" and summary["global_step"] == 40
