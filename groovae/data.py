@@ -96,6 +96,12 @@ def midi_files_to_tensors(paths, converter):
     return concat_tensors(parts, converter), skipped
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write_fn, mode="wb"):
     """Calls write_fn(file) on a temp file beside ``path``, then renames it."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -104,6 +110,7 @@ def atomic_write(path, write_fn, mode="wb"):
     try:
         with os.fdopen(fd, mode) as f:
             write_fn(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -119,6 +126,7 @@ def atomic_directory(dest):
     tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if os.path.isdir(dest):
             shutil.rmtree(dest)
         os.replace(tmp, dest)

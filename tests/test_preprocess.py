@@ -147,6 +147,19 @@ def test_outputs_are_atomic(gmd_zip, processed, tmp_path, monkeypatch):
     assert os.path.getmtime(os.path.join(out, "train.npz")) == before["train.npz"]
 
 
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    """Temp files are 0600 / 0700; the renamed outputs follow the umask like any other file."""
+    old = os.umask(0o022)
+    try:
+        data.atomic_write(str(tmp_path / "a.txt"), lambda f: f.write("x"), mode="w")
+        with data.atomic_directory(str(tmp_path / "d")) as d:
+            open(os.path.join(d, "b"), "w").close()
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / "d").st_mode & 0o777 == 0o755
+
+
 def test_wrong_or_truncated_zip_is_a_one_line_error(gmd_zip, tmp_path):
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"not a zip")
