@@ -247,10 +247,11 @@ def summarize_run(run_dir, tail=5):
 
     train_rows = [r for r in rows if r["split"] == "train"][-tail:]
     validation_rows = [r for r in rows if r["split"] == "validation"]
+    train_values = [numbers(r) for r in train_rows]
     final_train = {}
-    for key in sorted({k for r in train_rows for k in numbers(r)}):
-        values = [numbers(r)[key] for r in train_rows if key in numbers(r)]
-        final_train[key] = round(sum(values) / len(values), 4)
+    for key in sorted({k for values in train_values for k in values}):
+        column = [values[key] for values in train_values if key in values]
+        final_train[key] = round(sum(column) / len(column), 4)
     batch_size = info["hparams"]["batch_size"]
     return {
         "config": info["config"], "hparams_batch_size": batch_size, "global_step": step,
