@@ -4,10 +4,14 @@ Import this module before tensorflow, magenta or note_seq (``import groovae``
 does it).  Each shim says why it exists and which upstream behaviour it
 restores; tests/test_compat.py covers each one.
 """
+import atexit
 import contextlib
 import importlib.util
+import io
 import os
+import re
 import sys
+import threading
 import types
 
 # 1. Keras 2 for tf.compat.v1 code.
@@ -17,6 +21,17 @@ import types
 # that magenta was written against (TF 2.9).  It must be set before TF loads.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide C++ INFO/WARNING spam
+
+# 0. TensorFlow's native start-up lines (absl pre-init warning, CUDA probing,
+# CPU-feature notes) are written straight to file descriptor 2 before
+# TF_CPP_MIN_LOG_LEVEL takes effect, so every command opened with a dozen
+# lines of noise.  Those lines, and only those, are dropped; GROOVAE_TF_LOGS=1
+# keeps them.
+NATIVE_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called"
+    r"|(cudart_stub|cuda_platform|cuda_executor|cuda_dnn|cuda_fft|cuda_blas|cuda_diagnostics"
+    r"|computation_placer|cpu_feature_guard|port)\.cc:\d+\]"
+    r"|oneDNN custom operations are on|TF-TRT Warning")
 
 # note_seq imports these at import time, only for its audio and notebook
 # helpers (audio_io, notebook_utils), which this project does not use.
@@ -89,6 +104,61 @@ def optional_module_standins(names=NOTE_SEQ_OPTIONAL_MODULES):
             sys.modules.pop(name, None)
 
 
+class _NativeStderrFilter:
+    """Drops NATIVE_NOISE lines written to fd 2; everything else passes through.
+
+    fd 2 becomes a pipe read by a daemon thread that forwards lines to the
+    original stderr.  Python's own ``sys.stderr`` (tracebacks, progress bars
+    that redraw with \\r) is pointed straight at the original stderr, so it
+    is neither delayed nor reordered.
+    """
+
+    def __init__(self):
+        self.original = os.dup(2)
+        read_end, write_end = os.pipe()
+        if isinstance(sys.stderr, io.TextIOWrapper) and _fileno(sys.stderr) == 2:
+            sys.stderr.flush()
+            sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(self.original), "wb", buffering=0),
+                                          encoding=sys.stderr.encoding, errors="backslashreplace",
+                                          line_buffering=True)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self.thread = threading.Thread(target=self._forward, args=(read_end,), daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    def _forward(self, read_end):
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not NATIVE_NOISE.search(line.decode(errors="replace")):
+                    os.write(self.original, line)
+
+    def close(self):
+        """Puts the original stderr back on fd 2 and flushes what is in the pipe."""
+        if self.thread is not None:
+            os.dup2(self.original, 2)  # closes our pipe's last write end: the thread sees EOF
+            self.thread.join(timeout=2)
+            self.thread = None
+
+
+def _fileno(stream):
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+_native_filter = None
+
+
+def filter_native_stderr():
+    """Starts dropping TF's native start-up noise from fd 2 (once per process)."""
+    global _native_filter
+    if _native_filter is None and os.environ.get("GROOVAE_TF_LOGS", "") in ("", "0"):
+        _native_filter = _NativeStderrFilter()
+    return _native_filter
+
+
 def _has_zero_size_inner_dim(dataset):
     import tensorflow as tf
     for spec in tf.nest.flatten(dataset.element_spec):
@@ -159,6 +229,7 @@ def quiet_logs():
 
 def install():
     """Applies every shim and imports magenta's music_vae; idempotent."""
+    filter_native_stderr()  # before TensorFlow prints anything
     check_legacy_keras()  # before magenta, whose import fails obscurely on Keras 3
     restore_np_bool()
     with optional_module_standins():

@@ -131,3 +131,26 @@ def test_magenta_graph_uses_ref_variables_with_unchanged_names():
     # while-loop bodies TF keeps resource variables.
     assert ours["encoder/mu/kernel"] == ours["decoder/z_to_initial_state/kernel"] == "RefVariable"
     assert set(plain.values()) == {"ResourceVariable"}
+
+
+NOISE_PROBE = (
+    "import os, groovae\n"
+    "import tensorflow as tf\n"
+    "tf.config.list_physical_devices('GPU')  # CUDA probing: native log lines on a CPU machine\n"
+    "os.write(2, b'I0000 00:00:1.2 99 cudart_stub.cc:31] Could not find cuda drivers on your machine\\n')\n"
+    "os.write(2, b'native line kept\\n')\n"
+    "raise SystemExit('python error kept')\n")
+
+
+def test_tf_native_startup_noise_is_dropped():
+    proc = run_python(NOISE_PROBE)
+    assert "native line kept" in proc.stderr and "python error kept" in proc.stderr
+    for noise in ("absl::InitializeLog", "cudart_stub", "cuInit"):
+        assert noise not in proc.stderr, proc.stderr
+
+
+def test_groovae_tf_logs_keeps_the_native_lines(monkeypatch):
+    monkeypatch.setenv("GROOVAE_TF_LOGS", "1")
+    proc = run_python(NOISE_PROBE)
+    assert "cudart_stub.cc:31] Could not find cuda" in proc.stderr
+    assert "native line kept" in proc.stderr and "python error kept" in proc.stderr
