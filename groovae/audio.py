@@ -33,6 +33,17 @@ def find_soundfont(soundfont=None):
                      "apt-get install fluid-soundfont-gm or set GROOVAE_SOUNDFONT")
 
 
+def unavailable_reason(soundfont=None):
+    """None when WAVs can be rendered here, else why not (naming what to install)."""
+    if not shutil.which("fluidsynth"):
+        return "the fluidsynth program is not installed (apt-get install fluidsynth fluid-soundfont-gm)"
+    try:
+        find_soundfont(soundfont)
+    except AudioError as e:
+        return str(e)
+    return None
+
+
 def render_wav(midi_path, wav_path, sample_rate=DEFAULT_SAMPLE_RATE, soundfont=None):
     """Renders ``midi_path`` to a mono 16-bit WAV at ``wav_path`` (atomically)."""
     fluidsynth = shutil.which("fluidsynth")

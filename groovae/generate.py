@@ -14,12 +14,13 @@ import os
 import platform
 import re
 import shutil
+import sys
 import tarfile
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from groovae import compat, data
+from groovae import audio, compat, data
 from groovae.configs import config_names, load_config
 
 PUBLIC_CHECKPOINT_URL = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints/groovae_4bar.tar"
@@ -336,7 +337,7 @@ def reconstruct(model, groove, temperature=0.5, seed=0):
 
 def write_outputs(model, tensors, out_dir, prefix, wav=True, png=True):
     """Writes prefix_XX.mid (+ .wav, .png) per groove; returns the file names."""
-    from groovae import audio, plots
+    from groovae import plots
     import note_seq
     os.makedirs(out_dir, exist_ok=True)
     names = []
@@ -387,6 +388,10 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
         tensors = reconstruct(model, grooves[0], temperature, seed)
     prefix = prefix or {"sample": f"sample_t{temperature:g}_s{seed}", "interpolate": f"interp_s{seed}",
                         "reconstruct": f"recon_s{seed}"}[mode]
+    no_audio = wav and audio.unavailable_reason()
+    if no_audio:  # MIDI, PNG and manifest are still worth having (e.g. after hours of training)
+        _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
+        wav = False
     files = write_outputs(model, tensors, out_dir, prefix, wav, png)
     entry = {"mode": mode, "config": config_name, "checkpoint": checkpoint_label or checkpoint,
              "checkpoint_sha256": checkpoint_sha256(model.checkpoint), "temperature": temperature, "seed": seed,
@@ -397,6 +402,15 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
              "versions": package_versions()}
     add_to_manifest(out_dir, entry)
     return entry
+
+
+_warned = set()
+
+
+def _warn_once(message):
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr)
 
 
 def add_to_manifest(out_dir, entry):

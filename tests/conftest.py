@@ -5,10 +5,13 @@ import sys
 import pytest
 
 import groovae  # noqa: F401  (compat shims before TF)
-from groovae import data, synthetic, train
+from groovae import audio, data, synthetic, train
 from groovae.configs import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# scripts/setup.sh installs FluidSynth where it can (root + apt-get); elsewhere WAV tests skip.
+needs_audio = pytest.mark.skipif(audio.unavailable_reason() is not None,
+                                 reason=f"no WAV rendering here: {audio.unavailable_reason()}")
 GMD_ZIP = os.path.join(ROOT, "..", "shared", "data", "groove-v1.0.0-midionly.zip")
 
 

@@ -4,12 +4,29 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs_audio
 
 
-def groovae(*args):
+def groovae(*args, env=None):
     return subprocess.run([sys.executable, "-m", "groovae", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=env)
+
+
+def test_generate_without_fluidsynth_writes_midi_png_manifest_and_exits_0(tiny_run, tmp_path):
+    """As on a machine without FluidSynth: one warning, no WAV, everything else."""
+    run_dir, _ = tiny_run
+    out = str(tmp_path / "samples")
+    bare_path = str(tmp_path / "bin")  # a PATH on which no fluidsynth is found
+    os.mkdir(bare_path)
+    proc = groovae("generate", "--config", "groovae_tiny", "--run_dir", run_dir, "--output_dir", out, "--n", "2",
+                   env={**os.environ, "PATH": bare_path})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "fluidsynth" in warnings[0]
+    assert sorted(os.listdir(out)) == ["manifest.json", "sample_t0.5_s0_00.mid", "sample_t0.5_s0_00.png",
+                                       "sample_t0.5_s0_01.mid", "sample_t0.5_s0_01.png"]
+    entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
+    assert entry["wav"] is False and sorted(entry["files"]) == sorted(os.listdir(out))[1:]
 
 
 def test_train_then_generate(tiny_tensors_path, tmp_path):
@@ -43,6 +60,7 @@ def test_errors_are_one_line(tmp_path):
     assert "no such checkpoint" in proc.stderr.strip().splitlines()[-1]
 
 
+@needs_audio
 def test_private_samples_script(tiny_run, tmp_path):
     """scripts/private_samples.sh: the committed samples/private set, made here from the tiny run."""
     run_dir, _ = tiny_run

@@ -11,6 +11,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from groovae import data, generate, synthetic, train
+from tests.conftest import needs_audio
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def four_bar_midi(tmp_path_factory):
     return paths
 
 
+@needs_audio
 def test_sample_outputs_and_manifest_regenerate_bit_for_bit(tiny_model, tmp_path):
     out = str(tmp_path / "a")
     entry = generate.generate("groovae_tiny", tiny_model.checkpoint, out, "sample", n=3, temperature=0.5, seed=7,
