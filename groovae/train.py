@@ -26,6 +26,7 @@ from groovae.configs import load_config
 RUN_INFO = "run.json"
 METRICS_CSV = "metrics.csv"
 STOPPED_GAP_SECONDS = 900  # metrics.csv gap longer than this: no training process was running
+ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
 MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
 
 
@@ -350,6 +351,11 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
                 if want_summary:
                     writer.add_summary(results[2], step)
                     metrics.add(step, "train", summary_values(results[2]))
+                if step - start_step == 1 + ETA_AFTER_STEPS and step < num_steps:
+                    seconds = (time.time() - steady_start) / ETA_AFTER_STEPS
+                    log(f"train: {seconds:.2f} s/step on {describe_device().split(' (')[0]}; "
+                        f"{num_steps - step} steps to go take about {format_duration(seconds * (num_steps - step))}",
+                        file=sys.stderr)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.2f}")
                 if validator and step % validate_every == 0:
@@ -378,6 +384,15 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
             "seconds_per_step": steady,
             "validation": last_validation, "checkpoint": checkpoint, "device": describe_device(),
             "bf16": bf16}
+
+
+def format_duration(seconds):
+    """'45 s', '12 min', '3.4 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _progress(step, num_steps, enabled):

@@ -21,6 +21,10 @@ groovae() { "$VENV/bin/python" -m groovae "$@"; }
 unverified=()
 [[ -n "${ALLOW_UNVERIFIED:-}" ]] && unverified=(--allow_unverified)
 groovae preprocess --source "$GMD_SOURCE" "${unverified[@]}" --output_dir "$WORK/data/gmd" --cache_dir "$WORK/cache"
+if [[ "$CONFIG" == groovae_4bar* ]] && ! command -v nvidia-smi >/dev/null; then
+  echo "main: no GPU: training $CONFIG for $NUM_STEPS steps takes hours on a CPU (train prints an estimate" \
+       "after its first steps; rerunning resumes). Every stage in minutes: CONFIG=groovae_tiny NUM_STEPS=200 bash scripts/main.sh" >&2
+fi
 groovae train --config "$CONFIG" --data "$WORK/data/gmd" --run_dir "$WORK/runs/$CONFIG" --num_steps "$NUM_STEPS"
 groovae generate --config "$CONFIG" --checkpoint private --run_dir "$WORK/runs/$CONFIG" \
   --output_dir "$WORK/samples/$CONFIG" --n 5 --temperature 0.5

@@ -9,6 +9,25 @@ VENV="${VENV:-$ROOT/.venv}"
 REQS=("$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt")
 [[ " $* " == *" --test "* ]] && REQS+=("$ROOT/requirements-test.txt")
 
+# Debian/Ubuntu packages, installed when missing (as root; otherwise the command to run is printed):
+# python3-venv where the interpreter lacks venv/ensurepip, and FluidSynth with a General MIDI
+# SoundFont for the WAV files (without them `groovae generate` writes MIDI and PNG only).
+apt_packages=()
+"$PYTHON" -c "import ensurepip, venv" 2>/dev/null || apt_packages+=(python3-venv)
+command -v fluidsynth >/dev/null || apt_packages+=(fluidsynth)
+[[ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ]] || apt_packages+=(fluid-soundfont-gm)
+if ((${#apt_packages[@]})); then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "setup: apt-get install ${apt_packages[*]}" >&2
+    if ! (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq &&
+          apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null); then
+      echo "setup: warning: apt-get install ${apt_packages[*]} failed" >&2
+    fi
+  else
+    echo "setup: missing Debian packages; run: sudo apt-get install ${apt_packages[*]}" >&2
+  fi
+fi
+
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi

@@ -1,5 +1,6 @@
 """Training the tiny config on synthetic grooves; resume; refusals."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -31,6 +32,18 @@ def test_resume_continues_from_last_checkpoint(tiny_tensors_path, tmp_path):
     assert again["checkpoint"].endswith("model.ckpt-8")
     done = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=8, progress=False)
     assert done["steps_this_run"] == 0
+
+
+def test_time_estimate_after_the_first_steps(tiny_tensors_path, tmp_path):
+    lines = []
+    train.train("groovae_tiny", tiny_tensors_path, str(tmp_path / "run"), num_steps=10, progress=False,
+                log=lambda message, **_: lines.append(message))
+    estimates = [line for line in lines if "steps to go" in line]
+    assert len(estimates) == 1 and re.search(r"\d s/step on (CPU|GPU:0); 6 steps to go take about \d", estimates[0])
+
+
+def test_format_duration():
+    assert [train.format_duration(s) for s in (12, 600, 6 * 3600)] == ["12 s", "10 min", "6.0 h"]
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():
