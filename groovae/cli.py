@@ -18,7 +18,7 @@ def _preprocess(args):
     report = preprocess.preprocess(args.source, args.output_dir, window_mode=args.window_mode,
                                    config=args.config, workers=args.workers,
                                    allow_unverified=args.allow_unverified, cache_dir=args.cache_dir,
-                                   max_files=args.max_files, exact=args.exact)
+                                   max_files=args.max_files, exact=args.exact, force=args.force)
     print(preprocess.format_report(report), file=sys.stderr)
     print(preprocess.main_report_line(report))
 
@@ -123,6 +123,8 @@ def main(argv=None):
     p.add_argument("--max_files", type=int, default=None, help="first n rows of info.csv only (quick runs)")
     p.add_argument("--exact", action="store_true",
                    help="cut windows by the real (slow) MIDI round trip tfds uses")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild even if the outputs were made from the same data, settings and code")
     p.set_defaults(run=_preprocess)
 
     p = sub.add_parser("train", help="train a config on window tensors")

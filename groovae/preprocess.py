@@ -651,11 +651,13 @@ def _run_jobs(jobs, workers, progress):
 
 def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", config="groovae_4bar",
                workers=None, allow_unverified=False, cache_dir=None, max_files=None, exact=False,
-               progress=True):
+               progress=True, force=False):
     """GMD -> per-split NoteSequence TFRecords, window tensors (.npz) and report.json.
 
     ``max_files`` keeps the first n rows of info.csv (quick runs); ``exact``
     uses the slow real MIDI round trip for every window.  Returns the report.
+    Outputs made from the same data, settings and code are kept (their
+    report is returned) unless ``force``.
     """
     started = time.time()
     if window_mode not in ("tfds", "magenta"):
@@ -664,6 +666,12 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     rows = read_info(data_dir)
     if max_files:
         rows = rows[:max_files]
+    inputs = input_fingerprint(data_dir, rows, window_mode, config, exact)
+    existing = up_to_date_report(out_dir, inputs) if not force else None
+    if existing:
+        print(f"preprocess: {out_dir} is up to date (same data, settings and code); --force rebuilds",
+              file=sys.stderr)
+        return existing
     converter = _converter(config)  # loads magenta before forking, so workers start warm
     jobs = [(row, data_dir, window_mode, config, exact) for row in rows]
     workers = workers or os.cpu_count() or 1
@@ -693,10 +701,39 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
         data.save_tensors(os.path.join(out_dir, f"{split}.npz"), split_tensors[split])
     report = make_report(results, split_tensors, out_dir, window_mode, time.time() - started)
     report["source"] = str(source)
+    report["inputs"] = inputs
     data.atomic_write(os.path.join(out_dir, "report.json"),
                       lambda f: f.write(json.dumps(report, indent=1)), mode="w")
     _make_readable(out_dir)
     return report
+
+
+def input_fingerprint(data_dir, rows, window_mode, config, exact):
+    """Everything the outputs depend on: the data's bytes, the settings and the code that cuts windows."""
+    from groovae.configs import config_path
+    data_hash = hashlib.sha256()
+    for path in [os.path.join(data_dir, "info.csv")] + [os.path.join(data_dir, r["midi_filename"]) for r in rows]:
+        data_hash.update(os.path.relpath(path, data_dir).encode() + b"\0")
+        if os.path.isfile(path):
+            data_hash.update(sha256_of(path).encode())
+    code_hash = hashlib.sha256()
+    for path in (__file__, data.__file__, config_path(config)):
+        code_hash.update(sha256_of(path).encode())
+    return {"data_sha256": data_hash.hexdigest(), "files": len(rows), "window_mode": window_mode,
+            "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest()}
+
+
+def up_to_date_report(out_dir, inputs):
+    """The report of outputs in ``out_dir`` made from ``inputs``, or None if any differs or is missing."""
+    outputs = ["report.json"] + [f"{split}.{ext}" for split in SPLITS for ext in ("tfrecord", "npz")]
+    if not all(os.path.isfile(os.path.join(out_dir, name)) for name in outputs):
+        return None
+    try:
+        with open(os.path.join(out_dir, "report.json")) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return report if report.get("inputs") == inputs else None
 
 
 def _make_readable(out_dir):

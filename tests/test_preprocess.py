@@ -79,6 +79,23 @@ def test_outputs_and_report(processed):
     assert json.load(open(os.path.join(out, "report.json")))["totals"] == report["totals"]
 
 
+def test_rerun_with_same_inputs_keeps_outputs_and_force_or_changes_rebuild(processed, gmd_zip, tmp_path, capsys):
+    import shutil
+    out = str(tmp_path / "out")
+    shutil.copytree(processed[0], out)
+    cache = processed[2]
+    stamps = lambda: {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in sorted(os.listdir(out))}  # noqa: E731
+    before = stamps()
+    again = pp.preprocess(gmd_zip, out, allow_unverified=True, cache_dir=cache, workers=1, progress=False)
+    assert again == processed[1] and stamps() == before
+    assert "is up to date" in capsys.readouterr().err
+    pp.preprocess(gmd_zip, out, allow_unverified=True, cache_dir=cache, workers=1, progress=False, force=True)
+    rebuilt = stamps()
+    assert all(rebuilt[f] != before[f] for f in before)
+    pp.preprocess(gmd_zip, out, allow_unverified=True, cache_dir=cache, workers=1, progress=False, max_files=4)
+    assert stamps()["train.npz"] != rebuilt["train.npz"]  # other rows: other data
+
+
 def test_bad_midi_is_skipped_and_named(processed):
     _, report, _ = processed
     rejected = {x["id"]: x for x in report["rejected"]}
