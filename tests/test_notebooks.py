@@ -1,12 +1,16 @@
-"""The notebooks, executed headless (nbclient) on tiny inputs.
+"""The notebooks, executed headless (nbclient) as Colab runs them: each in its own fresh runtime.
 
-``run_notebook`` is shared by the notebook tests: it injects overrides into
-the cell tagged ``parameters`` and runs every cell in a kernel of this very
-interpreter (the venv with groovae installed).
+``run_notebook`` injects overrides into the cell tagged ``parameters`` and
+runs every cell in a fresh kernel of this very interpreter (the venv with
+the pinned stack).
 """
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 
 import nbformat
 import pytest
@@ -15,14 +19,16 @@ from nbclient import NotebookClient
 from tests.conftest import ROOT
 from tests.test_preprocess import make_gmd_zip
 
+NOTEBOOKS = ("01_preprocess.ipynb", "02_train.ipynb", "03_generate.ipynb")
 
-def _kernel_dir(tmp_dir):
-    """A 'python3' kernelspec running sys.executable, found first via JUPYTER_PATH."""
+
+def _kernel_dir(tmp_dir, env=None):
+    """A 'python3' kernelspec running sys.executable (with ``env``), found first via JUPYTER_PATH."""
     spec_dir = os.path.join(tmp_dir, "jupyter", "kernels", "python3")
     os.makedirs(spec_dir, exist_ok=True)
     with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
         json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                   "display_name": "Python 3 (groovae tests)", "language": "python"}, f)
+                   "display_name": "Python 3 (groovae tests)", "language": "python", "env": env or {}}, f)
     return os.path.join(tmp_dir, "jupyter")
 
 
@@ -36,17 +42,17 @@ def inject_parameters(nb, overrides):
     return nb
 
 
-def run_notebook(path, overrides=None, timeout=300, cwd=None, tmp_dir=None):
+def run_notebook(path, overrides=None, timeout=300, cwd=None, tmp_dir=None, env=None):
     """Executes the notebook at ``path`` with ``overrides``; returns the executed notebook.
 
-    Cells run with ``cwd`` (default: the repo root) as working directory; a
-    failing cell raises nbclient's CellExecutionError naming the cell.
+    Cells run with ``cwd`` (default: the repo root) as working directory, in a
+    fresh kernel with ``env`` added to its environment; a failing cell raises
+    nbclient's CellExecutionError naming the cell.
     """
-    import tempfile
     nb = inject_parameters(nbformat.read(path, as_version=4), overrides or {})
     tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="nbrun")
     old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = _kernel_dir(tmp_dir) + (os.pathsep + old if old else "")
+    os.environ["JUPYTER_PATH"] = _kernel_dir(tmp_dir, env) + (os.pathsep + old if old else "")
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": cwd or ROOT}})
@@ -69,57 +75,142 @@ def outputs_text(nb):
     return "\n".join(parts)
 
 
-def test_01_preprocess_notebook(tmp_path):
-    source = make_gmd_zip(tmp_path / "groove-synthetic.zip")
-    out = tmp_path / "out"
-    nb = run_notebook(os.path.join(ROOT, "01_preprocess.ipynb"),
-                      {"SOURCE": source, "OUTPUT_DIR": str(out), "WINDOW_MODE": "tfds", "MAX_FILES": 6,
-                       "ALLOW_UNVERIFIED": True, "WORKERS": 1},
-                      timeout=300, tmp_dir=str(tmp_path))
-    text = outputs_text(nb)
-    assert "| train |" in text and "unreadable" in text
-    assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
-    report = json.load(open(out / "report.json"))
-    assert report["totals"]["files"] == 6 and report["totals"]["tensors"] == 20
-    assert (out / "train.npz").is_file() and (out / "test.tfrecord").is_file()
+def _images(nb):
+    return [o for c in nb.cells for o in c.get("outputs", []) if o.get("data", {}).get("image/png")]
 
 
-def test_parameters_cell_is_required(tmp_path):
+def _code(name):
+    return [c.source for c in nbformat.read(os.path.join(ROOT, name), as_version=4).cells if c.cell_type == "code"]
+
+
+def test_parameters_cell_is_required():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1")]
     with pytest.raises(ValueError, match="parameters"):
         inject_parameters(nb, {"x": 2})
 
 
-def _images(nb):
-    return [o for c in nb.cells for o in c.get("outputs", []) if o.get("data", {}).get("image/png")]
+def test_one_install_cell_and_one_drive_folder_in_all_three():
+    install = {name: _code(name)[0] for name in NOTEBOOKS}
+    assert len(set(install.values())) == 1, "the install cells differ"
+    assert "notebook_install.py" in install["01_preprocess.ipynb"]
+    for name in NOTEBOOKS:
+        assert sum("DRIVE_DIR = " in cell for cell in _code(name)) == 1, name
+        assert any("notebook.workspace(DRIVE_DIR)" in cell for cell in _code(name)), name
 
 
-def test_02_train_notebook(tiny_tensors_path, tmp_path):
-    import shutil
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    shutil.copy(tiny_tensors_path, data_dir / "train.npz")
-    shutil.copy(tiny_tensors_path, data_dir / "validation.npz")
-    run_dir = tmp_path / "run"
-    nb = run_notebook(os.path.join(ROOT, "02_train.ipynb"),
-                      {"CONFIG": "groovae_tiny", "DATA": str(data_dir), "RUN_DIR": str(run_dir), "NUM_STEPS": 20,
-                       "VALIDATE_EVERY": 10},
-                      timeout=300, tmp_dir=str(tmp_path))
-    text = outputs_text(nb)
-    assert "device: CPU" in text and "model.ckpt-20" in text
-    assert _images(nb) and (run_dir / "curves.png").is_file()
+def test_only_the_training_notebook_asks_for_a_gpu():
+    metadata = {name: nbformat.read(os.path.join(ROOT, name), as_version=4).metadata for name in NOTEBOOKS}
+    assert [metadata[n].get("accelerator") for n in NOTEBOOKS] == [None, "GPU", None]
+    gpu_cell = next(c for c in _code("02_train.ipynb") if "and-cuda" in c)
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        tensorflow = re.search(r"^tensorflow==(\S+)", f.read(), re.M).group(1)
+    assert f"tensorflow[and-cuda]=={tensorflow}" in gpu_cell
+    assert not any("and-cuda" in c for n in ("01_preprocess.ipynb", "03_generate.ipynb") for c in _code(n))
+    assert any("apt-get update" in c for c in _code("03_generate.ipynb"))
 
 
-def test_03_generate_notebook(tiny_run, tmp_path):
-    run_dir, _ = tiny_run
-    out = tmp_path / "samples"
-    nb = run_notebook(os.path.join(ROOT, "03_generate.ipynb"),
-                      {"CHECKPOINT": "private", "CONFIG": "groovae_tiny", "RUN_DIR": run_dir, "OUTPUT_DIR": str(out),
-                       "N": 2, "INTERPOLATION_STEPS": 3},
-                      timeout=300, tmp_dir=str(tmp_path))
+def _repository_from_work_tree(dest):
+    """A git repository holding this work tree's files as they are now (committed or not)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    for name in listed:
+        if os.path.isfile(os.path.join(ROOT, name)):
+            os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, name), os.path.join(dest, name))
+    git = ["git", "-c", "user.name=tests", "-c", "user.email=tests@localhost", "-C", str(dest)]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "snapshot"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    return str(dest)
+
+
+def test_notebooks_chain_across_fresh_runtimes_through_the_drive_folder(tmp_path):
+    """As in Colab: 01 -> 02 -> 02 again (after a disconnect) -> 03, each in its own fresh kernel with its
+    own home, working directory and clone of the repo (GROOVAE_REPO_URL); only the drive folder is shared."""
+    remote = "file://" + _repository_from_work_tree(tmp_path / "remote")
+    drive = tmp_path / "drive"
+    source = make_gmd_zip(tmp_path / "groove-synthetic.zip")
+
+    def runtime(name, notebook, overrides):
+        home, content = tmp_path / name / "root", tmp_path / name / "content"
+        home.mkdir(parents=True)
+        content.mkdir()
+        nb = run_notebook(os.path.join(ROOT, notebook), {"DRIVE_DIR": str(drive), **overrides}, timeout=600,
+                          cwd=str(content), tmp_dir=str(tmp_path / name),
+                          env={"HOME": str(home), "GROOVAE_REPO_URL": remote})
+        text = outputs_text(nb)
+        clone = os.path.join(str(home), "groovae")
+        assert f"install: groovae from {clone}" in text and f"groovae 0.1.0 ({clone})" in text, text[:2000]
+        assert re.search(r"device: (CPU|GPU)", text)
+        return nb, text
+
+    _, text = runtime("rt1", "01_preprocess.ipynb", {"SOURCE": source, "MAX_FILES": 8, "ALLOW_UNVERIFIED": True,
+                                                      "WORKERS": 1})
+    assert "| train |" in text and "unreadable" in text
+    with open(drive / "data" / "gmd" / "report.json") as f:
+        assert json.load(f)["totals"]["tensors"] == 20
+
+    train_params = {"CONFIG": "groovae_tiny", "RUN_DIR": "runs/tiny", "NUM_STEPS": 20, "VALIDATE_EVERY": 10}
+    nb, text = runtime("rt2", "02_train.ipynb", train_params)
+    assert "'global_step': 20" in text and "'steps_this_run': 20" in text and _images(nb)
+    _, text = runtime("rt3", "02_train.ipynb", {**train_params, "NUM_STEPS": 30})  # resumes from the drive
+    assert "'global_step': 30" in text and "'steps_this_run': 10" in text
+
+    nb, text = runtime("rt4", "03_generate.ipynb", {"CHECKPOINT": "private", "CONFIG": "groovae_tiny",
+                                                    "RUN_DIR": "runs/tiny", "N": 2, "INTERPOLATION_STEPS": 3})
+    assert "model.ckpt-30" in text
     assert len(_images(nb)) == 2 + 3  # a drum roll per sample and per interpolation step
-    audio = [o for c in nb.cells for o in c.get("outputs", []) if o.get("data", {}).get("text/html", "").find("<audio") >= 0]
-    assert len(audio) == 5
-    names = sorted(os.listdir(out))
-    assert "manifest.json" in names and len([n for n in names if n.endswith(".wav")]) == 5
+    names = sorted(os.listdir(drive / "samples" / "notebook"))
+    assert "manifest.json" in names and len([n for n in names if n.endswith(".mid")]) == 5
+    audio = [o for c in nb.cells for o in c.get("outputs", []) if "<audio" in o.get("data", {}).get("text/html", "")]
+    wavs = [n for n in names if n.endswith(".wav")]
+    assert len(audio) == len(wavs) == (0 if "audio: unavailable" in text else 5)
+    assert sorted(os.listdir(drive)) == ["cache", "data", "runs", "samples"]
+
+
+@pytest.fixture
+def installer():
+    """scripts/notebook_install.py as a module (the install cell runs it in the kernel)."""
+    import runpy
+    return runpy.run_path(os.path.join(ROOT, "scripts", "notebook_install.py"))
+
+
+def test_installer_reads_every_pin(installer):
+    pins = installer["read_pins"]()
+    assert pins["tensorflow"] and pins["magenta"] == "2.1.4" and pins["note-seq"] == "0.0.5"
+    assert installer["unmet_pins"](pins) == []  # this venv is set up from the same files
+    assert installer["unmet_pins"]({"numpy": "0.0.1", "surely-not-installed": "1"}) == [
+        "numpy==0.0.1", "surely-not-installed==1"]
+
+
+def test_installer_names_packages_the_runtime_must_reload(installer):
+    """Colab preloads numpy: after pip replaces it, only a restart uses the pinned one."""
+    import types
+    modules = {"numpy": types.SimpleNamespace(__version__="2.0.2"),
+               "google.protobuf": types.SimpleNamespace(__version__="7.36.2")}
+    installed = {"numpy": "2.4.6", "protobuf": "7.36.2", "scipy": "1.17.1"}.get
+    stale = installer["stale_imports"]({"numpy": "2.4.6", "protobuf": "7.36.2", "scipy": "1.17.1"}, modules, installed)
+    assert stale == [("numpy", "2.0.2", "2.4.6")]
+
+
+def test_workspace_mounts_google_drive_in_colab(tmp_path, monkeypatch):
+    import types
+    from groovae import notebook
+    mounted = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(notebook, "COLAB_DRIVE", str(tmp_path / "drive"))
+    assert notebook.workspace("MyDrive/groovae") == str(tmp_path / "drive" / "MyDrive" / "groovae")
+    assert mounted == [str(tmp_path / "drive")]
+    assert notebook.workspace(str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")  # absolute: as is
+    assert mounted == [str(tmp_path / "drive")]
+
+
+def test_workspace_outside_colab_is_under_home(tmp_path, monkeypatch):
+    from groovae import notebook
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert notebook.workspace("MyDrive/groovae") == str(tmp_path / "MyDrive" / "groovae")
+    assert os.path.isdir(tmp_path / "MyDrive" / "groovae")

@@ -1,0 +1,47 @@
+"""What the three notebooks share: one persistent folder, and what they run on.
+
+Colab gives every notebook its own runtime, and a runtime forgets its files
+when it disconnects.  So data, runs and samples live in one folder that all
+three notebooks name with the same ``DRIVE_DIR``: inside Google Drive in
+Colab, a local folder elsewhere.
+"""
+import os
+import platform
+import sys
+
+COLAB_DRIVE = "/content/drive"  # where Colab mounts Google Drive
+
+
+def in_colab():
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def workspace(drive_dir):
+    """The absolute folder for data, runs and samples, created if needed.
+
+    In Colab a relative ``drive_dir`` (e.g. ``MyDrive/groovae``) is inside
+    Google Drive, which is mounted first; elsewhere it is relative to the home
+    directory.  An absolute path is used as it is.
+    """
+    if os.path.isabs(drive_dir):
+        path = drive_dir
+    elif in_colab():
+        path = os.path.join(COLAB_DRIVE, drive_dir)
+    else:
+        path = os.path.join(os.path.expanduser("~"), drive_dir)
+    if in_colab() and path.startswith(COLAB_DRIVE + os.sep) and not os.path.ismount(COLAB_DRIVE):
+        from google.colab import drive
+        drive.mount(COLAB_DRIVE)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def environment():
+    """One line: where groovae comes from, the versions that matter, and the device TF will use."""
+    import groovae
+    from groovae.generate import package_versions
+    from groovae.train import describe_device
+    versions = package_versions()
+    shown = " | ".join(f"{name} {versions.get(name)}" for name in ("tensorflow", "magenta", "note-seq", "numpy"))
+    return (f"groovae {groovae.__version__} ({os.path.dirname(os.path.dirname(groovae.__file__))}) | "
+            f"Python {platform.python_version()} | {shown} | device: {describe_device()}")
