@@ -157,7 +157,7 @@ def test_outputs_are_atomic(gmd_zip, processed, tmp_path, monkeypatch):
         raise KeyboardInterrupt  # as if killed while writing
     monkeypatch.setattr(np, "savez", killed)
     with pytest.raises(KeyboardInterrupt):
-        pp.preprocess(gmd_zip, out, allow_unverified=True, cache_dir=cache, workers=1, progress=False)
+        pp.preprocess(gmd_zip, out, allow_unverified=True, cache_dir=cache, workers=1, progress=False, force=True)
     after = os.listdir(out)
     assert not [f for f in after if f.endswith(".tmp")], after
     assert set(after) == set(before)
