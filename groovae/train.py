@@ -10,6 +10,7 @@ A run dir holds: run.json (config + hparams), model.ckpt-N.* checkpoints,
 TensorBoard events (train in the dir, validation in eval/), metrics.csv.
 """
 import csv
+import hashlib
 import io
 import json
 import math
@@ -17,10 +18,11 @@ import os
 import sys
 import time
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
-from groovae import compat, data
+from groovae import checkpoints, compat, data
 from groovae.configs import load_config
 
 RUN_INFO = "run.json"
@@ -137,10 +139,23 @@ class ValidationGraph:
         self.session.close()
 
 
-def check_run_dir(run_dir, config_name, hparams):
-    """Refuses a run dir that holds another config's run; records ours."""
+def data_fingerprint(tensors):
+    """What identifies the training data: window count and a sha256 of the model's arrays."""
+    digest = hashlib.sha256()
+    for key in data.TENSOR_KEYS:
+        digest.update(np.ascontiguousarray(tensors[key]).tobytes())
+    return {"windows": int(len(tensors["lengths"])), "sha256": digest.hexdigest()}
+
+
+def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None):
+    """Refuses a run dir that holds another run (config, hparams, seed or data); records ours.
+
+    Also refuses a run dir whose checkpoints are gone while its metrics.csv
+    says it trained: restarting would silently drop that history.
+    """
     info_path = os.path.join(run_dir, RUN_INFO)
-    info = {"config": config_name, "hparams": hparams}
+    info = {"config": config_name, "hparams": hparams, "seed": seed, "data": fingerprint}
+    new_run = f"rerun with the same --config/--hparams/--seed/--data, or start a new run with another --run_dir"
     if os.path.exists(info_path):
         with open(info_path) as f:
             old = json.load(f)
@@ -152,7 +167,20 @@ def check_run_dir(run_dir, config_name, hparams):
         if changed:
             raise TrainError(f"{run_dir}: holds a {config_name} run with other hparams "
                              f"({', '.join(changed)}); use another --run_dir")
-    elif tf.train.latest_checkpoint(run_dir):
+        if old.get("seed", seed) != seed:
+            raise TrainError(f"{run_dir}: was trained with --seed {old['seed']}, not {seed}; {new_run}")
+        if old.get("data") and fingerprint and old["data"] != fingerprint:
+            raise TrainError(f"{run_dir}: was trained on other data ({old['data']['windows']} windows, sha256 "
+                             f"{old['data']['sha256'][:12]}; now {fingerprint['windows']}, "
+                             f"{fingerprint['sha256'][:12]}); {new_run}")
+        if "seed" not in old or ("data" not in old and fingerprint):  # run dirs from before these were recorded
+            data.atomic_write(info_path, lambda f: json.dump({**old, **info}, f, indent=1), mode="w")
+        trained = [r for r in read_metrics(os.path.join(run_dir, METRICS_CSV)) if r.get("step")]
+        if trained and not checkpoints.newest_checkpoint(run_dir):
+            raise TrainError(f"{run_dir}: {METRICS_CSV} records training up to step {trained[-1]['step']} but no "
+                             f"complete checkpoint (model.ckpt-N.index + .data) is left; restore those files, "
+                             f"or start a new run with another --run_dir")
+    elif checkpoints.newest_checkpoint(run_dir):
         raise TrainError(f"{run_dir}: holds checkpoints of an unknown run (no {RUN_INFO}); use another --run_dir")
     else:
         data.atomic_write(info_path, lambda f: json.dump(info, f, indent=1), mode="w")
@@ -236,7 +264,7 @@ def summarize_run(run_dir, tail=5):
         raise TrainError(f"{run_dir}: no {RUN_INFO}; not a training run dir")
     with open(info_path) as f:
         info = json.load(f)
-    checkpoint = tf.train.latest_checkpoint(run_dir)
+    checkpoint = checkpoints.newest_checkpoint(run_dir)
     if not checkpoint:
         raise TrainError(f"{run_dir}: holds no checkpoint")
     step = int(checkpoint.rsplit("-", 1)[1])
@@ -266,6 +294,20 @@ def summarize_run(run_dir, tail=5):
     }
 
 
+def check_numbers(**values):
+    """TrainError naming the first setting that is not a usable number."""
+    minimum = {"num_steps": 0, "seed": 0, "validate_every": 1, "summary_every": 1}
+    for name, value in values.items():
+        if name == "checkpoint_every_secs":
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+            wanted = "a number of seconds >= 0 (0: after every step)"
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum[name]
+            wanted = f"a whole number >= {minimum[name]}"
+        if not ok:
+            raise TrainError(f"--{name} is {value!r}; it must be {wanted}")
+
+
 def resolve_data(data_path, validation_path=None):
     """(train .npz, validation .npz or None) from a preprocess dir or an .npz path."""
     if os.path.isdir(data_path):
@@ -285,6 +327,8 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     tensor file.  Returns a dict with steps, losses, timings and the last
     validation metrics.
     """
+    check_numbers(num_steps=num_steps, validate_every=validate_every, checkpoint_every_secs=checkpoint_every_secs,
+                  summary_every=summary_every, seed=seed)
     config = load_config(config_name, hparams)
     hp = config.hparams
     train_path, validation_path = resolve_data(data_path, validation_path)
@@ -294,7 +338,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
         raise TrainError(f"{train_path}: holds no training windows")
     validation = data.load_tensors(validation_path) if validation_path else None
     os.makedirs(run_dir, exist_ok=True)
-    check_run_dir(run_dir, config_name, hp.values())
+    check_run_dir(run_dir, config_name, hp.values(), seed, data_fingerprint(tensors))
     log(f"train: {config_name} on {num_examples} windows ({train_path}), batch {hp.batch_size}, "
         f"device {describe_device()}{', bf16 mixed precision' if bf16 else ''}", file=sys.stderr)
 
@@ -305,18 +349,22 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     last_validation = {}
     with compat.magenta_graph():
         graph = TrainGraph(config, seed)
-        saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=1)
+        # Relative paths in the state file: the run dir resumes after a move or copy.
+        saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=1, save_relative_paths=True)
         writer = tf.summary.FileWriter(run_dir)
         eval_writer = tf.summary.FileWriter(os.path.join(run_dir, "eval")) if validator else None
         with tf.Session(config=session_config(bf16)) as sess:
-            latest = tf.train.latest_checkpoint(run_dir)
+            latest = checkpoints.newest_checkpoint(run_dir)
             if latest:
                 saver.restore(sess, latest)
+                saver.recover_last_checkpoints(checkpoints.complete_checkpoints(run_dir))  # keep rotating them
             else:
                 sess.run(tf.global_variables_initializer())
             step = int(sess.run(graph.global_step))
             if latest:
                 log(f"train: resumed from {latest}", file=sys.stderr)
+            else:  # so that a run dir with metrics always has a checkpoint to resume from
+                saver.save(sess, os.path.join(run_dir, "model.ckpt"), global_step=step)
             metrics = MetricsLog(run_dir, step)
 
             def save_and_validate():
@@ -347,7 +395,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
                 if not math.isfinite(loss):
                     raise TrainError(
                         f"{run_dir}: loss is {loss} at step {step}; stopped without saving "
-                        f"(last checkpoint: {tf.train.latest_checkpoint(run_dir)})")
+                        f"(last checkpoint: {checkpoints.newest_checkpoint(run_dir)})")
                 if want_summary:
                     writer.add_summary(results[2], step)
                     metrics.add(step, "train", summary_values(results[2]))

@@ -49,7 +49,12 @@ def test_train_then_generate(tiny_tensors_path, tmp_path):
                                                                   "sample_t0.5_s3_01.mid", "sample_t0.5_s3_01.png")]
 
 
-def test_errors_are_one_line(tmp_path):
+def test_errors_are_one_line(tmp_path, tiny_tensors_path):
+    proc = groovae("train", "--config", "groovae_tiny", "--data", tiny_tensors_path, "--run_dir", str(tmp_path / "r"),
+                   "--num_steps", "5", "--validate_every", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("groovae train: error: --validate_every is 0; "
+                                                    "it must be a whole number >= 1")
     proc = groovae("train", "--config", "nope", "--data", "x.npz", "--run_dir", str(tmp_path), "--num_steps", "1")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("groovae train: error: unknown config 'nope'")

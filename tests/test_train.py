@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from groovae import data, train
+from groovae import checkpoints, data, train
 
 
 def test_loss_goes_down(tiny_run):
@@ -72,7 +72,7 @@ def test_nan_loss_stops_without_saving(tiny_tensors_path, tmp_path):
     run_dir = str(tmp_path / "run")
     with pytest.raises(train.TrainError, match="loss is nan at step 1"):
         train.train("groovae_tiny", bad, run_dir, num_steps=5, progress=False)
-    assert tf.train.latest_checkpoint(run_dir) is None
+    assert checkpoints.complete_checkpoints(run_dir) == [os.path.join(run_dir, "model.ckpt-0")]  # only the start
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
@@ -152,7 +152,7 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_tensors_path, tmp_path):
     time.sleep(0.37)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    latest = tf.train.latest_checkpoint(run_dir)
+    latest = tf.train.latest_checkpoint(run_dir)  # TF's own reader finds it too (relative paths)
     start = int(latest.rsplit("-", 1)[1])
     assert start >= 30
     result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=start + 2, progress=False)
@@ -160,3 +160,70 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_tensors_path, tmp_path):
     rows = train.read_metrics(os.path.join(run_dir, train.METRICS_CSV))
     steps = [int(r["step"]) for r in rows if r["split"] == "train"]
     assert steps == sorted(set(steps)) and all(s <= start + 2 for s in steps)
+
+
+def test_moved_run_dir_resumes_where_it_was(tiny_tensors_path, tmp_path):
+    """TF's state file holds the paths of the old place; the run resumes anyway, metrics kept."""
+    import shutil
+    first = str(tmp_path / "a" / "run")
+    train.train("groovae_tiny", tiny_tensors_path, first, num_steps=20, summary_every=5, progress=False)
+    moved = str(tmp_path / "b" / "run")
+    shutil.copytree(first, moved)
+    old_state = "\n".join(f'{k}: "{first}/model.ckpt-20"' for k in ("model_checkpoint_path", "all_model_checkpoint_paths"))
+    with open(os.path.join(moved, "checkpoint"), "w") as f:  # as an older or absolute-path save left it
+        f.write(old_state + "\n")
+    shutil.rmtree(tmp_path / "a")
+    again = train.train("groovae_tiny", tiny_tensors_path, moved, num_steps=25, summary_every=5, progress=False)
+    assert again["steps_this_run"] == 5 and again["global_step"] == 25
+    steps = [int(r["step"]) for r in train.read_metrics(os.path.join(moved, train.METRICS_CSV))]
+    assert steps == [5, 10, 15, 20, 25]
+    with open(os.path.join(moved, "checkpoint")) as f:
+        assert str(tmp_path) not in f.read()  # relative paths from now on
+
+
+def test_run_dir_whose_checkpoints_are_gone_is_refused_and_keeps_its_metrics(tiny_tensors_path, tmp_path):
+    run_dir = str(tmp_path / "run")
+    train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=10, summary_every=5, progress=False)
+    for name in os.listdir(run_dir):
+        if name.startswith("model.ckpt-") and name.endswith(".index"):
+            os.remove(os.path.join(run_dir, name))
+    with open(os.path.join(run_dir, train.METRICS_CSV)) as f:
+        metrics = f.read()
+    with pytest.raises(train.TrainError, match="records training up to step 10 but no complete checkpoint"):
+        train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=20, progress=False)
+    with open(os.path.join(run_dir, train.METRICS_CSV)) as f:
+        assert f.read() == metrics
+
+
+def test_resume_with_other_seed_or_data_is_refused(tiny_tensors_path, tmp_path):
+    import json
+    run_dir = str(tmp_path / "run")
+    train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=2, progress=False)
+    with pytest.raises(train.TrainError, match="trained with --seed 0, not 1; rerun with the same"):
+        train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=4, seed=1, progress=False)
+    tensors = data.load_tensors(tiny_tensors_path)
+    other = str(tmp_path / "other.npz")
+    data.save_tensors(other, {k: v[:-1] for k, v in tensors.items()})
+    with pytest.raises(train.TrainError, match=r"trained on other data \(16 windows.*now 15"):
+        train.train("groovae_tiny", other, run_dir, num_steps=4, progress=False)
+    info_path = os.path.join(run_dir, train.RUN_INFO)
+    with open(info_path) as f:
+        info = json.load(f)
+    assert info["seed"] == 0 and info["data"]["windows"] == 16
+    with open(info_path, "w") as f:  # a run dir from before seed and data were recorded
+        json.dump({"config": info["config"], "hparams": info["hparams"]}, f)
+    assert train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=3, progress=False)["global_step"] == 3
+    with open(info_path) as f:
+        assert json.load(f) == info
+
+
+@pytest.mark.parametrize("setting, value", [("validate_every", 0), ("num_steps", -1), ("seed", -3),
+                                            ("checkpoint_every_secs", -1), ("checkpoint_every_secs", float("nan")),
+                                            ("summary_every", 0), ("num_steps", 2.5)])
+def test_bad_numbers_are_refused_before_anything_is_written(tiny_tensors_path, tmp_path, setting, value):
+    args = {"num_steps": 2, **({} if setting == "num_steps" else {setting: value})}
+    if setting == "num_steps":
+        args["num_steps"] = value
+    with pytest.raises(train.TrainError, match=f"--{setting} is"):
+        train.train("groovae_tiny", tiny_tensors_path, str(tmp_path / "run"), progress=False, **args)
+    assert not os.path.exists(tmp_path / "run")
