@@ -97,9 +97,24 @@ def midi_files_to_tensors(paths, converter):
 
 
 def _umask():
-    mask = os.umask(0)
+    """The process umask, read without changing it (os.umask would race with TF's writer threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return _UMASK_AT_IMPORT
+
+
+def _umask_by_setting():
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK_AT_IMPORT = _umask_by_setting()  # once, at import: the fallback where /proc is unavailable
 
 
 def atomic_write(path, write_fn, mode="wb"):

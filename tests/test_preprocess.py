@@ -177,6 +177,22 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
     assert os.stat(tmp_path / "d").st_mode & 0o777 == 0o755
 
 
+def test_atomic_write_leaves_the_process_umask_alone(tmp_path, monkeypatch):
+    old = os.umask(0o027)
+    try:
+        def no_umask(mask):
+            raise AssertionError("os.umask called: it races with other threads")
+        monkeypatch.setattr(os, "umask", no_umask)
+        data.atomic_write(str(tmp_path / "a.txt"), lambda f: f.write("x"), mode="w")
+        with data.atomic_directory(str(tmp_path / "d")):
+            pass
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o640
+    assert os.stat(tmp_path / "d").st_mode & 0o777 == 0o750
+
+
 def test_wrong_or_truncated_zip_is_a_one_line_error(gmd_zip, tmp_path):
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"not a zip")
