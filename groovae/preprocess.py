@@ -467,10 +467,14 @@ def process_file(job):
     """
     row, data_dir, window_mode, config_name, exact = job
     import pretty_midi
-    path = os.path.join(data_dir, row["midi_filename"])
-    result = {"id": row["id"], "split": row["split"], "file": row["midi_filename"],
-              "time_signature": row.get("time_signature", ""),
+    result = {"id": row["id"], "split": row["split"], "file": row["midi_filename"] or "",
+              "time_signature": row.get("time_signature") or "",
               "error": None, "sequence": None, "windows": 0, "tensors": None}
+    problem = row_problem(row)
+    if problem:
+        result["error"], result["reason"] = f"info.csv row {row['id']}: {problem}", "bad info.csv row"
+        return result
+    path = os.path.join(data_dir, row["midi_filename"])
     try:
         with open(path, "rb") as f:
             midi = f.read()
@@ -523,8 +527,27 @@ def process_file(job):
     return result
 
 
+def row_problem(row):
+    """What makes an info.csv row unusable (bpm, time signature, file name), or None."""
+    name = row.get("midi_filename") or ""
+    if not name or os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        return f"bad midi_filename {name!r} (a path inside the dataset folder)"
+    try:
+        bpm = int(row.get("bpm") or "")
+    except ValueError:
+        return f"bad bpm {row.get('bpm')!r} (a whole number of beats per minute)"
+    if not 1 <= bpm <= 1000:
+        return f"bad bpm {bpm} (1 to 1000)"
+    numerator, _, denominator = (row.get("time_signature") or "").partition("-")
+    if not (numerator.isdigit() and denominator.isdigit() and int(numerator) > 0 and int(denominator) > 0):
+        return f"bad time_signature {row.get('time_signature')!r} (like 4-4)"
+    return None
+
+
 def _reject_reason(result):
     """Why a readable file gave no tensors (for the report)."""
+    if result.get("reason"):
+        return result["reason"]
     if result["error"]:
         return "unreadable"
     if result["windows"] == 0:

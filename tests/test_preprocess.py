@@ -96,6 +96,32 @@ def test_rerun_with_same_inputs_keeps_outputs_and_force_or_changes_rebuild(proce
     assert stamps()["train.npz"] != rebuilt["train.npz"]  # other rows: other data
 
 
+def test_bad_info_csv_rows_are_skipped_with_their_reason(tmp_path):
+    folder = tmp_path / "groove"
+    (folder / "d").mkdir(parents=True)
+    synthetic.make_groove(bars=8, bpm=120, seed=1).write(str(folder / "d" / "ok.mid"))
+    rows = [("ok", "120", "4-4", "d/ok.mid"), ("zero", "0", "4-4", "d/ok.mid"), ("word", "fast", "4-4", "d/ok.mid"),
+            ("sig", "120", "", "d/ok.mid"), ("escape", "120", "4-4", "../../etc/passwd"),
+            ("absolute", "120", "4-4", "/etc/passwd"), ("short", None, None, None)]
+    with open(folder / "info.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(INFO_HEADER)
+        for gid, bpm, signature, name in rows:
+            row = ["drummer1", "drummer1/session1", gid, "rock", bpm, "beat", signature, name, "", "16.0", "train"]
+            writer.writerow(row if bpm is not None else row[:3])  # a short row: later columns missing
+    with open(folder / "info.csv") as f:  # a short row would lack 'split'; give it one at the end
+        text = f.read().replace("drummer1,drummer1/session1,short\n", "drummer1,drummer1/session1,short" + "," * 8 + "train\n")
+    (folder / "info.csv").write_text(text)
+    report = pp.preprocess(str(folder), str(tmp_path / "out"), workers=1, progress=False)
+    reasons = {x["id"]: (x["reason"], x["detail"]) for x in report["rejected"]}
+    assert set(reasons) == {"zero", "word", "sig", "escape", "absolute", "short"}
+    assert all(reason == "bad info.csv row" for reason, _ in reasons.values())
+    assert "bad bpm 0" in reasons["zero"][1] and "bad bpm 'fast'" in reasons["word"][1]
+    assert "bad time_signature ''" in reasons["sig"][1] and "bad midi_filename" in reasons["escape"][1]
+    assert report["splits"]["train"]["tensors"] == 5  # the good row still counts
+    assert "6 bad info.csv row" in pp.format_report(report)
+
+
 def test_bad_midi_is_skipped_and_named(processed):
     _, report, _ = processed
     rejected = {x["id"]: x for x in report["rejected"]}
