@@ -20,7 +20,7 @@ def _preprocess(args):
                                    allow_unverified=args.allow_unverified, cache_dir=args.cache_dir,
                                    max_files=args.max_files, exact=args.exact, force=args.force)
     print(preprocess.format_report(report), file=sys.stderr)
-    print(preprocess.main_report_line(report))
+    print(preprocess.main_report_line(report, args.output_dir))
 
 
 def _train(args):

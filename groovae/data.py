@@ -117,14 +117,15 @@ def _umask_by_setting():
 _UMASK_AT_IMPORT = _umask_by_setting()  # once, at import: the fallback where /proc is unavailable
 
 
-def atomic_write(path, write_fn, mode="wb"):
-    """Calls write_fn(file) on a temp file beside ``path``, then renames it."""
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temp file name beside ``path``; on success the file is renamed to ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            write_fn(f)
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
@@ -133,18 +134,36 @@ def atomic_write(path, write_fn, mode="wb"):
         raise
 
 
+def atomic_write(path, write_fn, mode="wb"):
+    """Calls write_fn(file) on a temp file beside ``path``, then renames it."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        write_fn(f)
+
+
 @contextlib.contextmanager
-def atomic_directory(dest):
-    """Yields a temp folder beside ``dest``; on success it replaces ``dest`` whole."""
+def atomic_directory(dest, carry_over=False):
+    """Yields a temp folder beside ``dest``; on success it takes ``dest``'s place whole.
+
+    A reader finds the old folder or the new one, never a mix of the two.
+    ``carry_over`` moves entries of the old folder that the new one lacks
+    into it first (files that are not ours stay where the user put them).
+    """
     parent = os.path.dirname(os.path.abspath(dest))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        old = None
         if os.path.isdir(dest):
-            shutil.rmtree(dest)
+            if carry_over:
+                for name in set(os.listdir(dest)) - set(os.listdir(tmp)):
+                    os.replace(os.path.join(dest, name), os.path.join(tmp, name))
+            old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".old")
+            os.replace(dest, os.path.join(old, "previous"))
         os.replace(tmp, dest)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

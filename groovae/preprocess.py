@@ -36,7 +36,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -562,19 +561,9 @@ def _reject_reason(result):
 def write_tfrecord(path, records):
     """Writes serialized protos to a TFRecord atomically (temp name + rename)."""
     import tensorflow as tf
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for record in records:
-                writer.write(record)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with data.atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+        for record in records:
+            writer.write(record)
 
 
 def read_tfrecord_sequences(path):
@@ -600,8 +589,8 @@ def hits_per_class(tensors):
     return {name: int(h) for name, h in zip(DRUM_CLASSES, hits)}
 
 
-def make_report(results, split_tensors, out_dir, window_mode, seconds):
-    report = {"window_mode": window_mode, "output_dir": os.path.abspath(out_dir),
+def make_report(results, split_tensors, window_mode, seconds):
+    report = {"window_mode": window_mode,
               "seconds": round(seconds, 2), "splits": {}, "rejected": []}
     for split in SPLITS:
         mine = [r for r in results if r["split"] == split]
@@ -716,18 +705,19 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
         gc.unfreeze()
 
     split_tensors = {}
-    for split in SPLITS:
-        mine = [r for r in results if r["split"] == split]
-        write_tfrecord(os.path.join(out_dir, f"{split}.tfrecord"),
-                       [r["sequence"] for r in mine if r["sequence"] is not None])
-        split_tensors[split] = _split_tensors(mine, converter)
-        data.save_tensors(os.path.join(out_dir, f"{split}.npz"), split_tensors[split])
-    report = make_report(results, split_tensors, out_dir, window_mode, time.time() - started)
-    report["source"] = str(source)
-    report["inputs"] = inputs
-    data.atomic_write(os.path.join(out_dir, "report.json"),
-                      lambda f: f.write(json.dumps(report, indent=1)), mode="w")
-    _make_readable(out_dir)
+    # All outputs or none: written into a staging folder that then replaces out_dir whole.
+    with atomic_directory(out_dir, carry_over=True) as staging:
+        for split in SPLITS:
+            mine = [r for r in results if r["split"] == split]
+            write_tfrecord(os.path.join(staging, f"{split}.tfrecord"),
+                           [r["sequence"] for r in mine if r["sequence"] is not None])
+            split_tensors[split] = _split_tensors(mine, converter)
+            data.save_tensors(os.path.join(staging, f"{split}.npz"), split_tensors[split])
+        report = make_report(results, split_tensors, window_mode, time.time() - started)
+        report["source"] = str(source) if is_url(source) else os.path.basename(os.path.normpath(str(source)))
+        report["inputs"] = inputs
+        data.atomic_write(os.path.join(staging, "report.json"),
+                          lambda f: f.write(json.dumps(report, indent=1)), mode="w")
     return report
 
 
@@ -757,18 +747,6 @@ def up_to_date_report(out_dir, inputs):
     except (OSError, ValueError):
         return None
     return report if report.get("inputs") == inputs else None
-
-
-def _make_readable(out_dir):
-    """Temp files are created 0600; give the outputs the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for split in SPLITS:
-        for ext in ("tfrecord", "npz"):
-            path = os.path.join(out_dir, f"{split}.{ext}")
-            if os.path.exists(path):
-                os.chmod(path, 0o666 & ~umask)
-    os.chmod(os.path.join(out_dir, "report.json"), 0o666 & ~umask)
 
 
 # ---------------------------------------------------------------- the tfds route
@@ -813,8 +791,8 @@ def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverif
     return builder
 
 
-def main_report_line(report):
-    return json.dumps({k: report[k] for k in ("output_dir", "window_mode", "seconds", "totals")})
+def main_report_line(report, out_dir):
+    return json.dumps({"output_dir": out_dir, **{k: report[k] for k in ("window_mode", "seconds", "totals")}})
 
 
 if __name__ == "__main__":  # pragma: no cover
