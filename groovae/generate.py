@@ -29,13 +29,16 @@ DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")
 MODES = ("sample", "interpolate", "reconstruct")
 
 
+MAX_CHECKPOINT_BYTES = 4 << 30  # groovae checkpoints are tens of MB; a tar unpacking past this is refused
+
+
 class GenerateError(ValueError):
     """Bad generation request or checkpoint; the message says which."""
 
 
 # ---------------------------------------------------------------- checkpoints
 
-def safe_extract_tar(tar_path, dest):
+def safe_extract_tar(tar_path, dest, max_bytes=MAX_CHECKPOINT_BYTES):
     """Extracts a checkpoint tar into ``dest``, refusing members that escape it.
 
     magenta's TrainedModel calls ``tarfile.extractall`` unguarded; here an
@@ -53,6 +56,9 @@ def safe_extract_tar(tar_path, dest):
                     raise GenerateError(f"{tar_path}: member '{m.name}' is a link ('{m.linkname}'); refused")
                 if not (m.isfile() or m.isdir()):
                     raise GenerateError(f"{tar_path}: member '{m.name}' is not a regular file; refused")
+            unpacked = sum(m.size for m in members if m.isfile())
+            if unpacked > max_bytes:
+                raise GenerateError(f"{tar_path}: would unpack to {unpacked:,} bytes, over the {max_bytes:,} allowed")
             with data.atomic_directory(dest) as tmp:
                 for m in members:
                     target = os.path.join(tmp, *m.name.replace("\\", "/").split("/"))
@@ -93,15 +99,44 @@ def checkpoint_from_tar(tar_path, cache_dir=DEFAULT_CACHE):
     return checkpoint_in_dir(dest, tar_path)
 
 
+def check_checkpoint_tar(tar_path):
+    """GenerateError unless the tar reads to its end and holds a checkpoint (.index and .data files)."""
+    try:
+        with tarfile.open(tar_path) as tar:
+            names = []
+            for member in tar:  # reads every header and every file's bytes: a truncated tar fails here
+                if member.isfile():
+                    with tar.extractfile(member) as f:
+                        while f.read(1 << 20):
+                            pass
+                names.append(member.name)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise GenerateError(f"{tar_path}: not a complete tar archive ({e})") from None
+    if not any(n.endswith(".index") for n in names) or not any(".data-" in n for n in names):
+        raise GenerateError(f"{tar_path}: holds no checkpoint (.index and .data files)")
+
+
 def public_checkpoint(url=PUBLIC_CHECKPOINT_URL, cache_dir=DEFAULT_CACHE, progress=True):
-    """Downloads Google's groovae_4bar.tar once into the cache; returns the prefix."""
+    """Downloads Google's groovae_4bar.tar once into the cache; returns the prefix.
+
+    A cached tar that does not check out is fetched again, once; a fresh
+    download that does not check out is removed, so the next run fetches it.
+    """
     from groovae.preprocess import download
     tar_path = os.path.join(cache_dir, os.path.basename(url.rstrip("/")) or "groovae_4bar.tar")
+    if os.path.exists(tar_path):
+        try:
+            check_checkpoint_tar(tar_path)
+        except GenerateError as e:
+            print(f"generate: cached {e}; downloading it again", file=sys.stderr)
+            os.remove(tar_path)
     if not os.path.exists(tar_path):
         download(url, tar_path, progress=progress)
-    if not tarfile.is_tarfile(tar_path):
-        os.remove(tar_path)  # a damaged download: fetch again next time
-        raise GenerateError(f"{tar_path}: downloaded file is not a tar archive (removed; run again)")
+        try:
+            check_checkpoint_tar(tar_path)
+        except GenerateError as e:
+            os.remove(tar_path)
+            raise GenerateError(f"{e} (removed; run again to download it again)") from None
     return checkpoint_from_tar(tar_path, cache_dir)
 
 

@@ -34,9 +34,11 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
@@ -58,6 +60,7 @@ INFO_COLUMNS = ("drummer", "session", "id", "style", "bpm", "beat_type", "time_s
 DRUM_CLASSES = ("kick", "snare", "closed_hh", "open_hh", "low_tom", "mid_tom", "high_tom",
                 "crash", "ride")
 SPLIT_BARS = 4
+MAX_UNPACKED_BYTES = 2 << 30  # the MIDI-only GMD unpacks to ~ 10 MB; anything near this is not it
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")
 
 
@@ -72,27 +75,25 @@ def download(url, dest, expected_size=None, progress=True):
 
     A partial file is continued with an HTTP Range request (or a seek, for
     file:// URLs); if the server ignores the range, or the partial file is
-    already too big, the download restarts from zero.
+    already too big, the download restarts from zero.  ``dest`` appears only
+    when every byte announced (Content-Length, or ``expected_size``) arrived;
+    a connection that ends early keeps the .part for the next run.
     """
     part = dest + ".part"
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     have = os.path.getsize(part) if os.path.exists(part) else 0
     if expected_size is not None and have > expected_size:
         have = 0
+    if expected_size is not None and have == expected_size:  # finished before, not yet renamed
+        os.replace(part, dest)
+        return dest
     try:
-        if urllib.parse.urlparse(url).scheme == "file":
-            src = open(urllib.request.url2pathname(urllib.parse.urlparse(url).path), "rb")
-            total = os.fstat(src.fileno()).st_size
-            have = have if have <= total else 0
-            src.seek(have)
-        else:
-            request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-            src = urllib.request.urlopen(request, timeout=60)
-            if have and src.status != 206:  # range ignored: start again
-                have = 0
-            total = have + int(src.headers.get("Content-Length") or 0) or expected_size
+        src, have, total = _open_source(url, have, expected_size)
     except OSError as e:
         raise DataError(f"{url}: cannot download ({e})") from None
+    if src is None:  # the .part already holds the whole file
+        os.replace(part, dest)
+        return dest
     from tqdm.auto import tqdm
     with src, open(part, "ab" if have else "wb") as out, \
             tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=not progress,
@@ -103,8 +104,37 @@ def download(url, dest, expected_size=None, progress=True):
                 bar.update(len(block))
         except OSError as e:
             raise DataError(f"{url}: download interrupted ({e}); run again to resume") from None
+    got = os.path.getsize(part)
+    if total is not None and got != total:
+        raise DataError(f"{url}: download ended early ({got:,} of {total:,} bytes); run again to resume")
     os.replace(part, dest)
     return dest
+
+
+def _open_source(url, have, expected_size):
+    """(readable stream or None if ``have`` bytes are already the whole file, start offset, total size or None)."""
+    if urllib.parse.urlparse(url).scheme == "file":
+        src = open(urllib.request.url2pathname(urllib.parse.urlparse(url).path), "rb")
+        total = os.fstat(src.fileno()).st_size
+        have = have if have <= total else 0
+        src.seek(have)
+        return src, have, total
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        src = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as e:
+        if e.code != 416 or not have:
+            raise
+        # Range not satisfiable: the .part is complete if the server's size ("bytes */N") equals it.
+        match = re.match(r"bytes \*/(\d+)", e.headers.get("Content-Range") or "")
+        if match and int(match.group(1)) == have:
+            return None, have, have
+        return _open_source(url, 0, expected_size)
+    if have and src.status != 206:  # range ignored: start again
+        have = 0
+    length = src.headers.get("Content-Length")
+    total = have + int(length) if length is not None else expected_size
+    return src, have, total
 
 
 def verify_archive(path, allow_unverified=False):
@@ -134,11 +164,12 @@ def verify_archive(path, allow_unverified=False):
         raise DataError(f"{path}: no info.csv inside; not a Groove MIDI Dataset archive")
 
 
-def safe_extract(zip_path, dest):
+def safe_extract(zip_path, dest, max_bytes=MAX_UNPACKED_BYTES):
     """Extracts ``zip_path`` into ``dest`` (complete or not at all).
 
     Refuses any member that would land outside ``dest`` (absolute paths,
-    ``..``, drive letters) before writing anything.
+    ``..``, drive letters), and archives that unpack to more than
+    ``max_bytes``, before writing anything.
     """
     root = os.path.realpath(dest)
     try:
@@ -147,6 +178,9 @@ def safe_extract(zip_path, dest):
                 target = os.path.realpath(os.path.join(root, name))
                 if os.path.isabs(name) or (target != root and not target.startswith(root + os.sep)):
                     raise DataError(f"{zip_path}: member '{name}' would be extracted outside the target folder")
+            unpacked = sum(info.file_size for info in z.infolist())
+            if unpacked > max_bytes:  # a zip bomb, or not the dataset
+                raise DataError(f"{zip_path}: would unpack to {unpacked:,} bytes, over the {max_bytes:,} allowed")
             with atomic_directory(root) as tmp:
                 z.extractall(tmp)
     except (zipfile.BadZipFile, EOFError) as e:
@@ -170,8 +204,20 @@ def get_data(source=OFFICIAL_URL, cache_dir=None, allow_unverified=False, progre
         name = os.path.basename(urllib.parse.urlparse(source).path) or ARCHIVE_NAME
         zip_path = os.path.join(cache_dir, "downloads", name)
         official = source == OFFICIAL_URL or name == ARCHIVE_NAME
+        expected = OFFICIAL_SIZE if official and not allow_unverified else None
+        if os.path.isfile(zip_path):
+            try:
+                verify_archive(zip_path, allow_unverified)
+            except DataError as e:  # a damaged or stale cached copy: fetch it again, once
+                print(f"preprocess: cached {e}; downloading it again", file=sys.stderr)
+                os.remove(zip_path)
         if not os.path.isfile(zip_path):
-            download(source, zip_path, OFFICIAL_SIZE if official and not allow_unverified else None, progress)
+            download(source, zip_path, expected, progress)
+            try:
+                verify_archive(zip_path, allow_unverified)
+            except DataError:
+                os.remove(zip_path)  # not kept: the next run fetches again
+                raise
     elif os.path.isdir(source):
         return find_data_dir(source)
     elif os.path.isfile(source):

@@ -47,3 +47,64 @@ def tiny_run(tiny_tensors_path, tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("run"))
     result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=40, progress=False)
     return run_dir, result
+
+
+class _Server:
+    """Serves ``files`` ({path: bytes}) on 127.0.0.1 with HTTP Range support.
+
+    ``cut[path] = n`` makes the next responses for ``path`` announce the full
+    length but close the connection after ``n`` bytes (a dropped download).
+    ``requests`` records (path, Range header) of every request.
+    """
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.files, self.cut, self.requests = {}, {}, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if self.headers.get("Range"):
+                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                limit = server.cut.get(self.path)
+                self.wfile.write(body[start:start + limit] if limit is not None else body[start:])
+                self.close_connection = True
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server (127.0.0.1 only) for download tests; stopped after the test."""
+    server = _Server()
+    yield server
+    server.close()

@@ -163,3 +163,39 @@ def test_public_checkpoint_path_end_to_end_from_file_url(tiny_tensors_path, tmp_
     assert len(entry["files"]) == 2
     again = generate.resolve_checkpoint("public", public_url="file:///gone/groovae_4bar.tar", cache_dir=cache)
     assert again == got  # downloaded once, then from the cache
+
+
+def _checkpoint_tar_bytes(tmp_path, members=(("model.ckpt-5.index", 2000), ("model.ckpt-5.data-00000-of-00001", 90_000))):
+    path = str(tmp_path / "made.tar")
+    _tar(path, [(name, os.urandom(size), "file") for name, size in members])
+    return open(path, "rb").read()
+
+
+def test_public_tar_is_read_whole_and_a_damaged_cached_copy_is_fetched_again(http_server, tmp_path):
+    whole = _checkpoint_tar_bytes(tmp_path)
+    http_server.files["/groovae_4bar.tar"] = whole
+    cache = str(tmp_path / "cache")
+    os.makedirs(cache)
+    with open(os.path.join(cache, "groovae_4bar.tar"), "wb") as f:
+        f.write(whole[:len(whole) // 2])  # its first headers are fine: tarfile.is_tarfile says yes
+    assert tarfile.is_tarfile(os.path.join(cache, "groovae_4bar.tar"))
+    prefix = generate.public_checkpoint(http_server.url + "/groovae_4bar.tar", cache, progress=False)
+    assert prefix.endswith("model.ckpt-5") and os.path.getsize(prefix + ".data-00000-of-00001") == 90_000
+    assert len(http_server.requests) == 1
+
+
+def test_public_tar_without_a_checkpoint_is_refused_and_not_kept(http_server, tmp_path):
+    http_server.files["/groovae_4bar.tar"] = _checkpoint_tar_bytes(tmp_path, [("README", 100)])
+    cache = str(tmp_path / "cache")
+    with pytest.raises(generate.GenerateError, match=r"holds no checkpoint \(.index and .data files\) \(removed"):
+        generate.public_checkpoint(http_server.url + "/groovae_4bar.tar", cache, progress=False)
+    assert not os.path.exists(os.path.join(cache, "groovae_4bar.tar"))
+
+
+def test_checkpoint_tar_that_unpacks_too_big_is_refused(tmp_path):
+    path = str(tmp_path / "big.tar")
+    with open(path, "wb") as f:
+        f.write(_checkpoint_tar_bytes(tmp_path))
+    with pytest.raises(generate.GenerateError, match="would unpack to 92,000 bytes"):
+        generate.safe_extract_tar(path, str(tmp_path / "out"), max_bytes=10_000)
+    assert not os.path.exists(tmp_path / "out")

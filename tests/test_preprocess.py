@@ -267,6 +267,59 @@ def test_download_resumes_a_partial_file(tmp_path):
     assert open(dest, "rb").read() == payload
 
 
+def test_http_download_that_ends_early_is_not_promoted_and_resumes(http_server, tmp_path):
+    payload = os.urandom(300_000)
+    http_server.files["/a.bin"] = payload
+    http_server.cut["/a.bin"] = 100_000  # the connection drops after 100 kB of 300 kB
+    dest = str(tmp_path / "a.bin")
+    with pytest.raises(data.DataError, match=r"ended early \(100,000 of 300,000 bytes\); run again to resume"):
+        pp.download(http_server.url + "/a.bin", dest, progress=False)
+    assert not os.path.exists(dest) and os.path.getsize(dest + ".part") == 100_000
+    del http_server.cut["/a.bin"]
+    pp.download(http_server.url + "/a.bin", dest, progress=False)
+    assert open(dest, "rb").read() == payload and not os.path.exists(dest + ".part")
+    assert http_server.requests[-1] == ("/a.bin", "bytes=100000-")  # resumed, not restarted
+
+
+def test_http_download_whose_part_is_already_complete_finishes(http_server, tmp_path):
+    payload = os.urandom(50_000)
+    http_server.files["/b.bin"] = payload
+    dest = str(tmp_path / "b.bin")
+    with open(dest + ".part", "wb") as f:  # killed after the last byte, before the rename
+        f.write(payload)
+    pp.download(http_server.url + "/b.bin", dest, progress=False)  # the server answers 416
+    assert open(dest, "rb").read() == payload
+    assert http_server.requests == [("/b.bin", "bytes=50000-")]
+
+
+def test_cached_archive_that_fails_verification_is_fetched_again(http_server, gmd_zip, tmp_path):
+    good = open(gmd_zip, "rb").read()
+    http_server.files["/" + pp.ARCHIVE_NAME] = good
+    cache = str(tmp_path / "cache")
+    cached = os.path.join(cache, "downloads", pp.ARCHIVE_NAME)
+    os.makedirs(os.path.dirname(cached))
+    with open(cached, "wb") as f:
+        f.write(good[:1000])  # a damaged copy from an earlier run
+    folder = pp.get_data(http_server.url + "/" + pp.ARCHIVE_NAME, cache, allow_unverified=True, progress=False)
+    assert os.path.isfile(os.path.join(folder, "info.csv")) and open(cached, "rb").read() == good
+    http_server.files["/" + pp.ARCHIVE_NAME] = b"not a zip"  # a server now sending junk: an error, nothing kept
+    os.remove(cached)
+    with pytest.raises(data.DataError, match="not a readable zip"):
+        pp.get_data(http_server.url + "/" + pp.ARCHIVE_NAME, cache, allow_unverified=True, progress=False)
+    assert not os.path.exists(cached)
+
+
+def test_zip_bomb_is_refused_before_extraction(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("groove/info.csv", ",".join(INFO_HEADER) + "\n")
+        z.writestr("groove/zeros.mid", b"\0" * 5_000_000)  # compresses to a few kB
+    assert os.path.getsize(bomb) < 50_000
+    with pytest.raises(data.DataError, match="would unpack to 5,000,0"):
+        pp.safe_extract(str(bomb), str(tmp_path / "x"), max_bytes=1_000_000)
+    assert not os.path.exists(tmp_path / "x")
+
+
 def test_download_checksum_mismatch_is_an_error(gmd_zip, tmp_path):
     # Served under the official archive name, the synthetic zip fails the size/sha256 check...
     served = tmp_path / "srv" / pp.ARCHIVE_NAME
