@@ -6,6 +6,7 @@ no tf.data ``unbatch`` (see compat.guard_unbatch) is ever on the path.
 """
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -22,12 +23,15 @@ class DataError(ValueError):
 
 def midi_file_to_sequence(path):
     """NoteSequence of a MIDI file; DataError naming the file if unreadable."""
+    return midi_bytes_to_sequence(read_bytes(path), path)
+
+
+def read_bytes(path):
     try:
         with open(path, "rb") as f:
-            midi = f.read()
+            return f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    return midi_bytes_to_sequence(midi, path)
 
 
 def midi_bytes_to_sequence(midi, name="<bytes>"):
@@ -36,6 +40,37 @@ def midi_bytes_to_sequence(midi, name="<bytes>"):
     try:
         return note_seq.midi_to_note_sequence(midi)
     except Exception as e:  # mido/pretty_midi raise many types on corrupt files
+        raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
+
+
+class NoDrumNotes(DataError):
+    """A MIDI file whose notes are all on non-drum tracks."""
+
+
+def drum_midi(midi, name="<bytes>"):
+    """(PrettyMIDI, NoteSequence) of MIDI bytes with the drum tracks only.
+
+    Drums are the notes on General MIDI's drum channel (10), as in the GMD:
+    the one rule every stage uses.  Melodic notes are dropped rather than
+    mapped onto drum classes by their pitch.  NoDrumNotes if the file has
+    notes but none of them are drums.
+    """
+    import pretty_midi
+    if not midi:
+        raise DataError(f"{name}: empty MIDI file")
+    try:
+        pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    except Exception as e:  # mido/pretty_midi raise many types on corrupt files
+        raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
+    others = [i for i in pm.instruments if not i.is_drum and i.notes]
+    pm.instruments = [i for i in pm.instruments if i.is_drum]
+    if others and not any(i.notes for i in pm.instruments):
+        programs = sorted({int(i.program) for i in others})
+        raise NoDrumNotes(f"{name}: no drum notes ({sum(len(i.notes) for i in others)} notes on non-drum "
+                          f"tracks, programs {programs}; drums are read from MIDI channel 10)")
+    try:
+        return pm, note_seq.midi_to_note_sequence(pm)
+    except Exception as e:
         raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
 
 

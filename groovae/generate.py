@@ -318,9 +318,12 @@ def slerp(a, b, t):
 
 def groove_windows(path, converter):
     """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file."""
-    sequence = data.midi_file_to_sequence(path)
-    if not any(note.is_drum for note in sequence.notes):
-        raise GenerateError(f"{path}: no drum notes (GrooVAE needs a drum track on MIDI channel 10)")
+    try:
+        _, sequence = data.drum_midi(data.read_bytes(path), path)
+    except data.DataError as e:
+        raise GenerateError(str(e)) from None
+    if not sequence.notes:
+        raise GenerateError(f"{path}: no notes")
     signatures = {(ts.numerator, ts.denominator) for ts in sequence.time_signatures}
     if signatures - {(4, 4)}:
         raise GenerateError(f"{path}: time signature {sorted(signatures)} is not 4/4")

@@ -511,7 +511,6 @@ def process_file(job):
     with per-window metadata, or None).
     """
     row, data_dir, window_mode, config_name, exact = job
-    import pretty_midi
     result = {"id": row["id"], "split": row["split"], "file": row["midi_filename"] or "",
               "time_signature": row.get("time_signature") or "",
               "error": None, "sequence": None, "windows": 0, "tensors": None}
@@ -523,19 +522,14 @@ def process_file(job):
     try:
         with open(path, "rb") as f:
             midi = f.read()
-        if not midi:
-            raise DataError(f"{row['midi_filename']}: empty MIDI file")
-        import note_seq
-        try:
-            pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
-            sequence = note_seq.midi_to_note_sequence(pm)
-        except Exception as e:  # mido/pretty_midi raise many types on corrupt files
-            raise DataError(f"{row['midi_filename']}: unreadable MIDI ({type(e).__name__}: {e})") from None
+        pm, sequence = data.drum_midi(midi, row["midi_filename"])
     except OSError as e:
         result["error"] = f"{row['midi_filename']}: cannot read ({e.strerror})"
         return result
     except DataError as e:
         result["error"] = str(e)
+        if isinstance(e, data.NoDrumNotes):
+            result["reason"] = "no drum notes"
         return result
     result["sequence"] = add_metadata(sequence, row).SerializeToString()
 

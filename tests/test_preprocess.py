@@ -122,6 +122,43 @@ def test_bad_info_csv_rows_are_skipped_with_their_reason(tmp_path):
     assert "6 bad info.csv row" in pp.format_report(report)
 
 
+def test_stages_agree_on_drum_notes(tmp_path):
+    """Melodic notes are not drums: preprocess and generate both drop them (a piano-only file gives nothing)."""
+    import pretty_midi
+    from groovae import generate
+    from groovae.configs import load_config
+    folder = tmp_path / "groove"
+    folder.mkdir()
+    drums = synthetic.make_groove(bars=8, bpm=120, seed=4)
+    drums.write(str(folder / "drums.mid"))
+    mixed = synthetic.make_groove(bars=8, bpm=120, seed=4)
+    bass = pretty_midi.Instrument(program=33)
+    bass.notes = [pretty_midi.Note(90, 36 + k % 5, k * 0.5, k * 0.5 + 0.4) for k in range(32)]
+    mixed.instruments.append(bass)
+    mixed.write(str(folder / "mixed.mid"))
+    piano = pretty_midi.PrettyMIDI(initial_tempo=120)
+    piano.instruments.append(pretty_midi.Instrument(program=0))
+    piano.instruments[0].notes = [pretty_midi.Note(80, 60, k * 0.5, k * 0.5 + 0.4) for k in range(32)]
+    piano.write(str(folder / "piano.mid"))
+    with open(folder / "info.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(INFO_HEADER)
+        for gid in ("drums", "mixed", "piano"):
+            writer.writerow(["d1", "d1/s1", gid, "rock", "120", "beat", "4-4", f"{gid}.mid", "", "16.0", "train"])
+    report = pp.preprocess(str(folder), str(tmp_path / "out"), workers=1, progress=False)
+    rejected = {x["id"]: x for x in report["rejected"]}
+    assert list(rejected) == ["piano"] and rejected["piano"]["reason"] == "no drum notes"
+    assert "32 notes on non-drum tracks, programs [0]" in rejected["piano"]["detail"]
+    train = data.load_tensors(str(tmp_path / "out" / "train.npz"))
+    by_file = {sid: train["outputs"][train["source_id"] == sid] for sid in ("drums", "mixed")}
+    np.testing.assert_array_equal(by_file["drums"], by_file["mixed"])  # the bass changed nothing
+    converter = load_config("groovae_tiny").data_converter
+    np.testing.assert_array_equal(generate.groove_windows(str(folder / "mixed.mid"), converter),
+                                  generate.groove_windows(str(folder / "drums.mid"), converter))
+    with pytest.raises(generate.GenerateError, match="piano.mid: no drum notes"):
+        generate.groove_windows(str(folder / "piano.mid"), converter)
+
+
 def test_bad_midi_is_skipped_and_named(processed):
     _, report, _ = processed
     rejected = {x["id"]: x for x in report["rejected"]}
