@@ -46,12 +46,30 @@ def _generate(args):
     prefix = generate.resolve_checkpoint(spec, args.run_dir, args.public_url, args.cache_dir,
                                          progress=not args.no_progress)
     windows = (args.window + [None, None])[:2]
-    manifest = generate.generate(args.config, prefix, args.output_dir, args.mode, n=args.n,
-                                 temperature=args.temperature, seed=args.seed, inputs=args.inputs,
-                                 windows=windows, steps=args.steps, wav=not args.no_wav, png=not args.no_png,
-                                 checkpoint_label=prefix)
-    for name in manifest["files"]:
+    entry = generate.generate(args.config, prefix, args.output_dir, args.mode, n=args.n,
+                              temperature=args.temperature, seed=args.seed, inputs=args.inputs,
+                              windows=windows, steps=args.steps, wav=not args.no_wav, png=not args.no_png,
+                              source="public" if spec == "public" else None, hparams=args.hparams or None)
+    for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
+
+
+def _regenerate(args):
+    from groovae import generate
+    manifest_dir = os.path.dirname(os.path.abspath(args.manifest))
+    runs = generate.read_manifest(manifest_dir) if os.path.isfile(args.manifest) else None
+    if runs is None:
+        raise generate.GenerateError(f"{args.manifest}: no such manifest")
+    differ = 0
+    for entry in runs:
+        again = generate.regenerate(entry, args.output_dir, manifest_dir, args.checkpoint, args.public_url,
+                                    args.cache_dir)
+        changed = sorted(f for f in entry["files"] if again["files"].get(f) != entry["files"][f])
+        differ += bool(changed)
+        print(f"{entry['prefix']}: {len(entry['files'])} files, "
+              + ("identical" if not changed else f"{len(changed)} differ ({', '.join(changed[:3])})"))
+    if differ:
+        raise generate.GenerateError(f"{args.manifest}: {differ} of {len(runs)} runs did not regenerate bit for bit")
 
 
 def _evaluate(args):
@@ -156,6 +174,7 @@ def main(argv=None):
     p.add_argument("--inputs", nargs="*", default=[], help="drum MIDI file(s): 2 to interpolate, 1 to reconstruct")
     p.add_argument("--window", type=int, nargs="*", default=[], help="4-bar window index per input file")
     p.add_argument("--steps", type=int, default=5, help="interpolation steps")
+    p.add_argument("--hparams", default="", help="the hparams overrides the run was trained with (if any)")
     p.add_argument("--output_dir", required=True)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.5)
@@ -166,6 +185,14 @@ def main(argv=None):
     p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_generate)
+
+    p = sub.add_parser("regenerate", help="rebuild every run of a manifest.json and check it bit for bit")
+    p.add_argument("manifest", help="a manifest.json written by generate")
+    p.add_argument("--output_dir", required=True, help="where the rebuilt files go")
+    p.add_argument("--checkpoint", help="where the checkpoint is, if not where the manifest says (sha256 checked)")
+    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
+    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+    p.set_defaults(run=_regenerate)
 
     p = sub.add_parser("evaluate", help="reconstruction, sample and latent metrics of checkpoints -> report.md")
     p.add_argument("--config", default="groovae_4bar")

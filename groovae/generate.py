@@ -16,17 +16,19 @@ import re
 import shutil
 import sys
 import tarfile
+import tempfile
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from groovae import audio, compat, data
+from groovae import audio, checkpoints, compat, data
 from groovae.configs import config_names, load_config
 
 PUBLIC_CHECKPOINT_URL = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints/groovae_4bar.tar"
 PUBLIC_CONFIG = "groovae_4bar"
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")
 MODES = ("sample", "interpolate", "reconstruct")
+MANIFEST = "manifest.json"
 
 
 MAX_CHECKPOINT_BYTES = 4 << 30  # groovae checkpoints are tens of MB; a tar unpacking past this is refused
@@ -403,17 +405,40 @@ def package_versions():
     return versions
 
 
+def is_url(text):
+    return re.match(r"^(https?|file)://", str(text)) is not None
+
+
+def portable_source(source, prefix, out_dir):
+    """How a manifest in ``out_dir`` names its checkpoint: 'public', a URL, or a path relative to out_dir."""
+    if source == "public" or is_url(source):
+        return source
+    return os.path.relpath(os.path.abspath(prefix), os.path.abspath(out_dir))
+
+
+def run_prefix(mode, temperature, seed, fingerprint):
+    """File-name prefix of a run: readable settings plus a short id of checkpoint and inputs."""
+    settings = {"sample": f"sample_t{temperature:g}_s{seed}", "interpolate": f"interp_t{temperature:g}_s{seed}",
+                "reconstruct": f"recon_t{temperature:g}_s{seed}"}[mode]
+    return f"{settings}_{hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:6]}"
+
+
 def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0.5, seed=0, inputs=(),
-             windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, checkpoint_label=None):
-    """One generation run: grooves + manifest.json in ``out_dir``; returns the manifest.
+             windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None):
+    """One generation run: grooves + its entry in ``out_dir``/manifest.json; returns the entry.
 
     ``inputs`` are MIDI paths (two for interpolate, one for reconstruct) and
-    ``windows`` the 4-bar window to use in each.
+    ``windows`` the 4-bar window to use in each; ``source`` is how the
+    checkpoint was asked for ('public', a URL; else its path is recorded
+    relative to ``out_dir``).  File names carry the settings and a short id of
+    checkpoint and inputs, so runs never overwrite each other; a rerun of the
+    same run replaces its earlier files.  Files appear only when all of them
+    were written: a failure leaves ``out_dir`` as it was.
     """
     if mode not in MODES:
         raise GenerateError(f"unknown mode '{mode}'; one of {', '.join(MODES)}")
     check_request(n if mode == "sample" else 1, temperature)
-    model = model or GrooveModel(config_name, checkpoint)
+    model = model or GrooveModel(config_name, checkpoint, hparams)
     needed = {"sample": 0, "interpolate": 2, "reconstruct": 1}[mode]
     if len(inputs) != needed:
         raise GenerateError(f"mode {mode} takes {needed} input MIDI file(s), got {len(inputs)}")
@@ -424,21 +449,27 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
         tensors = interpolate(model, grooves[0], grooves[1], steps, temperature, seed)
     else:
         tensors = reconstruct(model, grooves[0], temperature, seed)
-    prefix = prefix or {"sample": f"sample_t{temperature:g}_s{seed}", "interpolate": f"interp_s{seed}",
-                        "reconstruct": f"recon_s{seed}"}[mode]
+    checkpoint_hash = checkpoint_sha256(model.checkpoint)
+    input_records = [{"path": os.path.relpath(os.path.abspath(p), os.path.abspath(out_dir)),
+                      "sha256": data.sha256_of(p), "window": w} for p, w in zip(inputs, windows)]
+    prefix = prefix or run_prefix(mode, temperature, seed, {
+        "config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
+        "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None})
     no_audio = wav and audio.unavailable_reason()
     if no_audio:  # MIDI, PNG and manifest are still worth having (e.g. after hours of training)
         _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
         wav = False
-    files = write_outputs(model, tensors, out_dir, prefix, wav, png)
-    entry = {"mode": mode, "config": config_name, "checkpoint": checkpoint_label or checkpoint,
-             "checkpoint_sha256": checkpoint_sha256(model.checkpoint), "temperature": temperature, "seed": seed,
-             "n": len(tensors), "steps": steps if mode == "interpolate" else None,
-             "inputs": [{"path": p, "sha256": data.sha256_of(p), "window": w} for p, w in zip(inputs, windows)],
-             "prefix": prefix, "wav": wav, "png": png,
-             "files": {f: data.sha256_of(os.path.join(out_dir, f)) for f in files},
-             "versions": package_versions()}
-    add_to_manifest(out_dir, entry)
+    os.makedirs(out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
+        files = write_outputs(model, tensors, staging, prefix, wav, png)
+        entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
+                 "checkpoint": portable_source(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
+                 "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
+                 "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
+                 "prefix": prefix, "wav": wav, "png": png,
+                 "files": {f: data.sha256_of(os.path.join(staging, f)) for f in files},
+                 "versions": package_versions()}
+        replace_run(out_dir, staging, entry)
     return entry
 
 
@@ -451,22 +482,78 @@ def _warn_once(message):
         print(message, file=sys.stderr)
 
 
-def add_to_manifest(out_dir, entry):
-    """Appends a run to out_dir/manifest.json (replacing an entry with the same prefix)."""
-    path = os.path.join(out_dir, "manifest.json")
-    runs = []
-    if os.path.exists(path):
+def read_manifest(out_dir):
+    path = os.path.join(out_dir, MANIFEST)
+    if not os.path.exists(path):
+        return []
+    try:
         with open(path) as f:
-            runs = json.load(f).get("runs", [])
+            return json.load(f)["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GenerateError(f"{path}: not a groovae manifest ({type(e).__name__}: {e})") from None
+
+
+def replace_run(out_dir, staging, entry):
+    """Moves a run's files from ``staging`` into ``out_dir`` and records it in the manifest.
+
+    An earlier entry with the same prefix is replaced, and its files that the
+    new run does not write again (e.g. _03, _04 after a rerun with a smaller n)
+    are removed.
+    """
+    runs = read_manifest(out_dir)
+    old = [r for r in runs if r.get("prefix") == entry["prefix"]]
+    for name in {f for r in old for f in r.get("files", {})} - set(entry["files"]):
+        path = os.path.join(out_dir, name)
+        if os.path.dirname(os.path.normpath(name)) == "" and os.path.isfile(path):
+            os.remove(path)
+    for name in entry["files"]:
+        os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
     runs = [r for r in runs if r.get("prefix") != entry["prefix"]] + [entry]
-    data.atomic_write(path, lambda f: json.dump({"runs": runs}, f, indent=1), mode="w")
+    data.atomic_write(os.path.join(out_dir, MANIFEST), lambda f: json.dump({"runs": runs}, f, indent=1), mode="w")
 
 
-def regenerate(manifest_entry, out_dir, checkpoint=None):
-    """Re-runs one manifest entry into ``out_dir`` (checkpoint overridable)."""
-    e = manifest_entry
-    prefix = checkpoint or e["checkpoint"]
-    return generate(e["config"], prefix, out_dir, e["mode"], n=e["n"], temperature=e["temperature"],
-                    seed=e["seed"], inputs=[i["path"] for i in e["inputs"]],
-                    windows=[i["window"] for i in e["inputs"]] or (None, None), steps=e["steps"] or 5,
-                    prefix=e["prefix"], wav=e["wav"], png=e["png"])
+def resolve_recorded_checkpoint(entry, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):
+    """The checkpoint prefix a manifest entry names, checked against its recorded sha256.
+
+    ``checkpoint`` overrides where to find it (e.g. a copy elsewhere); the
+    sha256 must still match.
+    """
+    recorded = entry["checkpoint"]
+    if checkpoint:
+        prefix = resolve_checkpoint(checkpoint, public_url=public_url, cache_dir=cache_dir)
+    elif recorded == "public":
+        prefix = resolve_checkpoint("public", public_url=public_url, cache_dir=cache_dir)
+    elif is_url(recorded):
+        prefix = resolve_checkpoint("public", public_url=recorded, cache_dir=cache_dir)
+    else:
+        path = os.path.join(manifest_dir, recorded) if not os.path.isabs(recorded) else recorded
+        if not (os.path.exists(path + ".index") or os.path.exists(path)):
+            raise GenerateError(f"{path}: the checkpoint this manifest names is not there (put it there, "
+                                f"or name its place with --checkpoint; its sha256 is checked)")
+        prefix = resolve_checkpoint(path, cache_dir=cache_dir)
+    digest = checkpoint_sha256(prefix)
+    if entry.get("checkpoint_sha256") and digest != entry["checkpoint_sha256"]:
+        raise GenerateError(f"{prefix}: sha256 {digest[:12]} is not the {entry['checkpoint_sha256'][:12]} "
+                            f"this manifest's grooves came from")
+    return prefix
+
+
+def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):
+    """Re-runs one manifest entry into ``out_dir``; returns the new entry (compare its files' sha256).
+
+    Relative checkpoint and input paths are resolved from ``manifest_dir``
+    (where the manifest lives); checkpoint and inputs must have the sha256
+    the manifest recorded.
+    """
+    prefix = resolve_recorded_checkpoint(entry, manifest_dir, checkpoint, public_url, cache_dir)
+    inputs = []
+    for record in entry["inputs"]:
+        path = os.path.join(manifest_dir, record["path"])
+        if not os.path.isfile(path) or data.sha256_of(path) != record["sha256"]:
+            raise GenerateError(f"{path}: input missing or changed since the manifest was written")
+        inputs.append(path)
+    source = entry["checkpoint"] if entry["checkpoint"] == "public" or is_url(entry["checkpoint"]) else None
+    return generate(entry["config"], prefix, out_dir, entry["mode"], n=entry["n"], temperature=entry["temperature"],
+                    seed=entry["seed"], inputs=inputs, windows=[i["window"] for i in entry["inputs"]] or (None, None),
+                    steps=entry["steps"] or 5, prefix=entry["prefix"], wav=entry["wav"], png=entry["png"],
+                    source=source, hparams=entry.get("hparams") or None)

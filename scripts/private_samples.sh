@@ -19,6 +19,7 @@ gen --n 5 --temperature 0.5 --seed 0
 gen --n 3 --temperature 0.3 --seed 0
 gen --n 3 --temperature 1.0 --seed 0
 # Interpolate between two committed grooves, so the manifest's inputs are in the repo too.
-gen --mode interpolate --inputs "$OUT/sample_t0.5_s0_00.mid" "$OUT/sample_t0.5_s0_03.mid" --steps 5 --temperature 0.5
+first=$(ls "$OUT"/sample_t0.5_s0_*_00.mid | head -1)
+gen --mode interpolate --inputs "$first" "${first%_00.mid}_03.mid" --steps 5 --temperature 0.5
 groovae summary --run_dir "$RUN_DIR" --output "$OUT/training_summary.json" > /dev/null
 du -sh "$OUT"

@@ -23,10 +23,10 @@ def test_generate_without_fluidsynth_writes_midi_png_manifest_and_exits_0(tiny_r
     assert proc.returncode == 0, proc.stderr[-2000:]
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "fluidsynth" in warnings[0]
-    assert sorted(os.listdir(out)) == ["manifest.json", "sample_t0.5_s0_00.mid", "sample_t0.5_s0_00.png",
-                                       "sample_t0.5_s0_01.mid", "sample_t0.5_s0_01.png"]
     entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
-    assert entry["wav"] is False and sorted(entry["files"]) == sorted(os.listdir(out))[1:]
+    assert entry["wav"] is False and sorted(entry["files"]) == [
+        f"{entry['prefix']}_{i:02d}.{ext}" for i in range(2) for ext in ("mid", "png")]
+    assert sorted(os.listdir(out)) == ["manifest.json"] + sorted(entry["files"])
 
 
 def test_train_then_generate(tiny_tensors_path, tmp_path):
@@ -43,10 +43,13 @@ def test_train_then_generate(tiny_tensors_path, tmp_path):
     proc = groovae("generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", run_dir,
                    "--output_dir", out, "--n", "2", "--seed", "3", "--no_wav")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(os.listdir(out)) == ["manifest.json", "sample_t0.5_s3_00.mid", "sample_t0.5_s3_00.png",
-                                       "sample_t0.5_s3_01.mid", "sample_t0.5_s3_01.png"]
-    assert proc.stdout.split() == [os.path.join(out, f) for f in ("sample_t0.5_s3_00.mid", "sample_t0.5_s3_00.png",
-                                                                  "sample_t0.5_s3_01.mid", "sample_t0.5_s3_01.png")]
+    prefix = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]["prefix"]
+    names = [f"{prefix}_{i:02d}.{ext}" for i in range(2) for ext in ("mid", "png")]
+    assert sorted(os.listdir(out)) == ["manifest.json"] + names
+    assert proc.stdout.split() == [os.path.join(out, f) for f in names]
+    proc = groovae("regenerate", os.path.join(out, "manifest.json"), "--output_dir", str(tmp_path / "again"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"{prefix}: 4 files, identical"
 
 
 def test_errors_are_one_line(tmp_path, tiny_tensors_path):
@@ -73,13 +76,13 @@ def test_private_samples_script(tiny_run, tmp_path):
     proc = subprocess.run(["bash", "scripts/private_samples.sh", run_dir, "groovae_tiny", out], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    names = set(os.listdir(out))
-    for prefix, n in (("sample_t0.5_s0", 5), ("sample_t0.3_s0", 3), ("sample_t1_s0", 3), ("interp_s0", 5)):
-        for i in range(n):
-            assert {f"{prefix}_{i:02d}.{ext}" for ext in ("mid", "wav", "png")} <= names, (prefix, i)
     runs = json.load(open(os.path.join(out, "manifest.json")))["runs"]
-    assert [r["mode"] for r in runs] == ["sample"] * 3 + ["interpolate"]
-    assert [os.path.basename(i["path"]) for i in runs[-1]["inputs"]] == ["sample_t0.5_s0_00.mid",
-                                                                         "sample_t0.5_s0_03.mid"]
+    assert [(r["mode"], r["temperature"], r["n"]) for r in runs] == [
+        ("sample", 0.5, 5), ("sample", 0.3, 3), ("sample", 1.0, 3), ("interpolate", 0.5, 5)]
+    names = set(os.listdir(out))
+    for run in runs:
+        assert {f"{run['prefix']}_{i:02d}.{ext}" for i in range(run["n"]) for ext in ("mid", "wav", "png")} <= names
+    samples = runs[0]["prefix"]
+    assert [i["path"] for i in runs[-1]["inputs"]] == [f"{samples}_00.mid", f"{samples}_03.mid"]
     summary = json.load(open(os.path.join(out, "training_summary.json")))
     assert summary["config"] == "groovae_tiny" and summary["global_step"] == 40

@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 
@@ -35,19 +36,81 @@ def test_sample_outputs_and_manifest_regenerate_bit_for_bit(tiny_model, tmp_path
     out = str(tmp_path / "a")
     entry = generate.generate("groovae_tiny", tiny_model.checkpoint, out, "sample", n=3, temperature=0.5, seed=7,
                               model=tiny_model)
+    prefix = entry["prefix"]
+    assert re.fullmatch(r"sample_t0\.5_s7_[0-9a-f]{6}", prefix)
     names = sorted(entry["files"])
-    assert names == sorted(f"sample_t0.5_s7_{i:02d}.{ext}" for i in range(3) for ext in ("mid", "wav", "png"))
+    assert names == sorted(f"{prefix}_{i:02d}.{ext}" for i in range(3) for ext in ("mid", "wav", "png"))
+    assert sorted(os.listdir(out)) == sorted(names + ["manifest.json"])  # no staging left behind
     for name in names:
         assert os.path.getsize(os.path.join(out, name)) > 100
-    sequence = data.midi_file_to_sequence(os.path.join(out, "sample_t0.5_s7_00.mid"))
+    sequence = data.midi_file_to_sequence(os.path.join(out, f"{prefix}_00.mid"))
     assert sequence.notes and all(n.is_drum for n in sequence.notes)
-    with open(os.path.join(out, "manifest.json")) as f:
-        manifest = json.load(f)
-    recorded = manifest["runs"][0]
+    recorded = generate.read_manifest(out)[0]
     assert recorded["checkpoint_sha256"] == generate.checkpoint_sha256(tiny_model.checkpoint)
     assert recorded["versions"]["tensorflow"] and recorded["versions"]["magenta"] == "2.1.4"
-    again = generate.regenerate(recorded, str(tmp_path / "b"))  # a fresh model, as a user would
+    again = generate.regenerate(recorded, str(tmp_path / "b"), out)  # a fresh model, as a user would
     assert again["files"] == recorded["files"]
+
+
+def test_manifest_regenerates_after_moving_everything(tiny_run, four_bar_midi, tmp_path):
+    """Checkpoint and inputs are recorded relative to the manifest, with sha256 and hparams."""
+    run_dir, _ = tiny_run
+    project = tmp_path / "project"
+    shutil.copytree(run_dir, project / "run")
+    shutil.copy(four_bar_midi["a"], project / "a.mid")
+    shutil.copy(four_bar_midi["b"], project / "b.mid")
+    out = project / "samples"
+    prefix = generate.resolve_checkpoint("private", str(project / "run"))
+    generate.generate("groovae_tiny", prefix, str(out), "interpolate", inputs=[str(project / "a.mid"),
+                      str(project / "b.mid")], steps=3, wav=False, source="private")
+    entry = generate.read_manifest(str(out))[0]
+    assert entry["checkpoint"] == os.path.join("..", "run", os.path.basename(prefix))
+    assert [i["path"] for i in entry["inputs"]] == [os.path.join("..", "a.mid"), os.path.join("..", "b.mid")]
+    assert entry["hparams"] == "" and entry["checkpoint_step"] == 40
+    assert str(tmp_path) not in open(out / "manifest.json").read()
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.move(str(project), str(moved))
+    again = generate.regenerate(entry, str(tmp_path / "again"), str(moved / "samples"))
+    assert again["files"] == entry["files"]
+    with open(moved / "a.mid", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(generate.GenerateError, match="a.mid: input missing or changed"):
+        generate.regenerate(entry, str(tmp_path / "again2"), str(moved / "samples"))
+
+
+def test_regenerate_refuses_another_checkpoint(tiny_run, tiny_tensors_path, tmp_path):
+    run_dir, _ = tiny_run
+    out = str(tmp_path / "out")
+    generate.generate("groovae_tiny", generate.resolve_checkpoint("private", run_dir), out, n=1, wav=False, png=False)
+    entry = generate.read_manifest(out)[0]
+    other = str(tmp_path / "other")
+    train.train("groovae_tiny", tiny_tensors_path, other, num_steps=2, progress=False)
+    with pytest.raises(generate.GenerateError, match="is not the .* this manifest's grooves came from"):
+        generate.regenerate(entry, str(tmp_path / "x"), out, checkpoint=other)
+
+
+def test_rerun_replaces_its_files_and_other_runs_stay(tiny_model, tmp_path):
+    out = str(tmp_path)
+    first = generate.generate("groovae_tiny", tiny_model.checkpoint, out, n=4, wav=False, model=tiny_model)
+    other = generate.generate("groovae_tiny", tiny_model.checkpoint, out, n=2, seed=1, wav=False, model=tiny_model)
+    again = generate.generate("groovae_tiny", tiny_model.checkpoint, out, n=2, wav=False, model=tiny_model)
+    assert again["prefix"] == first["prefix"] != other["prefix"]
+    assert sorted(os.listdir(out)) == sorted(["manifest.json", *again["files"], *other["files"]])  # _02, _03 gone
+    assert [r["prefix"] for r in generate.read_manifest(out)] == [other["prefix"], again["prefix"]]
+
+
+def test_failed_run_leaves_no_files(tiny_model, tmp_path, monkeypatch):
+    from groovae import plots
+    out = str(tmp_path)
+    generate.generate("groovae_tiny", tiny_model.checkpoint, out, n=1, seed=5, wav=False, model=tiny_model)
+    before = sorted(os.listdir(out))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(plots, "save_figure", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate.generate("groovae_tiny", tiny_model.checkpoint, out, n=3, wav=False, model=tiny_model)
+    assert sorted(os.listdir(out)) == before
 
 
 def test_same_seed_same_grooves_other_seed_other_grooves(tiny_model):
@@ -67,7 +130,7 @@ def test_interpolate_and_reconstruct(tiny_model, four_bar_midi, tmp_path):
     assert entry["inputs"][1]["window"] == 1
     entry = generate.generate("groovae_tiny", tiny_model.checkpoint, str(tmp_path), "reconstruct",
                               inputs=[four_bar_midi["b"]], wav=False, png=False, model=tiny_model)
-    assert list(entry["files"]) == ["recon_s0_00.mid"]
+    assert list(entry["files"]) == [entry["prefix"] + "_00.mid"] and entry["prefix"].startswith("recon_t0.5_s0_")
 
 
 def test_slerp_endpoints_and_norm():
