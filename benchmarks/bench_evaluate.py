@@ -1,7 +1,7 @@
 """Time to evaluate one checkpoint on a whole test split (target: <= 120 s on CPU).
 
-    python benchmarks/bench_evaluate.py --checkpoint /work/runs/groovae_4bar \\
-        [--config groovae_4bar] [--data /work/runs/gmd] [--n_samples 256] [--temperatures 0.3 0.5 1.0 1.5]
+    python benchmarks/bench_evaluate.py --checkpoint runs/groovae_4bar \\
+        [--config groovae_4bar] [--data data/gmd] [--n_samples 256] [--temperatures 0.3 0.5 1.0 1.5]
 
 Prints the phase timings of groovae.evaluate.evaluate_checkpoint and the
 total wall time in seconds (including TensorFlow graph building, excluding
@@ -24,7 +24,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="groovae_4bar")
     parser.add_argument("--checkpoint", required=True, help="run dir, prefix, tar or 'public'")
-    parser.add_argument("--data", default="/work/runs/gmd", help="dir with test.npz and train.npz")
+    parser.add_argument("--data", default="data/gmd", help="dir with test.npz and train.npz")
     parser.add_argument("--n_samples", type=int, default=256)
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.3, 0.5, 1.0, 1.5])
     parser.add_argument("--batch_size", type=int, default=256)

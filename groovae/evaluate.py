@@ -27,6 +27,7 @@ built on top of them.  Tensor layout (GrooveConverter): [..., 0:9] hits,
 import json
 import math
 import os
+import re
 import time
 
 import numpy as np
@@ -487,7 +488,8 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
         train_stats["vs_test"] = compare_statistics(train_stats, data_stats)
         timings["train_reference"] = time.time() - t
     timings["total"] = time.time() - start
-    return {"label": label or config, "config": config, "checkpoint": checkpoint, "global_step": tf_pass.step,
+    return {"label": label or config, "config": config, "checkpoint": checkpoint,
+            "checkpoint_sha256": generate.checkpoint_sha256(checkpoint), "global_step": tf_pass.step,
             "test_path": test_path, "train_path": train_path, "n_test": n, "n_samples": n_samples,
             "temperatures": temperatures, "seed": seed, "has_bpm": bpm is not None,
             "free_running_temperature": GREEDY_TEMPERATURE,
@@ -711,10 +713,23 @@ def _json_default(value):
     raise TypeError(type(value).__name__)
 
 
+PATH_FIELDS = ("checkpoint", "test_path", "train_path")
+
+
+def portable_paths(results, out_dir):
+    """``results`` with its file paths relative to ``out_dir``: a report names no folder of the machine that made it."""
+    def relative(path):
+        if not path or path == "public" or re.match(r"^[a-z]+://", str(path)):
+            return path
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
+    return {**results, **{k: relative(results.get(k)) for k in PATH_FIELDS if k in results}}
+
+
 def write_report(results, out_dir):
     """report.md + PNG plots + results.json of one checkpoint's evaluation in ``out_dir``; returns the .md path."""
     from groovae.plots import save_figure
     os.makedirs(out_dir, exist_ok=True)
+    results = portable_paths(results, out_dir)
     images = {"f1": "per_class_f1.png", "latent": "latent.png", "examples": "examples.png",
               "distributions": "distributions.png", "density": "hit_density.png"}
     save_figure(plot_per_class_f1([results]), os.path.join(out_dir, images["f1"]))
@@ -784,6 +799,7 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
     os.makedirs(out_dir, exist_ok=True)
     for r in results_list:
         write_report(r, os.path.join(out_dir, _safe_name(r["label"])))
+    results_list = [portable_paths(r, out_dir) for r in results_list]
     save_figure(plot_per_class_f1(results_list), os.path.join(out_dir, "per_class_f1.png"))
     save_figure(plot_latent(results_list), os.path.join(out_dir, "latent.png"))
     best = better(results_list)

@@ -86,3 +86,18 @@ def test_private_samples_script(tiny_run, tmp_path):
     assert [i["path"] for i in runs[-1]["inputs"]] == [f"{samples}_00.mid", f"{samples}_03.mid"]
     summary = json.load(open(os.path.join(out, "training_summary.json")))
     assert summary["config"] == "groovae_tiny" and summary["global_step"] == 40
+
+
+def test_committed_files_name_no_folder_of_the_machine_that_made_them():
+    """Manifests, reports and READMEs use relative paths (checkpoint and data paths included)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    offenders = []
+    for name in listed:
+        if name.startswith("tests/") or not name.endswith((".json", ".md", ".py", ".sh", ".ipynb", ".txt")):
+            continue
+        with open(os.path.join(ROOT, name), errors="replace") as f:
+            text = f.read()
+        for pattern in ("/work/", "/tmp/", "/home/", "/root/", "/Users/"):
+            if pattern in text:
+                offenders.append(f"{name}: {pattern}")
+    assert not offenders, offenders

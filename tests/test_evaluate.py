@@ -340,6 +340,13 @@ def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path)
     assert proc.stdout.strip().splitlines()[-1] == os.path.join(cmp_dir, "report.md")
     assert os.path.exists(os.path.join(cmp_dir, "flat", "report.md"))
     assert "best hit F1" in open(os.path.join(cmp_dir, "report.md")).read()
+    for folder, _, files in os.walk(cmp_dir):  # paths relative to the report: none of this machine's folders
+        for name in files:
+            if name.endswith((".md", ".json")):
+                assert str(tmp_path) not in open(os.path.join(folder, name)).read(), name
+    results = json.load(open(os.path.join(cmp_dir, "flat", "results.json")))
+    assert os.path.normpath(os.path.join(cmp_dir, "flat", results["test_path"])) == str(data_dir / "test.npz")
+    assert len(results["checkpoint_sha256"]) == 64
 
 
 @pytest.mark.parametrize("args, message", [
