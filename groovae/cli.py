@@ -57,9 +57,7 @@ def _generate(args):
 def _regenerate(args):
     from groovae import generate
     manifest_dir = os.path.dirname(os.path.abspath(args.manifest))
-    runs = generate.read_manifest(manifest_dir) if os.path.isfile(args.manifest) else None
-    if runs is None:
-        raise generate.GenerateError(f"{args.manifest}: no such manifest")
+    runs = generate.read_manifest_file(args.manifest)
     differ = 0
     for entry in runs:
         again = generate.regenerate(entry, args.output_dir, manifest_dir, args.checkpoint, args.public_url,

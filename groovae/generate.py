@@ -10,6 +10,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -297,11 +298,16 @@ def sequential_decoding():
         seq2seq.dynamic_decode = original
 
 
-def check_request(n, temperature):
-    if n <= 0:
-        raise GenerateError(f"n must be positive, got {n}")
-    if not temperature > 0:
-        raise GenerateError(f"temperature must be positive, got {temperature}")
+MAX_GROOVES = 1000  # per run: each groove is three files
+
+
+def check_request(n, temperature, seed=0):
+    if not 0 < n <= MAX_GROOVES:
+        raise GenerateError(f"n must be 1..{MAX_GROOVES}, got {n}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise GenerateError(f"temperature must be a positive number, got {temperature}")
+    if not 0 <= seed < 2 ** 32:
+        raise GenerateError(f"seed must be 0..2**32-1, got {seed}")
 
 
 def random_z(n, z_size, seed):
@@ -437,7 +443,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     """
     if mode not in MODES:
         raise GenerateError(f"unknown mode '{mode}'; one of {', '.join(MODES)}")
-    check_request(n if mode == "sample" else 1, temperature)
+    check_request(n if mode == "sample" else 1, temperature, seed)
     model = model or GrooveModel(config_name, checkpoint, hparams)
     needed = {"sample": 0, "interpolate": 2, "reconstruct": 1}[mode]
     if len(inputs) != needed:
@@ -483,9 +489,14 @@ def _warn_once(message):
 
 
 def read_manifest(out_dir):
+    """The runs recorded in ``out_dir``/manifest.json ([] if there is none)."""
     path = os.path.join(out_dir, MANIFEST)
-    if not os.path.exists(path):
-        return []
+    return read_manifest_file(path) if os.path.exists(path) else []
+
+
+def read_manifest_file(path):
+    if not os.path.isfile(path):
+        raise GenerateError(f"{path}: no such manifest")
     try:
         with open(path) as f:
             return json.load(f)["runs"]

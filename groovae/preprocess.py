@@ -712,6 +712,9 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     report is returned) unless ``force``.
     """
     started = time.time()
+    for name, value in (("workers", workers), ("max_files", max_files)):
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise DataError(f"--{name} is {value!r}; it must be a whole number >= 1")
     if window_mode not in ("tfds", "magenta"):
         raise ValueError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
     data_dir = get_data(source, cache_dir, allow_unverified, progress)

@@ -1,0 +1,197 @@
+"""A sweep of bad inputs through the CLI: each gets a one-line answer (or is skipped with its reason), never a
+traceback, and nothing that was there before is lost.  The README's "What bad input gets" table lists them.
+
+Cases run ``cli.main`` in this process (TensorFlow loads once); an unexpected exception fails the case with
+its traceback.  Faults that need a separate process (kill -9) are in test_train.py and test_preprocess.py.
+"""
+import io
+import os
+import tarfile
+import zipfile
+
+import pretty_midi
+import pytest
+
+from groovae import cli, synthetic
+from tests.test_preprocess import INFO_HEADER, make_gmd_zip
+
+
+def _write_midi(path, pm):
+    pm.write(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, tiny_run, tiny_tensors_path):
+    """Paths of bad inputs, made once, plus a working run to point them at."""
+    d = tmp_path_factory.mktemp("bad")
+    paths = {"run": tiny_run[0], "tensors": tiny_tensors_path, "dir": str(d)}
+    (d / "corrupt.mid").write_bytes(b"MThd this is not really MIDI")
+    (d / "empty.mid").write_bytes(b"")
+    good = io.BytesIO()
+    synthetic.make_groove(bars=4).write(good)
+    (d / "truncated.mid").write_bytes(good.getvalue()[:50])
+    piano = pretty_midi.PrettyMIDI()
+    piano.instruments.append(pretty_midi.Instrument(0))
+    piano.instruments[0].notes = [pretty_midi.Note(80, 60, k * 0.5, k * 0.5 + 0.4) for k in range(32)]
+    paths["piano"] = _write_midi(d / "piano.mid", piano)
+    waltz = synthetic.make_groove(bars=4)
+    waltz.time_signature_changes = [pretty_midi.TimeSignature(3, 4, 0)]
+    paths["waltz"] = _write_midi(d / "waltz.mid", waltz)
+    paths["short"] = _write_midi(d / "short.mid", synthetic.make_groove(bars=2))
+    paths["huge"] = _write_midi(d / "huge.mid", synthetic.make_groove(bars=400))
+    paths["groove"] = _write_midi(d / "groove.mid", synthetic.make_groove(bars=4))
+    for name in ("corrupt", "empty", "truncated"):
+        paths[name] = str(d / f"{name}.mid")
+    (d / "not_a_zip.zip").write_bytes(b"PK\x03\x04 nope")
+    paths["not_a_zip"] = str(d / "not_a_zip.zip")
+    zip_ok = make_gmd_zip(d / "groove.zip")
+    paths["truncated_zip"] = str(d / "truncated.zip")
+    with open(zip_ok, "rb") as f:
+        (d / "truncated.zip").write_bytes(f.read()[:400])
+    with zipfile.ZipFile(d / "slip.zip", "w") as z:
+        z.writestr("groove/info.csv", ",".join(INFO_HEADER) + "\n")
+        z.writestr("../../escaped.txt", "x")
+    paths["slip_zip"] = str(d / "slip.zip")
+    with zipfile.ZipFile(d / "noinfo.zip", "w") as z:
+        z.writestr("groove/a.mid", good.getvalue())
+    paths["noinfo_zip"] = str(d / "noinfo.zip")
+    (d / "nocsv").mkdir()
+    paths["nocsv"] = str(d / "nocsv")
+    for name, members in (("evil", [("../evil.index", b"x")]), ("nockpt", [("README", b"hello")])):
+        with tarfile.open(d / f"{name}.tar", "w") as tar:
+            for member, payload in members:
+                info = tarfile.TarInfo(member)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+        paths[f"{name}_tar"] = str(d / f"{name}.tar")
+    (d / "not.npz").write_bytes(b"not numpy")
+    paths["not_npz"] = str(d / "not.npz")
+    (d / "bad.json").write_text("{ not json")
+    paths["bad_manifest"] = str(d / "bad.json")
+    return paths
+
+
+def _out(bad, name):
+    return os.path.join(bad["dir"], "out", name)
+
+
+GENERATE = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--no_wav", "--no_progress"]
+TRAIN = ["train", "--config", "groovae_tiny", "--no_progress"]
+
+# (id, argv from the bad paths, expected exit code, text expected in the last stderr line)
+CASES = [
+    ("midi corrupt", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs", b["corrupt"],
+                                           "--output_dir", _out(b, "x")], 2, "corrupt.mid: unreadable MIDI"),
+    ("midi empty", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs", b["empty"],
+                                         "--output_dir", _out(b, "x")], 2, "empty.mid: empty MIDI file"),
+    ("midi truncated", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs",
+                                             b["truncated"], "--output_dir", _out(b, "x")], 2, "unreadable MIDI"),
+    ("midi non-drum", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs", b["piano"],
+                                            "--output_dir", _out(b, "x")], 2, "piano.mid: no drum notes"),
+    ("midi 3/4", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs", b["waltz"],
+                                       "--output_dir", _out(b, "x")], 2, "is not 4/4"),
+    ("midi too short", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs", b["short"],
+                                             "--output_dir", _out(b, "x")], 2, "no 4-bar window"),
+    ("midi huge", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs", b["huge"],
+                                        "--output_dir", _out(b, "x")], 2, "has 100 4-bar windows"),
+    ("midi missing", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs",
+                                           b["dir"] + "/none.mid", "--output_dir", _out(b, "x")], 2, "cannot read"),
+    ("midi is a folder", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs", b["dir"],
+                                               "--output_dir", _out(b, "x")], 2, "cannot read"),
+    ("window out of range", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "reconstruct", "--inputs",
+                                                  b["groove"], "--window", "3", "--output_dir", _out(b, "x")],
+     2, "window 3 out of range"),
+    ("interpolate one input", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "interpolate", "--inputs",
+                                                    b["groove"], "--output_dir", _out(b, "x")], 2, "takes 2 input"),
+    ("interpolate 1 step", lambda b: GENERATE + ["--run_dir", b["run"], "--mode", "interpolate", "--inputs",
+                                                 b["groove"], b["groove"], "--steps", "1", "--output_dir",
+                                                 _out(b, "x")], 2, "at least 2 steps"),
+    ("n 0", lambda b: GENERATE + ["--run_dir", b["run"], "--n", "0", "--output_dir", _out(b, "x")], 2,
+     "n must be 1..1000"),
+    ("n huge", lambda b: GENERATE + ["--run_dir", b["run"], "--n", "100000000", "--output_dir", _out(b, "x")], 2,
+     "n must be 1..1000"),
+    ("temperature 0", lambda b: GENERATE + ["--run_dir", b["run"], "--temperature", "0", "--output_dir",
+                                            _out(b, "x")], 2, "temperature must be a positive number"),
+    ("temperature inf", lambda b: GENERATE + ["--run_dir", b["run"], "--temperature", "inf", "--output_dir",
+                                              _out(b, "x")], 2, "temperature must be a positive number"),
+    ("seed negative", lambda b: GENERATE + ["--run_dir", b["run"], "--seed", "-1", "--output_dir", _out(b, "x")], 2,
+     "seed must be"),
+    ("checkpoint missing", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", b["dir"] + "/no/ckpt",
+                                      "--output_dir", _out(b, "x")], 2, "no such checkpoint"),
+    ("checkpoint of another config", lambda b: ["generate", "--config", "groovae_tiny_hier", "--checkpoint", b["run"],
+                                                "--output_dir", _out(b, "x"), "--no_wav"], 2, "looks like 'groovae_tiny'"),
+    ("tar escaping its folder", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", b["evil_tar"],
+                                           "--output_dir", _out(b, "x"), "--cache_dir", _out(b, "cache")], 2,
+     "outside the target folder"),
+    ("tar without checkpoint", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", b["nockpt_tar"],
+                                          "--output_dir", _out(b, "x"), "--cache_dir", _out(b, "cache")], 2,
+     "no checkpoint"),
+    ("private without run dir", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", "private",
+                                           "--output_dir", _out(b, "x")], 2, "needs --run_dir"),
+    ("source missing", lambda b: ["preprocess", "--source", b["dir"] + "/none.zip", "--output_dir", _out(b, "p")], 2,
+     "no such file, folder or URL"),
+    ("source not a zip", lambda b: ["preprocess", "--source", b["not_a_zip"], "--allow_unverified", "--output_dir",
+                                    _out(b, "p"), "--cache_dir", _out(b, "cache")], 2, "not a readable zip"),
+    ("source truncated zip", lambda b: ["preprocess", "--source", b["truncated_zip"], "--allow_unverified",
+                                        "--output_dir", _out(b, "p"), "--cache_dir", _out(b, "cache")], 2,
+     "not a readable zip"),
+    ("zip slip", lambda b: ["preprocess", "--source", b["slip_zip"], "--allow_unverified", "--output_dir",
+                            _out(b, "p"), "--cache_dir", _out(b, "cache")], 2, "outside the target folder"),
+    ("zip without info.csv", lambda b: ["preprocess", "--source", b["noinfo_zip"], "--allow_unverified",
+                                        "--output_dir", _out(b, "p"), "--cache_dir", _out(b, "cache")], 2,
+     "no info.csv"),
+    ("unofficial zip unverified", lambda b: ["preprocess", "--source", b["truncated_zip"], "--output_dir",
+                                             _out(b, "p"), "--cache_dir", _out(b, "cache")], 2, "allow_unverified"),
+    ("folder without info.csv", lambda b: ["preprocess", "--source", b["nocsv"], "--output_dir", _out(b, "p")], 2,
+     "no info.csv"),
+    ("max_files 0", lambda b: ["preprocess", "--source", b["nocsv"], "--max_files", "0", "--output_dir",
+                               _out(b, "p")], 2, "--max_files"),
+    ("workers 0", lambda b: ["preprocess", "--source", b["nocsv"], "--workers", "0", "--output_dir", _out(b, "p")], 2,
+     "--workers"),
+    ("train data missing", lambda b: TRAIN + ["--data", b["dir"] + "/none.npz", "--run_dir", _out(b, "r1"),
+                                              "--num_steps", "1"], 2, "no such tensor file"),
+    ("train data not npz", lambda b: TRAIN + ["--data", b["not_npz"], "--run_dir", _out(b, "r1"), "--num_steps", "1"],
+     2, "not a groovae tensor file"),
+    ("validate_every 0", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r1"), "--num_steps", "1",
+                                            "--validate_every", "0"], 2, "--validate_every is 0"),
+    ("num_steps negative", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r1"), "--num_steps",
+                                              "-5"], 2, "--num_steps is -5"),
+    ("checkpoint_every_secs negative", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r1"),
+                                                          "--num_steps", "1", "--checkpoint_every_secs", "-1"], 2,
+     "--checkpoint_every_secs is -1"),
+    ("unknown config", lambda b: TRAIN[:1] + ["--config", "nope", "--data", b["tensors"], "--run_dir", _out(b, "r1"),
+                                              "--num_steps", "1"], 2, "unknown config 'nope'"),
+    ("bad hparams", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r1"), "--num_steps", "1",
+                                       "--hparams", "no_such_thing=3"], 2, "bad --hparams"),
+    ("run dir of another config", lambda b: ["train", "--config", "groovae_tiny_hier", "--data", b["tensors"],
+                                             "--run_dir", b["run"], "--num_steps", "50", "--no_progress"], 2,
+     "holds a run of config 'groovae_tiny'"),
+    ("summary of a non-run", lambda b: ["summary", "--run_dir", b["dir"]], 2, "not a training run dir"),
+    ("evaluate test missing", lambda b: ["evaluate", "--config", "groovae_tiny", "--run_dir", b["run"], "--test",
+                                         b["dir"] + "/none.npz", "--output_dir", _out(b, "e")], 2,
+     "no such tensor file"),
+    ("regenerate missing manifest", lambda b: ["regenerate", b["dir"] + "/none.json", "--output_dir", _out(b, "g")],
+     2, "no such manifest"),
+    ("regenerate corrupt manifest", lambda b: ["regenerate", b["bad_manifest"], "--output_dir", _out(b, "g")], 2,
+     "not a groovae manifest"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_line(case, bad, capsys):
+    name, argv, code, message = case
+    before = sorted(os.listdir(bad["run"]))
+    try:
+        got = cli.main(argv(bad))
+    except SystemExit as e:  # argparse's own usage errors
+        got = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert got == code, err[-3:]
+    assert err and message in err[-1], err[-3:]
+    assert "Traceback" not in "\n".join(err)
+    assert sorted(os.listdir(bad["run"])) == before  # the run it pointed at lost nothing
+
+
+def test_sweep_is_wide():
+    assert len(CASES) >= 30
