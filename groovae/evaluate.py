@@ -423,9 +423,11 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     log = log or (lambda *a, **k: None)
     temperatures = [float(t) for t in temperatures]
     for t in temperatures:
-        generate.check_request(1, t)
-    if n_samples < 0:
-        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+        generate.check_request(1, t, seed)
+    if not 0 <= n_samples <= generate.MAX_GROOVES * 10:
+        raise ValueError(f"n_samples must be 0..{generate.MAX_GROOVES * 10}, got {n_samples}")
+    if not 1 <= batch_size <= 4096:
+        raise ValueError(f"batch_size must be 1..4096, got {batch_size}")
     timings, start = {}, time.time()
     test = data.load_tensors(test_path)
     n = len(test["lengths"])

@@ -463,3 +463,26 @@ def test_whole_gmd_counts_equal_tfds(tmp_path):
     report = pp.preprocess(GMD_ZIP, str(tmp_path), allow_unverified=True, progress=False)
     assert [report["splits"][s]["windows"] for s in pp.SPLITS] == [17261, 2121, 2033]
     assert [report["splits"][s]["tensors"] for s in pp.SPLITS] == [15591, 1929, 1901]
+
+
+def test_kill_9_during_preprocess_leaves_the_old_outputs_whole(gmd_zip, tmp_path):
+    """A rebuild killed while it writes its staging folder: the folder keeps the complete earlier set."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tests.conftest import ROOT
+    out = tmp_path / "gmd"
+    args = [sys.executable, "-m", "groovae", "preprocess", "--source", gmd_zip, "--allow_unverified",
+            "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"), "--workers", "1"]
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    proc = subprocess.Popen(args + ["--force"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not [f for f in os.listdir(tmp_path) if f.startswith("gmd.")]:
+        time.sleep(0.005)  # until its staging folder exists
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+    subprocess.run(args + ["--force"], cwd=ROOT, check=True, capture_output=True, timeout=300)  # and it recovers
+    assert sorted(os.listdir(out)) == sorted(before)
