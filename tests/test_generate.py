@@ -160,9 +160,9 @@ def test_input_windows_zero_or_several(tiny_model, four_bar_midi, tmp_path):
 
 
 def test_bad_requests(tiny_model, tmp_path):
-    with pytest.raises(generate.GenerateError, match="n must be positive"):
+    with pytest.raises(generate.GenerateError, match="n must be 1..1000"):
         generate.sample(tiny_model, n=0)
-    with pytest.raises(generate.GenerateError, match="temperature must be positive"):
+    with pytest.raises(generate.GenerateError, match="temperature must be a positive number"):
         generate.sample(tiny_model, n=1, temperature=0)
     with pytest.raises(generate.GenerateError, match="no checkpoint"):
         generate.resolve_checkpoint(str(tmp_path))
