@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import groovae  # noqa: F401  (compat shims before TF)
-from groovae import evaluate, generate
+from groovae import evaluate, generate, report
 
 
 def main():
@@ -40,7 +40,7 @@ def main():
         log=lambda message: print(message, file=sys.stderr))
     seconds = time.time() - start
     if args.output_dir:
-        evaluate.write_report(results, args.output_dir)
+        report.write_report(results, args.output_dir)
     report_seconds = time.time() - start - seconds
     tf_rec, free = results["reconstruction"]["teacher_forced"], results["reconstruction"]["free_running"]
     print(json.dumps({"checkpoint": prefix, "global_step": results["global_step"], "n_test": results["n_test"],

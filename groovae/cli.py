@@ -71,7 +71,7 @@ def _regenerate(args):
 
 
 def _evaluate(args):
-    from groovae import evaluate, generate
+    from groovae import evaluate, generate, report
     test_path, train_path = args.test, args.train
     if args.data:
         test_path = test_path or os.path.join(args.data, "test.npz")
@@ -111,9 +111,9 @@ def _evaluate(args):
             seed=args.seed, batch_size=args.batch_size, hparams=args.hparams or None, label=label,
             log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
     if args.compare:
-        path = evaluate.write_comparison_report(results, args.output_dir, title=args.title)
+        path = report.write_comparison_report(results, args.output_dir, title=args.title)
     else:
-        path = evaluate.write_report(results[0], args.output_dir)
+        path = report.write_report(results[0], args.output_dir)
     print(path)
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from groovae import cli, data, evaluate, generate
+from groovae import cli, data, evaluate, generate, metrics, report
 from tests.conftest import ROOT
 
 K = 9
@@ -30,14 +30,14 @@ def empty(n=1, steps=64):
 # ---------------------------------------------------------------- reconstruction metrics
 
 def test_hit_accuracy():
-    assert evaluate.hit_accuracy([[1, 0], [0, 1]], [[1, 1], [0, 1]]) == 0.75
-    assert evaluate.hit_accuracy(np.zeros((2, 3, 4)), np.zeros((2, 3, 4))) == 1.0
+    assert metrics.hit_accuracy([[1, 0], [0, 1]], [[1, 1], [0, 1]]) == 0.75
+    assert metrics.hit_accuracy(np.zeros((2, 3, 4)), np.zeros((2, 3, 4))) == 1.0
 
 
 def test_hit_precision_recall_f1_per_class_and_pooled():
     true = np.array([[1, 0, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0]], bool)
     pred = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]], bool)
-    prf = evaluate.hit_prf(true, pred)
+    prf = metrics.hit_prf(true, pred)
     # class 0: tp 1, fp 1, fn 1; class 1: nothing at all (undefined); class 2: tp 3, fp 1, fn 0
     np.testing.assert_allclose(prf["precision"], [0.5, np.nan, 0.75])
     np.testing.assert_allclose(prf["recall"], [0.5, np.nan, 1.0])
@@ -48,7 +48,7 @@ def test_hit_precision_recall_f1_per_class_and_pooled():
     assert prf["micro_f1"] == pytest.approx(8 / 11)
     assert prf["macro_f1"] == pytest.approx((0.5 + 6 / 7) / 2)
     # a class with true hits but no predictions has F1 0, precision undefined
-    prf = evaluate.hit_prf([[1], [1]], [[0], [0]])
+    prf = metrics.hit_prf([[1], [1]], [[0], [0]])
     assert prf["f1"][0] == 0 and prf["recall"][0] == 0 and np.isnan(prf["precision"][0])
 
 
@@ -58,7 +58,7 @@ def test_velocity_mae_only_counts_true_hits():
     true_vel = hits * np.float32(0.5)
     pred_vel = np.full_like(hits, 0.9)  # error 0.9 where no hit: ignored
     pred_vel[0, 0, 0], pred_vel[0, 2, 3] = 0.6, 0.2  # errors 0.1 and 0.3
-    assert evaluate.velocity_mae(groove(hits, true_vel), groove(hits, pred_vel)) == pytest.approx(0.2)
+    assert metrics.velocity_mae(groove(hits, true_vel), groove(hits, pred_vel)) == pytest.approx(0.2)
 
 
 def test_offset_mae_in_steps_and_ms_at_each_windows_tempo():
@@ -68,22 +68,22 @@ def test_offset_mae_in_steps_and_ms_at_each_windows_tempo():
     pred_off = np.full_like(hits, 1.0)  # where there is no hit: ignored
     pred_off[0, 1, 0], pred_off[1, 3, 2] = -0.5, 0.0  # onset errors 0.5 and 0.25 steps
     true, pred = groove(hits, offsets=true_off), groove(hits, offsets=pred_off)
-    assert evaluate.offset_mae_steps(true, pred) == pytest.approx(0.375)
-    np.testing.assert_allclose(np.sort(evaluate.onset_errors_steps(true, pred)), [0.25, 0.5])
+    assert metrics.offset_mae_steps(true, pred) == pytest.approx(0.375)
+    np.testing.assert_allclose(np.sort(metrics.onset_errors_steps(true, pred)), [0.25, 0.5])
     # a 16th at 120 bpm lasts 125 ms, at 60 bpm 250 ms
-    assert evaluate.step_seconds(120) == pytest.approx(0.125)
-    assert evaluate.offset_mae_ms(true, pred, [120, 60]) == pytest.approx((0.5 * 125 + 0.25 * 250) / 2)
-    assert evaluate.offset_mae_ms(true, pred, 120) == pytest.approx(0.375 * 125)
+    assert metrics.step_seconds(120) == pytest.approx(0.125)
+    assert metrics.offset_mae_ms(true, pred, [120, 60]) == pytest.approx((0.5 * 125 + 0.25 * 250) / 2)
+    assert metrics.offset_mae_ms(true, pred, 120) == pytest.approx(0.375 * 125)
 
 
 def test_reconstruction_metrics_of_a_perfect_and_an_empty_prediction():
     rng = np.random.RandomState(0)
     hits = (rng.rand(3, 64, K) < 0.2).astype(np.float32)
     true = groove(hits, hits * rng.rand(3, 64, K), hits * rng.uniform(-1, 1, (3, 64, K)))
-    perfect = evaluate.reconstruction_metrics(true, true, bpm=[100, 110, 120])
+    perfect = metrics.reconstruction_metrics(true, true, bpm=[100, 110, 120])
     assert perfect["hit_accuracy"] == 1 and perfect["hit_f1"] == 1
     assert perfect["velocity_mae"] == 0 and perfect["offset_mae_steps"] == 0 and perfect["offset_mae_ms"] == 0
-    silent = evaluate.reconstruction_metrics(true, np.zeros_like(true))
+    silent = metrics.reconstruction_metrics(true, np.zeros_like(true))
     assert silent["hit_accuracy"] == pytest.approx(1 - hits.mean())
     assert silent["hit_recall"] == 0 and silent["hit_f1"] == 0 and silent["hit_precision"] is not None
     assert silent["offset_mae_ms"] is None  # no tempo given
@@ -91,13 +91,13 @@ def test_reconstruction_metrics_of_a_perfect_and_an_empty_prediction():
 
 
 def test_activate_and_loss_terms_match_magentas_definitions():
-    probabilities = evaluate.activate(np.zeros((1, 2, 27)))
+    probabilities = metrics.activate(np.zeros((1, 2, 27)))
     np.testing.assert_allclose(probabilities[..., :18], 0.5)
     np.testing.assert_allclose(probabilities[..., 18:], 0.0)
     hits = empty(1, 2)
     hits[0, 0, 0] = 1
     true = groove(hits, hits * 0.5, hits * 0.2)
-    terms = evaluate.loss_terms(true, probabilities)
+    terms = metrics.loss_terms(true, probabilities)
     # hits: log 2 per class and step; velocities: (0.5 - 0.5)^2 = 0 except... all predictions 0.5
     # velocities err: cell (0,0,0) 0, the other 17 cells 0.5^2; offsets err: 0.2^2 once
     assert terms["hits_loss"][0] == pytest.approx(K * math.log(2), rel=1e-5)
@@ -111,17 +111,17 @@ def test_activate_and_loss_terms_match_magentas_definitions():
 def test_kl_per_dim_and_bits():
     mu = np.array([[0.0, 1.0, 0.0]])
     sigma = np.array([[1.0, 1.0, 0.5]])
-    kl = evaluate.kl_per_dim(mu, sigma)
+    kl = metrics.kl_per_dim(mu, sigma)
     np.testing.assert_allclose(kl, [[0.0, 0.5, 0.5 * (0.25 - 1) - math.log(0.5)]])
-    assert evaluate.kl_bits(mu, sigma)[0] == pytest.approx(kl.sum() / math.log(2))
+    assert metrics.kl_bits(mu, sigma)[0] == pytest.approx(kl.sum() / math.log(2))
 
 
 def test_active_units_threshold():
     mu = np.array([[-1.0, 3.0, 0.1], [1.0, 3.0, 0.2], [-1.0, 3.0, 0.1], [1.0, 3.0, 0.2]])
-    count, variance = evaluate.active_units(mu)
+    count, variance = metrics.active_units(mu)
     np.testing.assert_allclose(variance, [1.0, 0.0, 0.0025])
     assert count == 1
-    assert evaluate.active_units(mu, threshold=0.001)[0] == 2
+    assert metrics.active_units(mu, threshold=0.001)[0] == 2
 
 
 def test_model_loss_combines_terms_like_magenta():
@@ -143,9 +143,9 @@ def test_hit_density_per_bar_and_hits_per_bar():
     hits[0, ::4, 0] = 1  # kick on every beat in window 0: 4 per bar
     hits[1, 0, 1] = 1  # one snare in bar 1 of window 1
     tensors = groove(hits)
-    density = evaluate.hit_density_per_bar(tensors)
+    density = metrics.hit_density_per_bar(tensors)
     assert density[0] == pytest.approx(2.0) and density[1] == pytest.approx(1 / 8) and density[2:].sum() == 0
-    assert evaluate.hits_per_bar(tensors).tolist() == [4, 4, 4, 4, 1, 0, 0, 0]
+    assert metrics.hits_per_bar(tensors).tolist() == [4, 4, 4, 4, 1, 0, 0, 0]
 
 
 def test_inter_onset_intervals_stay_within_windows():
@@ -153,29 +153,29 @@ def test_inter_onset_intervals_stay_within_windows():
     hits[0, [0, 4, 6], 0] = 1
     hits[0, 4, 2] = 1  # a second drum on the same step is the same onset
     hits[1, [1, 3], 1] = 1
-    assert evaluate.inter_onset_intervals(groove(hits)).tolist() == [4, 2, 2]
-    assert evaluate.inter_onset_intervals(groove(empty(2, 16))).size == 0
+    assert metrics.inter_onset_intervals(groove(hits)).tolist() == [4, 2, 2]
+    assert metrics.inter_onset_intervals(groove(empty(2, 16))).size == 0
 
 
 def test_histogram_overlap_and_kl():
-    p = evaluate.histogram([0.1, 0.2, 0.9, 5.0], np.array([0.0, 0.5, 1.0]))  # 5.0 clipped into the last bin
+    p = metrics.histogram([0.1, 0.2, 0.9, 5.0], np.array([0.0, 0.5, 1.0]))  # 5.0 clipped into the last bin
     np.testing.assert_allclose(p, [0.5, 0.5])
     a, b = np.array([0.5, 0.5, 0.0]), np.array([0.5, 0.0, 0.5])
-    assert evaluate.overlapping_area(a, a) == 1 and evaluate.overlapping_area(a, b) == 0.5
-    assert evaluate.overlapping_area(np.array([1.0, 0]), np.array([0, 1.0])) == 0
-    assert evaluate.histogram_kl(a, a) == pytest.approx(0)
-    assert evaluate.histogram_kl(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
+    assert metrics.overlapping_area(a, a) == 1 and metrics.overlapping_area(a, b) == 0.5
+    assert metrics.overlapping_area(np.array([1.0, 0]), np.array([0, 1.0])) == 0
+    assert metrics.histogram_kl(a, a) == pytest.approx(0)
+    assert metrics.histogram_kl(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
         0.5 * math.log(2) + 0.5 * math.log(2 / 3), rel=1e-4)
-    assert evaluate.histogram_kl(a, b) > 5  # mass where the other has none: large but finite
+    assert metrics.histogram_kl(a, b) > 5  # mass where the other has none: large but finite
 
 
 def test_statistics_of_identical_sets_match_perfectly():
     rng = np.random.RandomState(1)
     hits = (rng.rand(20, 64, K) < 0.15).astype(np.float32)
     tensors = groove(hits, hits * rng.rand(20, 64, K), hits * rng.uniform(-1, 1, (20, 64, K)))
-    stats = evaluate.groove_statistics(tensors)
-    comparison = evaluate.compare_statistics(stats, stats)
-    for name in evaluate.HISTOGRAM_BINS:
+    stats = metrics.groove_statistics(tensors)
+    comparison = metrics.compare_statistics(stats, stats)
+    for name in metrics.HISTOGRAM_BINS:
         assert comparison[name]["overlap"] == pytest.approx(1) and comparison[name]["kl"] == pytest.approx(0)
     assert comparison["hit_density_mae"] == 0
     json.dumps(stats)
@@ -188,12 +188,12 @@ def test_nearest_hamming_known_answers_and_matches_brute_force():
     query = reference[[1, 2]].copy()
     query[1, 1, 5] = query[1, 3, 5] = True
     query[1, 0, 2] = False  # 3 bits off pattern 2
-    distances, indices = evaluate.nearest_hamming(query, reference)
+    distances, indices = metrics.nearest_hamming(query, reference)
     assert distances.tolist() == [0, 3] and indices.tolist() == [1, 2]
 
     rng = np.random.RandomState(2)
     q, r = rng.rand(37, 64, K) < 0.1, rng.rand(500, 64, K) < 0.1
-    distances, indices = evaluate.nearest_hamming(q, r, chunk=8)
+    distances, indices = metrics.nearest_hamming(q, r, chunk=8)
     brute = (q.reshape(37, 1, -1) != r.reshape(1, 500, -1)).sum(-1)
     np.testing.assert_array_equal(distances, brute.min(1))
     np.testing.assert_array_equal(brute[np.arange(37), indices], brute.min(1))
@@ -204,13 +204,13 @@ def test_novelty_duplicates_and_speed_on_a_gmd_sized_training_set():
     train_tensors = groove((rng.rand(15600, 64, K) < 0.1).astype(np.float32))
     samples = np.concatenate([train_tensors[[5, 77]], groove((rng.rand(254, 64, K) < 0.1).astype(np.float32))])
     start = time.time()
-    result = evaluate.novelty(samples, train_tensors)
+    result = metrics.novelty(samples, train_tensors)
     assert time.time() - start < 10  # ~1 s unloaded
     assert result["distances"][:2] == [0, 0] and result["nearest"][:2] == [5, 77]
     assert result["duplicate_rate"] == pytest.approx(2 / 256)
     assert min(result["distances"][2:]) > 10
     with pytest.raises(data.DataError):
-        evaluate.nearest_hamming(samples[:1, :, :K] > 0.5, np.zeros((0, 64, K), bool))
+        metrics.nearest_hamming(samples[:1, :, :K] > 0.5, np.zeros((0, 64, K), bool))
 
 
 # ---------------------------------------------------------------- end to end
@@ -300,14 +300,14 @@ def test_a_checkpoint_of_another_config_is_refused(tiny_checkpoint, tiny_tensors
 
 
 def test_reports(tiny_results, tmp_path):
-    same = evaluate.comparison_verdict([tiny_results, dict(tiny_results, label="copy")])
+    same = report.comparison_verdict([tiny_results, dict(tiny_results, label="copy")])
     assert "best hit F1 **tie (groovae_tiny, copy)**" in same and "equal-budget" not in same
     worse = {mode: dict(m, hit_f1=m["hit_f1"] - 0.1, offset_mae_ms=m["offset_mae_ms"] + 5)
              for mode, m in tiny_results["reconstruction"].items()}
-    verdict = evaluate.comparison_verdict([dict(tiny_results, label="worse", reconstruction=worse), tiny_results])
+    verdict = report.comparison_verdict([dict(tiny_results, label="worse", reconstruction=worse), tiny_results])
     assert verdict.count("best hit F1 **groovae_tiny**") == 2 and verdict.count("best timing MAE **groovae_tiny**") == 2
     other = dict(tiny_results, label="hier", global_step=41)
-    path = evaluate.write_comparison_report([tiny_results, other], str(tmp_path))
+    path = report.write_comparison_report([tiny_results, other], str(tmp_path))
     text = open(path).read()
     assert "best hit F1" in text and "not an equal-budget comparison" in text and "Temperature sweep" in text
     assert "| groovae_tiny | 40 | teacher-forced |" in text and "training windows (reference)" in text
@@ -318,7 +318,7 @@ def test_reports(tiny_results, tmp_path):
         assert os.path.getsize(tmp_path / "groovae_tiny" / name) > 100
     assert os.path.getsize(tmp_path / "latent.png") > 100
     with pytest.raises(ValueError, match="labels must differ"):
-        evaluate.write_comparison_report([tiny_results, tiny_results], str(tmp_path / "bad"))
+        report.write_comparison_report([tiny_results, tiny_results], str(tmp_path / "bad"))
 
 
 def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path):

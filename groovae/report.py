@@ -1,0 +1,345 @@
+"""Evaluation reports: report.md with tables and plots, results.json / comparison.json."""
+import json
+import math
+import os
+import re
+
+import numpy as np
+
+from groovae import data
+from groovae.metrics import ACTIVE_UNIT_THRESHOLD, GREEDY_TEMPERATURE, HISTOGRAM_BINS
+
+
+def _fmt(value, digits=3):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _reconstruction_rows(results):
+    rows = []
+    for mode in ("teacher_forced", "free_running"):
+        r = results["reconstruction"][mode]
+        rows.append([mode.replace("_", "-"), _fmt(r["hit_accuracy"]), _fmt(r["hit_precision"]),
+                     _fmt(r["hit_recall"]), _fmt(r["hit_f1"]), _fmt(r["hit_macro_f1"]),
+                     _fmt(r["velocity_mae"] * 127, 1), _fmt(r["offset_mae_steps"], 4), _fmt(r["offset_mae_ms"], 1)])
+    return rows
+
+
+RECONSTRUCTION_HEADER = ["decoding", "hit acc", "hit P", "hit R", "hit F1", "macro F1", "velocity MAE (MIDI)",
+                         "timing MAE (steps)", "timing MAE (ms)"]
+
+
+def _sample_rows(results):
+    rows = []
+    if results.get("train_statistics"):
+        c, tn = results["train_statistics"]["vs_test"], results["test_novelty"]
+        rows.append(["training windows (reference)"]
+                    + [f"{_fmt(c[f]['overlap'])} / {_fmt(c[f]['kl'])}" for f in HISTOGRAM_BINS]
+                    + [_fmt(c["hit_density_mae"]), _fmt(tn["duplicate_rate"]) + " (test)",
+                       _fmt(tn["mean_distance"], 1) + " (test)"])
+    for temperature, entry in results["samples"].items():
+        c = entry["vs_test"]
+        novelty_cells = ["–", "–"]
+        if "novelty" in entry:
+            novelty_cells = [_fmt(entry["novelty"]["duplicate_rate"]), _fmt(entry["novelty"]["mean_distance"], 1)]
+        rows.append([temperature] + [f"{_fmt(c[f]['overlap'])} / {_fmt(c[f]['kl'])}" for f in HISTOGRAM_BINS]
+                    + [_fmt(c["hit_density_mae"])] + novelty_cells)
+    return rows
+
+
+SAMPLE_HEADER = (["temperature"] + [f"{f} OA / KL" for f in HISTOGRAM_BINS]
+                 + ["density MAE (hits/bar)", "duplicate rate", "mean Hamming to train"])
+
+
+def plot_per_class_f1(results_list):
+    from groovae.plots import DRUM_NAMES, plt
+    fig, ax = plt.subplots(figsize=(9, 3), dpi=100)
+    width = 0.8 / (2 * len(results_list))
+    x = np.arange(len(DRUM_NAMES))
+    i = 0
+    for results in results_list:
+        for mode in ("teacher_forced", "free_running"):
+            f1 = [np.nan if v is None else v for v in results["reconstruction"][mode]["per_class"]["f1"]]
+            ax.bar(x + (i - len(results_list) + 0.5) * width, f1, width, label=f"{results['label']} {mode}")
+            i += 1
+    ax.set_xticks(x)
+    ax.set_xticklabels(DRUM_NAMES, fontsize=7)
+    ax.set_ylabel("hit F1")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_distributions(results):
+    from groovae.plots import plt
+    fig, axes = plt.subplots(1, len(HISTOGRAM_BINS), figsize=(14, 3), dpi=100)
+    for ax, name in zip(axes, HISTOGRAM_BINS):
+        bins = HISTOGRAM_BINS[name]
+        centers = (bins[:-1] + bins[1:]) / 2
+        ax.plot(centers, results["test_statistics"]["histograms"][name], "k-", lw=2, label="test data")
+        for temperature, entry in results["samples"].items():
+            ax.plot(centers, entry["statistics"]["histograms"][name], "-", lw=1, label=f"T={temperature}")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_density(results):
+    from groovae.plots import DRUM_NAMES, plt
+    fig, ax = plt.subplots(figsize=(9, 3), dpi=100)
+    series = [("test data", results["test_statistics"]["hit_density_per_bar"])]
+    series += [(f"T={t}", e["statistics"]["hit_density_per_bar"]) for t, e in results["samples"].items()]
+    width = 0.8 / len(series)
+    x = np.arange(len(DRUM_NAMES))
+    for i, (name, density) in enumerate(series):
+        ax.bar(x + (i - len(series) / 2 + 0.5) * width, density, width, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(DRUM_NAMES, fontsize=7)
+    ax.set_ylabel("hits per bar")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_latent(results_list):
+    from groovae.plots import plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3), dpi=100)
+    for results in results_list:
+        latent = results["latent"]
+        axes[0].plot(sorted(latent["mu_variance"], reverse=True), label=results["label"])
+        axes[1].plot(sorted(latent["kl_per_dim_bits"], reverse=True), label=results["label"])
+    axes[0].axhline(ACTIVE_UNIT_THRESHOLD, color="k", ls=":", lw=1)
+    axes[0].set_yscale("log")
+    axes[0].set_title("variance of posterior mean per dim (sorted)", fontsize=9)
+    axes[1].set_title("KL per dim, bits (sorted)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("dimension rank", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_examples(results):
+    from groovae.plots import drum_roll, plt
+    ex = results["examples"]
+    panels = [("test window 0", ex["test"][0]), ("teacher-forced reconstruction", ex["teacher_forced"][0]),
+              ("free-running reconstruction", ex["free_running"][0])]
+    panels += [(f"sample T={t}", grooves[0]) for t, grooves in ex["samples"].items()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.2 * len(panels)), dpi=100)
+    for ax, (title, tensor) in zip(np.atleast_1d(axes), panels):
+        drum_roll(np.asarray(tensor), title=title, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def _definitions():
+    return (
+        "Definitions: *teacher-forced* = the decoder sees the true previous step (as in training), z = posterior "
+        "mean; *free-running* = the decoder feeds back its own output, z = posterior mean, hits near-greedy "
+        f"(temperature {GREEDY_TEMPERATURE:g}). Hit P/R/F1 are pooled over all classes and cells (macro F1: mean "
+        "of per-class F1). Velocity and timing MAE are over the true hits; timing error = |offset error| / 2 in "
+        "16th-note steps, in ms at each window's tempo. Loss terms are magenta's, at z = posterior mean "
+        "(deterministic; magenta's own eval samples z). Active units: dims whose posterior-mean variance over "
+        f"the test set exceeds {ACTIVE_UNIT_THRESHOLD} (Burda et al. 2016). OA = overlapping area of the "
+        "histograms of samples and test data (1 = same), KL = KL(test || samples) in nats (Yang & Lerch 2020). "
+        "Histograms: velocities and offsets of hits (20 bins), inter-onset intervals between grid steps with any "
+        "hit (1..16 steps, longer ones in the last bin), hits per bar (all classes, bins of 2, 48+ in the last). "
+        "Duplicate rate: samples whose hit pattern equals a training window's; Hamming distance over the "
+        "64 x 9 hit grid.")
+
+
+def single_report_markdown(results, images):
+    r = results
+    lines = [f"# Evaluation: {r['label']}", "",
+             f"- config `{r['config']}`, checkpoint `{r['checkpoint']}` (global step {r['global_step']})",
+             f"- test windows: {r['n_test']} from `{r['test_path']}`" + ("" if r["has_bpm"] else
+                                                                          " (no tempo: no ms timing)"),
+             (f"- samples: {r['n_samples']} per temperature, seed {r['seed']}; training windows for novelty: "
+              f"`{r['train_path']}`"),
+             "- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()), "",
+             "## Reconstruction (test split)", "", _table(RECONSTRUCTION_HEADER, _reconstruction_rows(r)), "",
+             f"![per-class F1]({images['f1']})", "", "### Per-class hit F1", "",
+             _per_class_table([r]), "", "## Loss terms and KL (test split)", "",
+             _table(list(r["losses"]), [[_fmt(v) for v in r["losses"].values()]]), "",
+             "## Latent space", "",
+             (f"Active units: **{r['latent']['active_units']} / {r['latent']['z_size']}**; mean KL "
+              f"{_fmt(r['latent']['kl_bits'], 1)} bits; dims carrying > 0.1 bit: "
+              f"{r['latent']['dims_with_kl_over_0.1_bits']}."), "", f"![latent]({images['latent']})", ""]
+    if r["samples"]:
+        lines += ["## Samples vs test data", "", _table(SAMPLE_HEADER, _sample_rows(r)), "",
+                  _density_table(r), "", f"![distributions]({images['distributions']})", "",
+                  f"![density]({images['density']})", ""]
+    if r.get("test_novelty"):
+        lines += [("The reference row compares the training windows' histograms with the test windows' (the best "
+                   "a model can hope for); its duplicate rate and Hamming distance are the test windows' own, "
+                   "against the training windows."), ""]
+    lines += ["## Examples", "", f"![examples]({images['examples']})", "", _definitions(), ""]
+    return "\n".join(lines)
+
+
+def _per_class_table(results_list):
+    from groovae.plots import DRUM_NAMES
+    header = ["model", "decoding"] + list(DRUM_NAMES)
+    rows = []
+    for r in results_list:
+        for mode in ("teacher_forced", "free_running"):
+            rows.append([r["label"], mode.replace("_", "-")]
+                        + [_fmt(v) for v in r["reconstruction"][mode]["per_class"]["f1"]])
+    return _table(header, rows)
+
+
+def _density_table(results):
+    from groovae.plots import DRUM_NAMES
+    rows = [["test data"] + [_fmt(v, 2) for v in results["test_statistics"]["hit_density_per_bar"]]]
+    rows += [[f"T={t}"] + [_fmt(v, 2) for v in e["statistics"]["hit_density_per_bar"]]
+             for t, e in results["samples"].items()]
+    return "Hits per bar by class:\n\n" + _table(["grooves"] + list(DRUM_NAMES), rows)
+
+
+def _write_json(path, results):
+    data.atomic_write(path, lambda f: json.dump(results, f, indent=1, default=_json_default), mode="w")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
+
+
+PATH_FIELDS = ("checkpoint", "test_path", "train_path")
+
+
+def portable_paths(results, out_dir):
+    """``results`` with its file paths relative to ``out_dir``: a report names no folder of the machine that made it."""
+    def relative(path):
+        if not path or path == "public" or re.match(r"^[a-z]+://", str(path)):
+            return path
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
+    return {**results, **{k: relative(results.get(k)) for k in PATH_FIELDS if k in results}}
+
+
+def write_report(results, out_dir):
+    """report.md + PNG plots + results.json of one checkpoint's evaluation in ``out_dir``; returns the .md path."""
+    from groovae.plots import save_figure
+    os.makedirs(out_dir, exist_ok=True)
+    results = portable_paths(results, out_dir)
+    images = {"f1": "per_class_f1.png", "latent": "latent.png", "examples": "examples.png",
+              "distributions": "distributions.png", "density": "hit_density.png"}
+    save_figure(plot_per_class_f1([results]), os.path.join(out_dir, images["f1"]))
+    save_figure(plot_latent([results]), os.path.join(out_dir, images["latent"]))
+    save_figure(plot_examples(results), os.path.join(out_dir, images["examples"]))
+    if results["samples"]:
+        save_figure(plot_distributions(results), os.path.join(out_dir, images["distributions"]))
+        save_figure(plot_density(results), os.path.join(out_dir, images["density"]))
+    _write_json(os.path.join(out_dir, "results.json"), results)
+    path = os.path.join(out_dir, "report.md")
+    text = single_report_markdown(results, images)
+    data.atomic_write(path, lambda f: f.write(text), mode="w")
+    return path
+
+
+def better(results_list, metric="hit_f1", mode="free_running"):
+    """The results with the highest ``metric`` (free-running by default)."""
+    return max(results_list, key=lambda r: _nan_low(r["reconstruction"][mode][metric]))
+
+
+def _nan_low(value):
+    return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _winner(scores):
+    """The label with the highest score, or 'tie (a, b)' if several share it."""
+    top = max(scores.values())
+    best = [k for k, v in scores.items() if v == top]
+    return best[0] if len(best) == 1 else f"tie ({', '.join(best)})"
+
+
+def comparison_verdict(results_list):
+    """One or two sentences on which model wins test hit F1 and timing MAE (free-running and teacher-forced)."""
+    if len(results_list) < 2:
+        return ""
+    sentences = []
+    for mode in ("free_running", "teacher_forced"):
+        f1 = {r["label"]: r["reconstruction"][mode]["hit_f1"] for r in results_list}
+        timing_key = "offset_mae_ms" if all(r["has_bpm"] for r in results_list) else "offset_mae_steps"
+        unit = "ms" if timing_key == "offset_mae_ms" else "steps"
+        timing = {r["label"]: r["reconstruction"][mode][timing_key] for r in results_list}
+        best_f1 = _winner({k: _nan_low(v) for k, v in f1.items()})
+        best_timing = _winner({k: _nan_low(None if v is None else -v) for k, v in timing.items()})
+        sentences.append(
+            f"{mode.replace('_', '-')}: best hit F1 **{best_f1}** ("
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in f1.items()) + f"); best timing MAE **{best_timing}** ("
+            + ", ".join(f"{k} {_fmt(v, 2 if unit == 'ms' else 4)} {unit}" for k, v in timing.items()) + ").")
+    steps = {r["label"]: r["global_step"] for r in results_list}
+    if len(set(steps.values())) > 1:
+        sentences.append("Note: the checkpoints differ in training steps (" +
+                         ", ".join(f"{k} {v}" for k, v in steps.items()) + "): not an equal-budget comparison.")
+    return " ".join(sentences)
+
+
+def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical decoder"):
+    """report.md comparing several evaluations (e.g. flat vs hier) + the temperature sweep of the best one.
+
+    Each evaluation also gets its own single report in ``out_dir/<label>/``.
+    Returns the path of the comparison report.md.
+    """
+    from groovae.plots import save_figure
+    if not results_list:
+        raise ValueError("nothing to compare")
+    labels = [r["label"] for r in results_list]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels must differ: {labels}")
+    os.makedirs(out_dir, exist_ok=True)
+    for r in results_list:
+        write_report(r, os.path.join(out_dir, _safe_name(r["label"])))
+    results_list = [portable_paths(r, out_dir) for r in results_list]
+    save_figure(plot_per_class_f1(results_list), os.path.join(out_dir, "per_class_f1.png"))
+    save_figure(plot_latent(results_list), os.path.join(out_dir, "latent.png"))
+    best = better(results_list)
+    rows, loss_rows, latent_rows = [], [], []
+    for r in results_list:
+        for row in _reconstruction_rows(r):
+            rows.append([r["label"], str(r["global_step"])] + row)
+        loss_rows.append([r["label"]] + [_fmt(r["losses"].get(k)) for k in
+                                         ("loss", "r_loss", "hits_loss", "velocities_loss", "offsets_loss",
+                                          "kl_bits")])
+        latent_rows.append([r["label"], f"{r['latent']['active_units']} / {r['latent']['z_size']}",
+                            _fmt(r["latent"]["kl_bits"], 1), str(r["latent"]["dims_with_kl_over_0.1_bits"])])
+    lines = [f"# {title}", "", comparison_verdict(results_list), "", "## Reconstruction (test split)", "",
+             _table(["model", "step"] + RECONSTRUCTION_HEADER, rows), "", "![per-class F1](per_class_f1.png)", "",
+             _per_class_table(results_list), "", "## Loss terms (z = posterior mean)", "",
+             _table(["model", "loss", "r_loss", "hits_loss", "velocities_loss", "offsets_loss", "KL bits"],
+                    loss_rows), "", "## Latent space", "",
+             _table(["model", "active units", "KL (bits)", "dims > 0.1 bit"], latent_rows), "",
+             "![latent](latent.png)", ""]
+    if best["samples"]:
+        lines += [f"## Temperature sweep: {best['label']} (best free-running hit F1)", "",
+                  _table(SAMPLE_HEADER, _sample_rows(best)), "", _density_table(best), "",
+                  f"![distributions]({_safe_name(best['label'])}/distributions.png)", ""]
+    lines += ["Per-model details: " + ", ".join(f"[{r['label']}]({_safe_name(r['label'])}/report.md)"
+                                                for r in results_list) + ".", "", _definitions(), ""]
+    _write_json(os.path.join(out_dir, "comparison.json"),
+                {"results": [{k: v for k, v in r.items() if k != "examples"} for r in results_list]})
+    path = os.path.join(out_dir, "report.md")
+    text = "\n".join(lines)
+    data.atomic_write(path, lambda f: f.write(text), mode="w")
+    return path
+
+
+def _safe_name(label):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
