@@ -16,7 +16,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import groovae  # noqa: F401  (compat shims before TF)
+import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import evaluate, generate, report
 
 

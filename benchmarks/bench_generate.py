@@ -36,7 +36,7 @@ def main():
     parser.add_argument("--checkpoint")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_generate_")
-    import groovae  # noqa: F401
+    import groovae.compat  # noqa: F401  (shims before TF)
     from groovae import generate
     checkpoint = generate.resolve_checkpoint(args.checkpoint) if args.checkpoint else make_checkpoint(tmp)
     print(f"checkpoint: {checkpoint}")

@@ -74,10 +74,10 @@ def main():
 
     if not args.skip_baseline:
         sys.path.insert(0, ROOT)
-        import groovae  # noqa: F401
+        import groovae.compat  # noqa: F401  (shims before TF)
         from groovae import preprocess
         folder = preprocess.get_data(args.source, cache, allow_unverified=True, progress=False)
-        code = ("import groovae\nfrom magenta.scripts import convert_dir_to_note_sequences as c\n"
+        code = ("import groovae.compat\nfrom magenta.scripts import convert_dir_to_note_sequences as c\n"
                 f"c.convert_directory({folder!r}, {os.path.join(work, 'baseline.tfrecord')!r}, recursive=True)")
         wall_b, peak_b, _ = run_measured([sys.executable, "-c", code], env)
         print(f"baseline magenta convert_dir_to_note_sequences (NoteSequences only, one file, all splits "

@@ -56,7 +56,7 @@ for dtype in (tf.float32, tf.bfloat16):
 """
 
 MAGENTA_LOOP = """
-import sys, time, groovae
+import sys, time, groovae.compat
 import tensorflow.compat.v1 as tf
 tf.disable_v2_behavior()  # as magenta's music_vae_train console entry point does
 from magenta.models.music_vae import data as mdata, music_vae_train
@@ -79,7 +79,7 @@ def groovae_train(data, run_dir, steps, *extra):
 
 def synthetic_data(folder):
     sys.path.insert(0, ROOT)
-    import groovae  # noqa: F401
+    import groovae.compat  # noqa: F401  (shims before TF)
     from groovae import data, synthetic
     from groovae.configs import load_config
     paths = synthetic.write_grooves(os.path.join(folder, "midi"), n=300, bars=8)
@@ -100,7 +100,7 @@ def main():
     data = args.data or synthetic_data(tmp)
 
     print("== GEMM peak (2048^3 matmul, TF, this CPU)")
-    out, _, _ = run([sys.executable, "-c", "import groovae\n" + GEMM], env=dict(os.environ, PYTHONPATH=ROOT))
+    out, _, _ = run([sys.executable, "-c", "import groovae.compat\n" + GEMM], env=dict(os.environ, PYTHONPATH=ROOT))
     print(out.strip())
 
     print(f"== groovae_4bar, batch 512, {args.steps} steps")

@@ -1,8 +1,7 @@
 """GrooVAE drum pipeline: GMD -> 4-bar windows -> MusicVAE training -> grooves.
 
-Importing the package applies the compatibility shims (groovae.compat) before
-anything touches tensorflow, magenta or note_seq.
+Importing the package is cheap: the modules that use TensorFlow, magenta or
+note_seq import ``groovae.compat`` first, which applies the shims before any
+of them loads.
 """
-from groovae import compat  # noqa: F401  (must stay first)
-
 __version__ = "0.1.0"

@@ -14,13 +14,10 @@ import numpy as np
 from scipy.io import wavfile
 
 from groovae import data
+from groovae.errors import AudioError
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
 DEFAULT_SAMPLE_RATE = 16000  # mono 16 kHz: small files, enough for drums to listen to
-
-
-class AudioError(RuntimeError):
-    """Rendering is impossible here; the message says what to install."""
 
 
 def find_soundfont(soundfont=None):

@@ -4,9 +4,6 @@ import json
 import os
 import sys
 
-OFFICIAL_GMD_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
-
-
 def _preprocess(args):
     from groovae import preprocess
     if args.tfds:
@@ -72,14 +69,15 @@ def _regenerate(args):
 
 def _evaluate(args):
     from groovae import evaluate, generate, report
+    from groovae.errors import RequestError
     test_path, train_path = args.test, args.train
     if args.data:
         test_path = test_path or os.path.join(args.data, "test.npz")
         if train_path is None and os.path.exists(os.path.join(args.data, "train.npz")):
             train_path = os.path.join(args.data, "train.npz")
     if not test_path:
-        raise ValueError("give --data (a preprocess output dir) or --test (a tensor .npz)")
-    from groovae.data import DataError
+        raise RequestError("give --data (a preprocess output dir) or --test (a tensor .npz)")
+    from groovae.errors import DataError
     for path in (test_path, train_path):
         if path and not os.path.isfile(path):  # before any checkpoint download
             raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
@@ -94,11 +92,11 @@ def _evaluate(args):
             label, rest = item.split("=", 1) if "=" in item.split(":", 1)[0] else ("", item)
             config, sep, checkpoint = rest.partition(":")
             if not sep or not config or not checkpoint:
-                raise ValueError(f"--compare takes [label=]config:checkpoint, got '{item}'")
+                raise RequestError(f"--compare takes [label=]config:checkpoint, got '{item}'")
             pairs.append((label or config, config, checkpoint))
         labels = [p[0] for p in pairs]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"--compare: labels must differ ({', '.join(labels)}); name them label=config:checkpoint")
+            raise RequestError(f"--compare: labels must differ ({', '.join(labels)}); name them label=config:checkpoint")
     else:
         spec = args.checkpoint or ("private" if args.run_dir else "public")
         pairs = [(args.config, args.config, spec)]
@@ -122,8 +120,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("preprocess", help="Groove MIDI Dataset -> split NoteSequences + 4-bar window tensors")
-    p.add_argument("--source", default=OFFICIAL_GMD_URL,
-                   help="GMD zip URL (http(s)/file://), local zip or extracted folder (default: official URL)")
+    p.add_argument("--source", default=None,
+                   help="GMD zip URL (http(s)/file://), local zip or extracted folder (default: the official URL)")
     p.add_argument("--output_dir", default="data/gmd",
                    help="gets {train,validation,test}.tfrecord/.npz and report.json")
     p.add_argument("--window_mode", choices=("tfds", "magenta"), default="tfds",
@@ -216,14 +214,10 @@ def main(argv=None):
     p.set_defaults(run=_evaluate)
 
     args = parser.parse_args(argv)
-    import groovae  # noqa: F401  (compat shims before TF)
-    from groovae.data import DataError
-    from groovae.audio import AudioError
-    from groovae.generate import GenerateError
-    from groovae.train import TrainError
+    from groovae.errors import GroovaeError
     try:
         args.run(args)
-    except (DataError, GenerateError, TrainError, AudioError, ValueError) as e:
+    except GroovaeError as e:  # expected: one line; anything else is a bug and keeps its traceback
         print(f"groovae {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

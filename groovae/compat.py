@@ -1,6 +1,6 @@
 """Shims that let magenta 2.1.4 and note-seq 0.0.5 run on today's TF / NumPy.
 
-Import this module before tensorflow, magenta or note_seq (``import groovae``
+Import this module before tensorflow, magenta or note_seq (every groovae module that needs them
 does it).  Each shim says why it exists and which upstream behaviour it
 restores; tests/test_compat.py covers each one.
 """
@@ -47,7 +47,7 @@ def check_legacy_keras():
     if not keras_module.startswith("tf_keras"):
         raise ImportError(
             f"tf.keras is {keras_module.split('.')[0]} (Keras 3); magenta needs Keras 2 (tf-keras): "
-            "set TF_USE_LEGACY_KERAS=1 before importing tensorflow, or import groovae first")
+            "set TF_USE_LEGACY_KERAS=1 before importing tensorflow, or import groovae.compat first")
 
 
 def restore_np_bool():

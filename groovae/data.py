@@ -11,14 +11,14 @@ import os
 import shutil
 import tempfile
 
-import note_seq
-import numpy as np
+from groovae import compat  # noqa: F401  (first: shims before note_seq loads TensorFlow)
+
+import note_seq  # noqa: E402
+import numpy as np  # noqa: E402
+
+from groovae.errors import DataError, NoDrumNotes  # noqa: E402,F401  (data.DataError for callers)
 
 TENSOR_KEYS = ("inputs", "outputs", "lengths")
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file and the problem."""
 
 
 def midi_file_to_sequence(path):
@@ -41,10 +41,6 @@ def midi_bytes_to_sequence(midi, name="<bytes>"):
         return note_seq.midi_to_note_sequence(midi)
     except Exception as e:  # mido/pretty_midi raise many types on corrupt files
         raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
-
-
-class NoDrumNotes(DataError):
-    """A MIDI file whose notes are all on non-drum tracks."""
 
 
 def drum_midi(midi, name="<bytes>"):

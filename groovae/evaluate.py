@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from groovae import compat, data
+from groovae.errors import RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
     reconstruction_metrics, loss_terms, kl_per_dim, active_units, groove_statistics,
     compare_statistics, novelty, _floats)
@@ -143,9 +144,9 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     for t in temperatures:
         generate.check_request(1, t, seed)
     if not 0 <= n_samples <= generate.MAX_GROOVES * 10:
-        raise ValueError(f"n_samples must be 0..{generate.MAX_GROOVES * 10}, got {n_samples}")
+        raise RequestError(f"n_samples must be 0..{generate.MAX_GROOVES * 10}, got {n_samples}")
     if not 1 <= batch_size <= 4096:
-        raise ValueError(f"batch_size must be 1..4096, got {batch_size}")
+        raise RequestError(f"batch_size must be 1..4096, got {batch_size}")
     timings, start = {}, time.time()
     test = data.load_tensors(test_path)
     n = len(test["lengths"])

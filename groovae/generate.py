@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from groovae import audio, checkpoints, compat, data
+from groovae.errors import GenerateError
 from groovae.configs import config_names, load_config
 
 PUBLIC_CHECKPOINT_URL = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints/groovae_4bar.tar"
@@ -33,10 +34,6 @@ MANIFEST = "manifest.json"
 
 
 MAX_CHECKPOINT_BYTES = 4 << 30  # groovae checkpoints are tens of MB; a tar unpacking past this is refused
-
-
-class GenerateError(ValueError):
-    """Bad generation request or checkpoint; the message says which."""
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -9,6 +9,8 @@ import os
 import platform
 import sys
 
+from groovae import compat  # noqa: F401  (the notebooks import this module first: shims before TensorFlow)
+
 COLAB_DRIVE = "/content/drive"  # where Colab mounts Google Drive
 
 

@@ -46,7 +46,8 @@ import zipfile
 import numpy as np
 
 from groovae import data
-from groovae.data import DataError, atomic_directory, sha256_of
+from groovae.data import atomic_directory, sha256_of
+from groovae.errors import DataError, RequestError
 
 OFFICIAL_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
 ARCHIVE_NAME = "groove-v1.0.0-midionly.zip"
@@ -197,9 +198,9 @@ def find_data_dir(folder):
 
 
 def get_data(source=OFFICIAL_URL, cache_dir=None, allow_unverified=False, progress=True):
-    """The extracted GMD folder (containing info.csv) for a URL, zip or folder."""
+    """The extracted GMD folder (containing info.csv) for a URL, zip or folder (None: the official URL)."""
     cache_dir = cache_dir or DEFAULT_CACHE
-    source = str(source)
+    source = str(source or OFFICIAL_URL)
     if is_url(source):
         name = os.path.basename(urllib.parse.urlparse(source).path) or ARCHIVE_NAME
         zip_path = os.path.join(cache_dir, "downloads", name)
@@ -500,7 +501,7 @@ def _converter(config_name):
 
 
 def _init_worker():
-    import groovae  # noqa: F401  (compat shims before TF, also under 'spawn')
+    import groovae.compat  # noqa: F401  (shims before TF)
 
 
 def process_file(job):
@@ -556,7 +557,7 @@ def process_file(job):
         result["windows"] = n
         start_bars = [SPLIT_BARS * k for k in range(n)]  # non-overlapping windows from bar 0
     else:
-        raise ValueError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
+        raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
     tensors = data.concat_tensors(parts, converter)
     n = len(tensors["lengths"])
     tensors["bpm"] = np.full(n, float(row["bpm"] or 0), np.float32)
@@ -712,11 +713,12 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     report is returned) unless ``force``.
     """
     started = time.time()
+    source = source or OFFICIAL_URL
     for name, value in (("workers", workers), ("max_files", max_files)):
         if value is not None and not (isinstance(value, int) and value >= 1):
             raise DataError(f"--{name} is {value!r}; it must be a whole number >= 1")
     if window_mode not in ("tfds", "magenta"):
-        raise ValueError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
+        raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
     data_dir = get_data(source, cache_dir, allow_unverified, progress)
     rows = read_info(data_dir)
     if max_files:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from groovae import data
+from groovae.errors import RequestError
 from groovae.metrics import ACTIVE_UNIT_THRESHOLD, GREEDY_TEMPERATURE, HISTOGRAM_BINS
 
 
@@ -300,10 +301,10 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
     """
     from groovae.plots import save_figure
     if not results_list:
-        raise ValueError("nothing to compare")
+        raise RequestError("nothing to compare")
     labels = [r["label"] for r in results_list]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"labels must differ: {labels}")
+        raise RequestError(f"labels must differ: {labels}")
     os.makedirs(out_dir, exist_ok=True)
     for r in results_list:
         write_report(r, os.path.join(out_dir, _safe_name(r["label"])))

@@ -23,6 +23,7 @@ import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from groovae import checkpoints, compat, data
+from groovae.errors import TrainError
 from groovae.configs import load_config
 
 RUN_INFO = "run.json"
@@ -30,10 +31,6 @@ METRICS_CSV = "metrics.csv"
 STOPPED_GAP_SECONDS = 900  # metrics.csv gap longer than this: no training process was running
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
 MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
-
-
-class TrainError(RuntimeError):
-    """A training run cannot continue; the message says why."""
 
 
 def describe_device():
@@ -155,7 +152,7 @@ def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None):
     """
     info_path = os.path.join(run_dir, RUN_INFO)
     info = {"config": config_name, "hparams": hparams, "seed": seed, "data": fingerprint}
-    new_run = f"rerun with the same --config/--hparams/--seed/--data, or start a new run with another --run_dir"
+    new_run = "rerun with the same --config/--hparams/--seed/--data, or start a new run with another --run_dir"
     if os.path.exists(info_path):
         with open(info_path) as f:
             old = json.load(f)

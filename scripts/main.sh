@@ -13,14 +13,14 @@ VENV="${VENV:-$ROOT/.venv}"
 WORK="${WORK:-$ROOT/work}"
 CONFIG="${CONFIG:-groovae_4bar}"
 NUM_STEPS="${NUM_STEPS:-2721}"
-GMD_SOURCE="${GMD_SOURCE:-https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip}"
 VENV="$VENV" bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 groovae() { "$VENV/bin/python" -m groovae "$@"; }
 
-unverified=()
-[[ -n "${ALLOW_UNVERIFIED:-}" ]] && unverified=(--allow_unverified)
-groovae preprocess --source "$GMD_SOURCE" "${unverified[@]}" --output_dir "$WORK/data/gmd" --cache_dir "$WORK/cache"
+source=()  # default: the official GMD URL (groovae/preprocess.py)
+[[ -n "${GMD_SOURCE:-}" ]] && source=(--source "$GMD_SOURCE")
+[[ -n "${ALLOW_UNVERIFIED:-}" ]] && source+=(--allow_unverified)
+groovae preprocess "${source[@]}" --output_dir "$WORK/data/gmd" --cache_dir "$WORK/cache"
 if [[ "$CONFIG" == groovae_4bar* ]] && ! command -v nvidia-smi >/dev/null; then
   echo "main: no GPU: training $CONFIG for $NUM_STEPS steps takes hours on a CPU (train prints an estimate" \
        "after its first steps; rerunning resumes). Every stage in minutes: CONFIG=groovae_tiny NUM_STEPS=200 bash scripts/main.sh" >&2

@@ -45,4 +45,4 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT"
   echo "$WANT" > "$STAMP"
 fi
-"$VENV/bin/python" -c "import groovae, tensorflow as tf, magenta; print('groovae ready: tensorflow', tf.__version__, '| magenta', magenta.__version__)" 2>&1 | grep -v -e '^WARNING: All log' -e 'cudart_stub' -e 'cuda_platform' >&2 || true
+"$VENV/bin/python" -c "import groovae.compat, tensorflow as tf, magenta; print('groovae ready: tensorflow', tf.__version__, '| magenta', magenta.__version__)" >&2 || true

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-import groovae  # noqa: F401  (compat shims before TF)
+import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import audio, data, synthetic, train
 from groovae.configs import load_config
 

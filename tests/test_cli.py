@@ -101,3 +101,31 @@ def test_committed_files_name_no_folder_of_the_machine_that_made_them():
             if pattern in text:
                 offenders.append(f"{name}: {pattern}")
     assert not offenders, offenders
+
+
+def test_help_answers_without_importing_tensorflow():
+    code = ("import sys\nfrom groovae import cli\n"
+            "for argv in (['--help'], ['train', '--help'], ['generate', '--help']):\n"
+            "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('tensorflow', 'magenta', 'note_seq') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    import pytest
+    from groovae import cli, train
+    from groovae.errors import TrainError
+
+    def expected(*args, **kwargs):
+        raise TrainError("run/x: something the user can fix")
+    monkeypatch.setattr(train, "train", expected)
+    assert cli.main(["train", "--data", "d", "--run_dir", "r", "--num_steps", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "groovae train: error: run/x: something the user can fix"
+
+    def bug(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")  # e.g. from deep inside numpy
+    monkeypatch.setattr(train, "train", bug)
+    with pytest.raises(ValueError, match="broadcast"):
+        cli.main(["train", "--data", "d", "--run_dir", "r", "--num_steps", "1"])

@@ -24,7 +24,7 @@ def test_keras_3_is_refused_with_a_clear_error():
     proc = run_python(
         "import os; os.environ['TF_USE_LEGACY_KERAS'] = '0'\n"
         "import tensorflow as tf; tf.keras.layers.Layer\n"
-        "import groovae\n")
+        "import groovae.compat\n")
     assert proc.returncode != 0
     assert "magenta needs Keras 2" in proc.stderr
 
@@ -71,7 +71,7 @@ def test_guarded_unbatch_matches_original_and_handles_zero_width():
 def test_magenta_get_dataset_without_crash(midi_dir, tmp_path):
     """magenta's own input pipeline on a groove config: SIGSEGV without guard_unbatch."""
     proc = run_python(f"""
-import glob, groovae, note_seq, tensorflow.compat.v1 as tf
+import glob, groovae.compat, note_seq, tensorflow.compat.v1 as tf
 from magenta.models.music_vae import data as mdata
 from groovae.configs import load_config
 from groovae.data import midi_file_to_sequence
@@ -104,7 +104,7 @@ def test_import_works_when_none_of_the_optional_modules_is_installed():
         "real = importlib.util.find_spec\n"
         "hidden = {'librosa', 'pydub', 'bokeh', 'IPython', 'pandas'}\n"
         "importlib.util.find_spec = lambda n, *a: None if n in hidden else real(n, *a)\n"
-        "import groovae\n"
+        "import groovae.compat\n"
         "import note_seq.notebook_utils as nu\n"
         "print('left:', sorted(m for m in hidden if m in sys.modules and not hasattr(sys.modules[m], '__file__')))\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -134,7 +134,7 @@ def test_magenta_graph_uses_ref_variables_with_unchanged_names():
 
 
 NOISE_PROBE = (
-    "import os, groovae\n"
+    "import os, groovae.compat\n"
     "import tensorflow as tf\n"
     "tf.config.list_physical_devices('GPU')  # CUDA probing: native log lines on a CPU machine\n"
     "os.write(2, b'I0000 00:00:1.2 99 cudart_stub.cc:31] Could not find cuda drivers on your machine\\n')\n"

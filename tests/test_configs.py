@@ -6,6 +6,7 @@ from magenta.models.music_vae import configs as magenta_configs
 from magenta.models.music_vae import lstm_models
 
 from groovae.configs import CONFIG_MAP, config_names, load_config
+from groovae.errors import ConfigError
 
 
 def _plain_attributes(obj):
@@ -23,9 +24,33 @@ def _assert_same(a, b):
             assert a[key] == b[key], key
 
 
-def test_registry_lists_the_named_configs():
+def test_registry_lists_the_named_configs_and_gives_fresh_objects():
     assert {"groovae_4bar", "groovae_4bar_hier", "groovae_tiny", "groovae_tiny_hier"} <= set(config_names())
-    assert set(CONFIG_MAP) == set(config_names())
+    first, second = CONFIG_MAP["groovae_tiny"], CONFIG_MAP["groovae_tiny"]
+    assert first.model is not second.model  # models are stateful: every lookup builds its own
+    assert first.hparams.values() == load_config("groovae_tiny").hparams.values()
+    with pytest.raises(KeyError):
+        CONFIG_MAP["nope"]
+
+
+def test_configs_ship_inside_an_installed_wheel(tmp_path):
+    """A non-editable install (a wheel, pip install git+...) finds the named configs."""
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), ROOT], check=True,
+                   capture_output=True, cwd=tmp_path)
+    wheel = next(wheels.glob("groovae-*.whl"))
+    subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from groovae.configs import load_config, CONFIG_DIR\n"
+            "assert CONFIG_DIR.startswith(sys.argv[1]), CONFIG_DIR\n"
+            "print(load_config('groovae_4bar').hparams.batch_size, load_config('groovae_4bar_hier').hparams.z_size)")
+    proc = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["512", "256"]
 
 
 def test_groovae_4bar_equals_magentas_field_by_field():
@@ -66,9 +91,9 @@ def test_each_load_is_a_fresh_object():
 
 def test_hparams_override_and_errors():
     assert load_config("groovae_tiny", "z_size=4,dec_rnn_size=[8,8]").hparams.dec_rnn_size == [8, 8]
-    with pytest.raises(ValueError, match="unknown config 'nope'; known: groovae_4bar"):
+    with pytest.raises(ConfigError, match="unknown config 'nope'; known: groovae_4bar"):
         load_config("nope")
-    with pytest.raises(ValueError, match="bad --hparams"):
+    with pytest.raises(ConfigError, match="bad --hparams"):
         load_config("groovae_tiny", "not_an_hparam=3")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from groovae import cli, data, evaluate, generate, metrics, report
+from groovae.errors import RequestError
 from tests.conftest import ROOT
 
 K = 9
@@ -317,7 +318,7 @@ def test_reports(tiny_results, tmp_path):
                  "results.json"):
         assert os.path.getsize(tmp_path / "groovae_tiny" / name) > 100
     assert os.path.getsize(tmp_path / "latent.png") > 100
-    with pytest.raises(ValueError, match="labels must differ"):
+    with pytest.raises(RequestError, match="labels must differ"):
         report.write_comparison_report([tiny_results, tiny_results], str(tmp_path / "bad"))
 
 

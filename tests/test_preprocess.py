@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-import groovae  # noqa: F401  (compat shims before TF)
+import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import cli, data, preprocess as pp, synthetic
 from tests.conftest import GMD_ZIP
 

@@ -1,4 +1,4 @@
-"""Named configs: one small file per config in the repo's ``configs/`` folder.
+"""Named configs: one small file per config in this package (``groovae/configs/``).
 
 Each file defines ``config``, a magenta ``music_vae.Config`` (model + hparams +
 data converter).  Files are executed on every lookup so each caller gets fresh
@@ -9,11 +9,14 @@ import collections.abc
 import os
 import runpy
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+from groovae import compat  # noqa: F401  (config files import magenta)
+from groovae.errors import ConfigError
+
+CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))  # shipped inside the package
 
 
 def config_names():
-    """Names of the configs in ``configs/``, sorted."""
+    """Names of the configs in this package, sorted."""
     if not os.path.isdir(CONFIG_DIR):
         return []
     return sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
@@ -27,7 +30,7 @@ def config_path(name_or_path):
     else:
         path = os.path.join(CONFIG_DIR, name_or_path + ".py")
     if not os.path.isfile(path):
-        raise ValueError(f"unknown config '{name_or_path}'; known: {', '.join(config_names())}")
+        raise ConfigError(f"unknown config '{name_or_path}'; known: {', '.join(config_names())}")
     return path
 
 
@@ -36,12 +39,12 @@ def load_config(name_or_path, hparams=None):
     path = config_path(name_or_path)
     config = runpy.run_path(path).get("config")
     if config is None:
-        raise ValueError(f"{path}: defines no 'config'")
+        raise ConfigError(f"{path}: defines no 'config'")
     if hparams:
         try:
             config.hparams.parse(hparams)
         except (ValueError, KeyError) as e:
-            raise ValueError(f"bad --hparams '{hparams}' for {name_or_path}: {e}") from None
+            raise ConfigError(f"bad --hparams '{hparams}' for {name_or_path}: {e}") from None
     return config
 
 
@@ -49,7 +52,7 @@ def with_hparams(config, **overrides):
     """``config`` with some hparams changed (config files use it to derive)."""
     for key, value in overrides.items():
         if key not in config.hparams.values():
-            raise ValueError(f"unknown hparam '{key}'")
+            raise ConfigError(f"unknown hparam '{key}'")
         config.hparams.set_hparam(key, value)
     return config
 

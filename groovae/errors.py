@@ -1,0 +1,37 @@
+"""Expected failures, each with a message naming the file or setting and the problem.
+
+The CLI prints a GroovaeError as one line and exits 2; any other exception is
+a bug and keeps its traceback.
+"""
+
+
+class GroovaeError(Exception):
+    """An expected failure: bad input, a request that cannot be met, an unusable checkpoint."""
+
+
+class DataError(GroovaeError):
+    """Bad input data (MIDI, archives, info.csv, tensor files)."""
+
+
+class NoDrumNotes(DataError):
+    """A MIDI file whose notes are all on non-drum tracks."""
+
+
+class ConfigError(GroovaeError):
+    """An unknown config or bad hparams."""
+
+
+class RequestError(GroovaeError):
+    """A request that cannot be carried out as asked (flags, options)."""
+
+
+class TrainError(GroovaeError):
+    """A training run cannot start or continue."""
+
+
+class GenerateError(GroovaeError):
+    """A checkpoint, input or request generate cannot use."""
+
+
+class AudioError(GroovaeError):
+    """WAV rendering is impossible here; the message says what to install."""
