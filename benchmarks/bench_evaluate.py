@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import groovae.compat  # noqa: F401  (shims before TF)
-from groovae import evaluate, generate, report
+from groovae import checkpoints, evaluate, report
 
 
 def main():
@@ -30,7 +30,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--output_dir", help="also write the report here")
     args = parser.parse_args()
-    prefix = generate.resolve_checkpoint(args.checkpoint)
+    prefix = checkpoints.resolve_checkpoint(args.checkpoint)
     train_path = os.path.join(args.data, "train.npz")
     start = time.time()
     results = evaluate.evaluate_checkpoint(

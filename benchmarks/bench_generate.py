@@ -37,8 +37,9 @@ def main():
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_generate_")
     import groovae.compat  # noqa: F401  (shims before TF)
-    from groovae import generate
-    checkpoint = generate.resolve_checkpoint(args.checkpoint) if args.checkpoint else make_checkpoint(tmp)
+    from groovae import checkpoints, generate
+    from groovae.model import GrooveModel
+    checkpoint = checkpoints.resolve_checkpoint(args.checkpoint) if args.checkpoint else make_checkpoint(tmp)
     print(f"checkpoint: {checkpoint}")
 
     start = time.time()
@@ -47,7 +48,7 @@ def main():
                    cwd=ROOT, check=True, capture_output=True)
     print(f"groovae generate, 5 samples, MIDI only (process start to exit): {time.time() - start:.1f} s  [target <= 10 s]")
 
-    model = generate.GrooveModel("groovae_4bar", checkpoint)
+    model = GrooveModel("groovae_4bar", checkpoint)
     for label in ("first call (builds the graph)", "second call", "third call"):
         start = time.time()
         generate.sample(model, n=64, temperature=0.5, seed=0)

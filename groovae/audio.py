@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 from scipy.io import wavfile
 
-from groovae import data
+from groovae import files
 from groovae.errors import AudioError
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
@@ -60,5 +60,5 @@ def render_wav(midi_path, wav_path, sample_rate=DEFAULT_SAMPLE_RATE, soundfont=N
     pcm = (mono / peak * 0.9 * 32767).astype(np.int16)  # normalised: samples differ a lot in loudness
     buffer = io.BytesIO()
     wavfile.write(buffer, rate, pcm)
-    data.atomic_write(wav_path, lambda f: f.write(buffer.getvalue()))
+    files.atomic_write(wav_path, lambda f: f.write(buffer.getvalue()))
     return wav_path

@@ -1,12 +1,23 @@
-"""Finding checkpoints in a folder, wherever the folder now lives.
+"""Checkpoints: which one a request means, and whether it fits a config.
 
-TF's ``checkpoint`` state file records the paths it was saved under; a run
-dir that was moved or copied (a Drive folder mounted elsewhere, a copied run)
-then names files that are not there.  These helpers trust the state file only
-when it names a complete checkpoint, and otherwise look at the files.
+``resolve_checkpoint`` turns 'public' (Google's groovae_4bar.tar, downloaded
+once and read whole), 'private' (the newest in a run dir), a run dir, a tar
+or a prefix into a checkpoint prefix.  TF's ``checkpoint`` state file
+records the paths it was saved under; a run dir that was moved or copied (a
+Drive folder mounted elsewhere, a copied run) then names files that are not
+there, so the state file is trusted only when it names a complete
+checkpoint, and otherwise the files are looked at.  ``check_compatible``
+compares a checkpoint's variables with a config's and names the config it
+looks like.
 """
+import hashlib
 import os
 import re
+import sys
+import tarfile
+
+from groovae import files
+from groovae.errors import GenerateError
 
 _INDEX = re.compile(r"^(?P<name>.+-(?P<step>\d+))\.index$")
 _SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
@@ -70,3 +81,138 @@ def newest_checkpoint(folder):
         return named
     found = complete_checkpoints(folder)
     return found[-1] if found else None
+
+
+PUBLIC_CHECKPOINT_URL = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints/groovae_4bar.tar"
+
+
+PUBLIC_CONFIG = "groovae_4bar"
+
+
+def checkpoint_in_dir(folder, origin):
+    """The (single, newest) checkpoint prefix found under ``folder``."""
+    latest = newest_checkpoint(folder)
+    if latest:
+        return latest
+    prefixes = []
+    for root, _, names in os.walk(folder):
+        prefixes += [os.path.join(root, f[:-len(".index")]) for f in names if f.endswith(".index")]
+    if not prefixes:
+        raise GenerateError(f"{origin}: no checkpoint (.index file) inside")
+
+    def step(prefix):
+        match = re.search(r"-(\d+)$", prefix)
+        return int(match.group(1)) if match else -1
+    return max(prefixes, key=step)
+
+
+def checkpoint_from_tar(tar_path, cache_dir=files.DEFAULT_CACHE):
+    """Extracts a checkpoint tar once (keyed by its sha256) and returns the prefix."""
+    digest = files.sha256_of(tar_path)
+    dest = os.path.join(cache_dir, "checkpoints", f"{os.path.basename(tar_path)}-{digest[:12]}")
+    if not os.path.isdir(dest):
+        files.safe_extract_tar(tar_path, dest)
+    return checkpoint_in_dir(dest, tar_path)
+
+
+def check_checkpoint_tar(tar_path):
+    """GenerateError unless the tar reads to its end and holds a checkpoint (.index and .data files)."""
+    try:
+        with tarfile.open(tar_path) as tar:
+            names = []
+            for member in tar:  # reads every header and every file's bytes: a truncated tar fails here
+                if member.isfile():
+                    with tar.extractfile(member) as f:
+                        while f.read(1 << 20):
+                            pass
+                names.append(member.name)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise GenerateError(f"{tar_path}: not a complete tar archive ({e})") from None
+    if not any(n.endswith(".index") for n in names) or not any(".data-" in n for n in names):
+        raise GenerateError(f"{tar_path}: holds no checkpoint (.index and .data files)")
+
+
+def public_checkpoint(url=PUBLIC_CHECKPOINT_URL, cache_dir=files.DEFAULT_CACHE, progress=True):
+    """Downloads Google's groovae_4bar.tar once into the cache; returns the prefix.
+
+    A cached tar that does not check out is fetched again, once; a fresh
+    files.download that does not check out is removed, so the next run fetches it.
+    """
+    tar_path = os.path.join(cache_dir, os.path.basename(url.rstrip("/")) or "groovae_4bar.tar")
+    if os.path.exists(tar_path):
+        try:
+            check_checkpoint_tar(tar_path)
+        except GenerateError as e:
+            print(f"generate: cached {e}; downloading it again", file=sys.stderr)
+            os.remove(tar_path)
+    if not os.path.exists(tar_path):
+        files.download(url, tar_path, progress=progress)
+        try:
+            check_checkpoint_tar(tar_path)
+        except GenerateError as e:
+            os.remove(tar_path)
+            raise GenerateError(f"{e} (removed; run again to files.download it again)") from None
+    return checkpoint_from_tar(tar_path, cache_dir)
+
+
+def resolve_checkpoint(checkpoint, run_dir=None, public_url=None, cache_dir=None, progress=True):
+    """A checkpoint prefix from 'public', 'private' (newest in ``run_dir``), a dir, a tar or a prefix."""
+    public_url, cache_dir = public_url or PUBLIC_CHECKPOINT_URL, cache_dir or files.DEFAULT_CACHE
+    if checkpoint == "public":
+        return public_checkpoint(public_url, cache_dir, progress)
+    if checkpoint == "private":
+        if not run_dir:
+            raise GenerateError("--checkpoint private needs --run_dir (the training run)")
+        checkpoint = run_dir
+    if os.path.isdir(checkpoint):
+        return checkpoint_in_dir(checkpoint, checkpoint)
+    if os.path.isfile(checkpoint) and tarfile.is_tarfile(checkpoint):
+        return checkpoint_from_tar(checkpoint, cache_dir)
+    if not os.path.exists(checkpoint + ".index"):
+        raise GenerateError(f"{checkpoint}: no such checkpoint (expected a run dir, a .tar, or a prefix with .index)")
+    return checkpoint
+
+
+def checkpoint_sha256(prefix):
+    """sha256 over a checkpoint's .index and .data-* files (name order)."""
+    folder, base = os.path.split(prefix)
+    names = sorted(f for f in os.listdir(folder or ".")
+                   if f == base + ".index" or f.startswith(base + ".data-"))
+    h = hashlib.sha256()
+    for f in names:
+        h.update(f.encode())
+        with open(os.path.join(folder, f), "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def read_checkpoint_variables(prefix):
+    """{name: shape} stored in a checkpoint; GenerateError if unreadable."""
+    from groovae import compat  # noqa: F401  (shims before TensorFlow)
+    import tensorflow.compat.v1 as tf
+    try:
+        return dict(tf.train.list_variables(prefix))
+    except Exception as e:
+        raise GenerateError(f"{prefix}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def guess_config(stored):
+    """Name of the config whose variables all are in ``stored`` with equal shapes, or None."""
+    from groovae.configs import config_names
+    from groovae.model import model_variables  # builds graphs: imported only when needed
+    for name in config_names():
+        wanted = model_variables(name)
+        if all(stored.get(n) == shape for n, shape in wanted.items()):
+            return name
+    return None
+
+
+def check_compatible(config_name, prefix, stored, wanted):
+    """GenerateError naming the config the checkpoint looks like, if it is not ``config_name``."""
+    mismatched = [n for n, shape in wanted.items() if stored.get(n) != shape]
+    if mismatched:
+        looks_like = guess_config(stored)
+        hint = f"it looks like '{looks_like}'" if looks_like else "it matches no config in configs/"
+        raise GenerateError(f"{prefix}: not a '{config_name}' checkpoint ({len(mismatched)} variables differ, "
+                            f"e.g. {mismatched[0]}); {hint}")

@@ -30,17 +30,17 @@ def _train(args):
 
 
 def _summary(args):
-    from groovae import data, train
+    from groovae import files, train
     text = json.dumps(train.summarize_run(args.run_dir), indent=1) + "\n"
     if args.output:
-        data.atomic_write(args.output, lambda f: f.write(text), mode="w")
+        files.atomic_write(args.output, lambda f: f.write(text), mode="w")
     print(text, end="")
 
 
 def _generate(args):
-    from groovae import generate
+    from groovae import checkpoints, generate
     spec = args.checkpoint or ("private" if args.run_dir else "public")
-    prefix = generate.resolve_checkpoint(spec, args.run_dir, args.public_url, args.cache_dir,
+    prefix = checkpoints.resolve_checkpoint(spec, args.run_dir, args.public_url, args.cache_dir,
                                          progress=not args.no_progress)
     windows = (args.window + [None, None])[:2]
     entry = generate.generate(args.config, prefix, args.output_dir, args.mode, n=args.n,
@@ -68,7 +68,7 @@ def _regenerate(args):
 
 
 def _evaluate(args):
-    from groovae import evaluate, generate, report
+    from groovae import checkpoints, evaluate, report
     from groovae.errors import RequestError
     test_path, train_path = args.test, args.train
     if args.data:
@@ -83,7 +83,7 @@ def _evaluate(args):
             raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
 
     def resolve(spec, run_dir=None):
-        return generate.resolve_checkpoint(spec, run_dir, args.public_url, args.cache_dir,
+        return checkpoints.resolve_checkpoint(spec, run_dir, args.public_url, args.cache_dir,
                                            progress=not args.no_progress)
 
     if args.compare:

@@ -4,14 +4,11 @@ Training reads precomputed window tensors (``.npz``: inputs, outputs,
 lengths) and feeds numpy batches, so no Python conversion runs per epoch and
 no tf.data ``unbatch`` (see compat.guard_unbatch) is ever on the path.
 """
-import contextlib
-import hashlib
 import io
 import os
-import shutil
-import tempfile
 
 from groovae import compat  # noqa: F401  (first: shims before note_seq loads TensorFlow)
+from groovae import files  # noqa: E402
 
 import note_seq  # noqa: E402
 import numpy as np  # noqa: E402
@@ -127,87 +124,6 @@ def midi_files_to_tensors(paths, converter):
     return concat_tensors(parts, converter), skipped
 
 
-def _umask():
-    """The process umask, read without changing it (os.umask would race with TF's writer threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return _UMASK_AT_IMPORT
-
-
-def _umask_by_setting():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK_AT_IMPORT = _umask_by_setting()  # once, at import: the fallback where /proc is unavailable
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temp file name beside ``path``; on success the file is renamed to ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write(path, write_fn, mode="wb"):
-    """Calls write_fn(file) on a temp file beside ``path``, then renames it."""
-    with atomic_path(path) as tmp, open(tmp, mode) as f:
-        write_fn(f)
-
-
-@contextlib.contextmanager
-def atomic_directory(dest, carry_over=False):
-    """Yields a temp folder beside ``dest``; on success it takes ``dest``'s place whole.
-
-    A reader finds the old folder or the new one, never a mix of the two.
-    ``carry_over`` moves entries of the old folder that the new one lacks
-    into it first (files that are not ours stay where the user put them).
-    """
-    parent = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        old = None
-        if os.path.isdir(dest):
-            if carry_over:
-                for name in set(os.listdir(dest)) - set(os.listdir(tmp)):
-                    os.replace(os.path.join(dest, name), os.path.join(tmp, name))
-            old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".old")
-            os.replace(dest, os.path.join(old, "previous"))
-        os.replace(tmp, dest)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_tensors(path, tensors):
     """Writes window tensors to ``path`` (.npz) atomically.
 
@@ -218,7 +134,7 @@ def save_tensors(path, tensors):
     for key, value in tensors.items():
         if len(value) != n:
             raise ValueError(f"{path}: '{key}' has {len(value)} rows, lengths has {n}")
-    atomic_write(path, lambda f: np.savez(f, **tensors))
+    files.atomic_write(path, lambda f: np.savez(f, **tensors))
 
 
 def load_tensors(path):

@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-from groovae import compat, data
+from groovae import checkpoints, compat, data
+from groovae.model import MAX_GROOVES, GrooveModel, check_request, sample
 from groovae.errors import RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
     reconstruction_metrics, loss_terms, kl_per_dim, active_units, groove_statistics,
@@ -103,8 +104,7 @@ class ModelPass:
 
 def check_checkpoint(config_name, checkpoint, wanted):
     """GenerateError unless the checkpoint holds every variable in ``wanted`` ({name: shape})."""
-    from groovae import generate
-    generate.check_compatible(config_name, checkpoint, generate.read_checkpoint_variables(checkpoint), wanted)
+    checkpoints.check_compatible(config_name, checkpoint, checkpoints.read_checkpoint_variables(checkpoint), wanted)
 
 
 def model_loss(terms, mu, sigma, hparams, global_step):
@@ -133,18 +133,17 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     """All evaluation numbers of one checkpoint on a test split; a JSON-friendly dict.
 
     ``config`` is a config name, ``checkpoint`` a checkpoint prefix (see
-    generate.resolve_checkpoint), ``test_path`` a tensor .npz (per-window
+    checkpoints.resolve_checkpoint), ``test_path`` a tensor .npz (per-window
     ``bpm`` adds ms timing errors); ``train_path`` (optional) enables the
     novelty check.  ``n_samples`` samples are drawn at each temperature from
     z ~ N(0, I) with ``seed``.
     """
-    from groovae import generate
     log = log or (lambda *a, **k: None)
     temperatures = [float(t) for t in temperatures]
     for t in temperatures:
-        generate.check_request(1, t, seed)
-    if not 0 <= n_samples <= generate.MAX_GROOVES * 10:
-        raise RequestError(f"n_samples must be 0..{generate.MAX_GROOVES * 10}, got {n_samples}")
+        check_request(1, t, seed)
+    if not 0 <= n_samples <= MAX_GROOVES * 10:
+        raise RequestError(f"n_samples must be 0..{MAX_GROOVES * 10}, got {n_samples}")
     if not 1 <= batch_size <= 4096:
         raise RequestError(f"batch_size must be 1..4096, got {batch_size}")
     timings, start = {}, time.time()
@@ -161,7 +160,7 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
 
     t = time.time()
     tf_pass = ModelPass(config, checkpoint, min(batch_size, n), hparams, seed)  # checks the checkpoint fits
-    model = generate.GrooveModel(config, checkpoint, hparams)
+    model = GrooveModel(config, checkpoint, hparams)
     try:
         out = tf_pass.run(test)
     finally:
@@ -191,7 +190,7 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     samples, examples = {}, {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
                              "free_running": free[:2].tolist(), "samples": {}}
     for temperature in temperatures if n_samples else ():
-        grooves = generate.sample(model, n_samples, temperature, seed)
+        grooves = sample(model, n_samples, temperature, seed)
         stats = groove_statistics(grooves)
         entry = {"statistics": stats, "vs_test": compare_statistics(stats, data_stats)}
         if train is not None:
@@ -210,7 +209,7 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
         timings["train_reference"] = time.time() - t
     timings["total"] = time.time() - start
     return {"label": label or config, "config": config, "checkpoint": checkpoint,
-            "checkpoint_sha256": generate.checkpoint_sha256(checkpoint), "global_step": tf_pass.step,
+            "checkpoint_sha256": checkpoints.checkpoint_sha256(checkpoint), "global_step": tf_pass.step,
             "test_path": test_path, "train_path": train_path, "n_test": n, "n_samples": n_samples,
             "temperatures": temperatures, "seed": seed, "has_bpm": bpm is not None,
             "free_running_temperature": GREEDY_TEMPERATURE,

@@ -7,7 +7,7 @@ matplotlib.use("Agg")  # no display needed; notebooks show the saved PNGs
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from groovae import data  # noqa: E402
+from groovae import data, files  # noqa: E402
 
 DRUM_NAMES = ("kick", "snare", "closed hi-hat", "open hi-hat", "low tom", "mid tom", "high tom",
               "crash", "ride")  # ROLAND_DRUM_PITCH_CLASSES order, as in GrooveConverter tensors
@@ -53,7 +53,7 @@ def save_figure(fig, path):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})  # no version stamp: byte-stable
     plt.close(fig)
-    data.atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    files.atomic_write(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 

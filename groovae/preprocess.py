@@ -34,7 +34,6 @@ import io
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import sys
 import time
@@ -45,8 +44,7 @@ import zipfile
 
 import numpy as np
 
-from groovae import data
-from groovae.data import atomic_directory, sha256_of
+from groovae import data, files
 from groovae.errors import DataError, RequestError
 
 OFFICIAL_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
@@ -61,81 +59,9 @@ INFO_COLUMNS = ("drummer", "session", "id", "style", "bpm", "beat_type", "time_s
 DRUM_CLASSES = ("kick", "snare", "closed_hh", "open_hh", "low_tom", "mid_tom", "high_tom",
                 "crash", "ride")
 SPLIT_BARS = 4
-MAX_UNPACKED_BYTES = 2 << 30  # the MIDI-only GMD unpacks to ~ 10 MB; anything near this is not it
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")
 
 
 # ---------------------------------------------------------------- getting the data
-
-def is_url(source):
-    return urllib.parse.urlparse(str(source)).scheme in ("http", "https", "file")
-
-
-def download(url, dest, expected_size=None, progress=True):
-    """Downloads ``url`` to ``dest``, resuming a partial ``dest + '.part'``.
-
-    A partial file is continued with an HTTP Range request (or a seek, for
-    file:// URLs); if the server ignores the range, or the partial file is
-    already too big, the download restarts from zero.  ``dest`` appears only
-    when every byte announced (Content-Length, or ``expected_size``) arrived;
-    a connection that ends early keeps the .part for the next run.
-    """
-    part = dest + ".part"
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    have = os.path.getsize(part) if os.path.exists(part) else 0
-    if expected_size is not None and have > expected_size:
-        have = 0
-    if expected_size is not None and have == expected_size:  # finished before, not yet renamed
-        os.replace(part, dest)
-        return dest
-    try:
-        src, have, total = _open_source(url, have, expected_size)
-    except OSError as e:
-        raise DataError(f"{url}: cannot download ({e})") from None
-    if src is None:  # the .part already holds the whole file
-        os.replace(part, dest)
-        return dest
-    from tqdm.auto import tqdm
-    with src, open(part, "ab" if have else "wb") as out, \
-            tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=not progress,
-                 desc=os.path.basename(dest)) as bar:
-        try:
-            for block in iter(lambda: src.read(1 << 16), b""):
-                out.write(block)
-                bar.update(len(block))
-        except OSError as e:
-            raise DataError(f"{url}: download interrupted ({e}); run again to resume") from None
-    got = os.path.getsize(part)
-    if total is not None and got != total:
-        raise DataError(f"{url}: download ended early ({got:,} of {total:,} bytes); run again to resume")
-    os.replace(part, dest)
-    return dest
-
-
-def _open_source(url, have, expected_size):
-    """(readable stream or None if ``have`` bytes are already the whole file, start offset, total size or None)."""
-    if urllib.parse.urlparse(url).scheme == "file":
-        src = open(urllib.request.url2pathname(urllib.parse.urlparse(url).path), "rb")
-        total = os.fstat(src.fileno()).st_size
-        have = have if have <= total else 0
-        src.seek(have)
-        return src, have, total
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        src = urllib.request.urlopen(request, timeout=60)
-    except urllib.error.HTTPError as e:
-        if e.code != 416 or not have:
-            raise
-        # Range not satisfiable: the .part is complete if the server's size ("bytes */N") equals it.
-        match = re.match(r"bytes \*/(\d+)", e.headers.get("Content-Range") or "")
-        if match and int(match.group(1)) == have:
-            return None, have, have
-        return _open_source(url, 0, expected_size)
-    if have and src.status != 206:  # range ignored: start again
-        have = 0
-    length = src.headers.get("Content-Length")
-    total = have + int(length) if length is not None else expected_size
-    return src, have, total
 
 
 def verify_archive(path, allow_unverified=False):
@@ -149,7 +75,7 @@ def verify_archive(path, allow_unverified=False):
         if size != OFFICIAL_SIZE:
             raise DataError(f"{path}: {size:,} bytes, the official GMD archive has {OFFICIAL_SIZE:,} "
                             "(truncated or different archive; --allow_unverified accepts a different valid one)")
-        digest = sha256_of(path)
+        digest = files.sha256_of(path)
         if digest != OFFICIAL_SHA256:
             raise DataError(f"{path}: sha256 {digest} differs from the official {OFFICIAL_SHA256} "
                             "(--allow_unverified accepts a different valid archive)")
@@ -165,30 +91,6 @@ def verify_archive(path, allow_unverified=False):
         raise DataError(f"{path}: no info.csv inside; not a Groove MIDI Dataset archive")
 
 
-def safe_extract(zip_path, dest, max_bytes=MAX_UNPACKED_BYTES):
-    """Extracts ``zip_path`` into ``dest`` (complete or not at all).
-
-    Refuses any member that would land outside ``dest`` (absolute paths,
-    ``..``, drive letters), and archives that unpack to more than
-    ``max_bytes``, before writing anything.
-    """
-    root = os.path.realpath(dest)
-    try:
-        with zipfile.ZipFile(zip_path) as z:
-            for name in z.namelist():
-                target = os.path.realpath(os.path.join(root, name))
-                if os.path.isabs(name) or (target != root and not target.startswith(root + os.sep)):
-                    raise DataError(f"{zip_path}: member '{name}' would be extracted outside the target folder")
-            unpacked = sum(info.file_size for info in z.infolist())
-            if unpacked > max_bytes:  # a zip bomb, or not the dataset
-                raise DataError(f"{zip_path}: would unpack to {unpacked:,} bytes, over the {max_bytes:,} allowed")
-            with atomic_directory(root) as tmp:
-                z.extractall(tmp)
-    except (zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{zip_path}: not a readable zip archive ({e})") from None
-    return root
-
-
 def find_data_dir(folder):
     """The folder holding info.csv (``folder`` itself or its ``groove/``)."""
     for candidate in (folder, os.path.join(folder, "groove")):
@@ -199,9 +101,9 @@ def find_data_dir(folder):
 
 def get_data(source=OFFICIAL_URL, cache_dir=None, allow_unverified=False, progress=True):
     """The extracted GMD folder (containing info.csv) for a URL, zip or folder (None: the official URL)."""
-    cache_dir = cache_dir or DEFAULT_CACHE
+    cache_dir = cache_dir or files.DEFAULT_CACHE
     source = str(source or OFFICIAL_URL)
-    if is_url(source):
+    if files.is_url(source):
         name = os.path.basename(urllib.parse.urlparse(source).path) or ARCHIVE_NAME
         zip_path = os.path.join(cache_dir, "downloads", name)
         official = source == OFFICIAL_URL or name == ARCHIVE_NAME
@@ -213,7 +115,7 @@ def get_data(source=OFFICIAL_URL, cache_dir=None, allow_unverified=False, progre
                 print(f"preprocess: cached {e}; downloading it again", file=sys.stderr)
                 os.remove(zip_path)
         if not os.path.isfile(zip_path):
-            download(source, zip_path, expected, progress)
+            files.download(source, zip_path, expected, progress)
             try:
                 verify_archive(zip_path, allow_unverified)
             except DataError:
@@ -231,7 +133,7 @@ def get_data(source=OFFICIAL_URL, cache_dir=None, allow_unverified=False, progre
     key = hashlib.sha1(f"{os.path.abspath(zip_path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
     dest = os.path.join(cache_dir, "extracted", key)
     if not os.path.isdir(dest):
-        safe_extract(zip_path, dest)
+        files.safe_extract(zip_path, dest)
     return find_data_dir(dest)
 
 
@@ -602,7 +504,7 @@ def _reject_reason(result):
 def write_tfrecord(path, records):
     """Writes serialized protos to a TFRecord atomically (temp name + rename)."""
     import tensorflow as tf
-    with data.atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+    with files.atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
         for record in records:
             writer.write(record)
 
@@ -751,7 +653,7 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
 
     split_tensors = {}
     # All outputs or none: written into a staging folder that then replaces out_dir whole.
-    with atomic_directory(out_dir, carry_over=True) as staging:
+    with files.atomic_directory(out_dir, carry_over=True) as staging:
         for split in SPLITS:
             mine = [r for r in results if r["split"] == split]
             write_tfrecord(os.path.join(staging, f"{split}.tfrecord"),
@@ -759,9 +661,9 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
             split_tensors[split] = _split_tensors(mine, converter)
             data.save_tensors(os.path.join(staging, f"{split}.npz"), split_tensors[split])
         report = make_report(results, split_tensors, window_mode, time.time() - started)
-        report["source"] = str(source) if is_url(source) else os.path.basename(os.path.normpath(str(source)))
+        report["source"] = str(source) if files.is_url(source) else os.path.basename(os.path.normpath(str(source)))
         report["inputs"] = inputs
-        data.atomic_write(os.path.join(staging, "report.json"),
+        files.atomic_write(os.path.join(staging, "report.json"),
                           lambda f: f.write(json.dumps(report, indent=1)), mode="w")
     return report
 
@@ -773,10 +675,10 @@ def input_fingerprint(data_dir, rows, window_mode, config, exact):
     for path in [os.path.join(data_dir, "info.csv")] + [os.path.join(data_dir, r["midi_filename"]) for r in rows]:
         data_hash.update(os.path.relpath(path, data_dir).encode() + b"\0")
         if os.path.isfile(path):
-            data_hash.update(sha256_of(path).encode())
+            data_hash.update(files.sha256_of(path).encode())
     code_hash = hashlib.sha256()
     for path in (__file__, data.__file__, config_path(config)):
-        code_hash.update(sha256_of(path).encode())
+        code_hash.update(files.sha256_of(path).encode())
     return {"data_sha256": data_hash.hexdigest(), "files": len(rows), "window_mode": window_mode,
             "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest()}
 
@@ -799,20 +701,20 @@ def up_to_date_report(out_dir, inputs):
 def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverified=False, progress=True):
     """Builds tfds ``groove/4bar-midionly`` offline from a local or cached zip.
 
-    Places the archive in tfds' download folder under the name tfds derives
+    Places the archive in tfds' files.download folder under the name tfds derives
     from the official URL, with the ``.INFO`` file tfds writes after a
-    download, so tfds finds it and does not fetch.  tfds checks the archive's
+    files.download, so tfds finds it and does not fetch.  tfds checks the archive's
     size and sha256 against its own list: a repacked archive fails there.
     Slow (single-threaded); returns the builder.
     """
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import resource as tfds_resource
-    cache_dir = cache_dir or DEFAULT_CACHE
+    cache_dir = cache_dir or files.DEFAULT_CACHE
     source = str(source)
-    if is_url(source):
+    if files.is_url(source):
         zip_path = os.path.join(cache_dir, "downloads", ARCHIVE_NAME)
         if not os.path.isfile(zip_path):
-            download(source, zip_path, OFFICIAL_SIZE, progress)
+            files.download(source, zip_path, OFFICIAL_SIZE, progress)
     elif os.path.isfile(source):
         zip_path = source
     else:
@@ -820,7 +722,7 @@ def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverif
     verify_archive(zip_path, allow_unverified)
     data_dir = data_dir or os.path.join(cache_dir, "tensorflow_datasets")
     download_dir = os.path.join(data_dir, "downloads")
-    # Where tfds looks for a download whose checksum it knows: downloads/<dataset>/<name>
+    # Where tfds looks for a files.download whose checksum it knows: downloads/<dataset>/<name>
     # (and, legacy, downloads/<name>); a file there with an .INFO beside it is used as is.
     name = tfds_resource.get_dl_fname(OFFICIAL_URL, OFFICIAL_SHA256)
     for folder in (os.path.join(download_dir, "groove"), download_dir):

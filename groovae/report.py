@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from groovae import data
+from groovae import files
 from groovae.errors import RequestError
 from groovae.metrics import ACTIVE_UNIT_THRESHOLD, GREEDY_TEMPERATURE, HISTOGRAM_BINS
 
@@ -211,7 +211,7 @@ def _density_table(results):
 
 
 def _write_json(path, results):
-    data.atomic_write(path, lambda f: json.dump(results, f, indent=1, default=_json_default), mode="w")
+    files.atomic_write(path, lambda f: json.dump(results, f, indent=1, default=_json_default), mode="w")
 
 
 def _json_default(value):
@@ -250,7 +250,7 @@ def write_report(results, out_dir):
     _write_json(os.path.join(out_dir, "results.json"), results)
     path = os.path.join(out_dir, "report.md")
     text = single_report_markdown(results, images)
-    data.atomic_write(path, lambda f: f.write(text), mode="w")
+    files.atomic_write(path, lambda f: f.write(text), mode="w")
     return path
 
 
@@ -338,7 +338,7 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
                 {"results": [{k: v for k, v in r.items() if k != "examples"} for r in results_list]})
     path = os.path.join(out_dir, "report.md")
     text = "\n".join(lines)
-    data.atomic_write(path, lambda f: f.write(text), mode="w")
+    files.atomic_write(path, lambda f: f.write(text), mode="w")
     return path
 
 

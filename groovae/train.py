@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
-from tensorflow.core.protobuf import rewriter_config_pb2
 
-from groovae import checkpoints, compat, data
+from groovae import checkpoints, compat, data, files
+from groovae.model import TrainGraph, ValidationGraph, describe_device, feed, session_config, summary_values
 from groovae.errors import TrainError
 from groovae.configs import load_config
 
@@ -30,110 +30,6 @@ RUN_INFO = "run.json"
 METRICS_CSV = "metrics.csv"
 STOPPED_GAP_SECONDS = 900  # metrics.csv gap longer than this: no training process was running
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
-MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
-
-
-def describe_device():
-    """Which device TF will train on, e.g. 'GPU:0 (NVIDIA T4)' or 'CPU (no GPU visible)'."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return f"CPU ({os.cpu_count()} cores; no GPU visible to TensorFlow)"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU:0 ({details.get('device_name', 'unknown')}), {len(gpus)} GPU(s) visible"
-
-
-def session_config(bf16=False):
-    """ConfigProto; ``bf16`` turns on oneDNN's automatic bfloat16 rewrite (CPU)."""
-    config = tf.ConfigProto()
-    if bf16:
-        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
-            rewriter_config_pb2.RewriterConfig.ON)
-    return config
-
-
-def summary_values(serialized):
-    """{tag: value} of a serialized Summary proto (train or validation)."""
-    return {v.tag: float(v.simple_value) for v in tf.Summary.FromString(serialized).value}
-
-
-class TrainGraph:
-    """Placeholders, model and train op for one config."""
-
-    def __init__(self, config, seed=0):
-        hp = config.hparams
-        converter = config.data_converter
-        tf.set_random_seed(seed)
-        self.model = config.model
-        self.model.build(hp, converter.output_depth, is_training=True)
-        batch, steps = hp.batch_size, hp.max_seq_len
-        self.inputs = tf.placeholder(tf.float32, [batch, steps, converter.input_depth], "inputs")
-        self.outputs = tf.placeholder(tf.float32, [batch, steps, converter.output_depth], "outputs")
-        self.lengths = tf.placeholder(tf.int32, [batch], "lengths")
-        optimizer = self.model.train(self.inputs, self.outputs, self.lengths)
-        grads, variables = zip(*optimizer.compute_gradients(self.model.loss))
-        global_norm = tf.global_norm(grads)
-        tf.summary.scalar("gradient_norm", global_norm)
-        if hp.clip_mode == "value":
-            clipped = [tf.clip_by_value(g, -hp.grad_clip, hp.grad_clip) for g in grads]
-        elif hp.clip_mode == "global_norm":
-            # magenta's rule: a step whose gradient norm explodes is skipped.
-            clipped = tf.cond(
-                global_norm < hp.grad_norm_clip_to_zero,
-                lambda: tf.clip_by_global_norm(grads, hp.grad_clip, use_norm=global_norm)[0],
-                lambda: [tf.zeros(tf.shape(g)) for g in grads])
-        else:
-            raise ValueError(f"unknown clip_mode: {hp.clip_mode}")
-        self.train_op = optimizer.apply_gradients(
-            list(zip(clipped, variables)), global_step=self.model.global_step, name="train_step")
-        self.global_step = self.model.global_step
-        self.loss = self.model.loss
-        self.summaries = tf.summary.merge_all()
-
-
-def feed(graph, window_batch):
-    return {graph.inputs: window_batch["inputs"], graph.outputs: window_batch["outputs"],
-            graph.lengths: window_batch["lengths"]}
-
-
-class ValidationGraph:
-    """magenta's ``model.eval`` metrics over a whole split, in one batch.
-
-    Built once in its own graph (is_training=False: no dropout); each call
-    restores a checkpoint and returns {metric: value} plus the Summary proto.
-    """
-
-    def __init__(self, config_name, hparams, tensors, seed=0, bf16=False):
-        n = len(tensors["lengths"])
-        if n > MAX_VALIDATION_WINDOWS:  # a fixed subset, the same at every validation
-            keep = data.batch_indices(n, MAX_VALIDATION_WINDOWS, seed, 0)
-            tensors = data.batch(tensors, keep)
-            n = MAX_VALIDATION_WINDOWS
-        self.tensors = data.batch(tensors, slice(None))
-        with compat.magenta_graph() as self.graph:
-            config = load_config(config_name, hparams)
-            config.hparams.batch_size = n
-            tf.set_random_seed(seed)
-            self.model = config.model
-            self.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
-            steps = config.hparams.max_seq_len
-            self.inputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.input_depth])
-            self.outputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.output_depth])
-            self.lengths = tf.placeholder(tf.int32, [n])
-            self.updates = self.model.eval(self.inputs, self.outputs, self.lengths)
-            self.summary = tf.summary.merge_all()
-            self.init_metrics = tf.local_variables_initializer()
-            self.saver = tf.train.Saver()
-        self.session = tf.Session(graph=self.graph, config=session_config(bf16))
-
-    def run(self, checkpoint):
-        self.saver.restore(self.session, checkpoint)
-        self.session.run(self.init_metrics)
-        self.session.run(self.updates, feed(self, self.tensors))
-        serialized = self.session.run(self.summary)
-        return summary_values(serialized), serialized
-
-    def close(self):
-        self.session.close()
 
 
 def data_fingerprint(tensors):
@@ -171,7 +67,7 @@ def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None):
                              f"{old['data']['sha256'][:12]}; now {fingerprint['windows']}, "
                              f"{fingerprint['sha256'][:12]}); {new_run}")
         if "seed" not in old or ("data" not in old and fingerprint):  # run dirs from before these were recorded
-            data.atomic_write(info_path, lambda f: json.dump({**old, **info}, f, indent=1), mode="w")
+            files.atomic_write(info_path, lambda f: json.dump({**old, **info}, f, indent=1), mode="w")
         trained = [r for r in read_metrics(os.path.join(run_dir, METRICS_CSV)) if r.get("step")]
         if trained and not checkpoints.newest_checkpoint(run_dir):
             raise TrainError(f"{run_dir}: {METRICS_CSV} records training up to step {trained[-1]['step']} but no "
@@ -180,7 +76,7 @@ def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None):
     elif checkpoints.newest_checkpoint(run_dir):
         raise TrainError(f"{run_dir}: holds checkpoints of an unknown run (no {RUN_INFO}); use another --run_dir")
     else:
-        data.atomic_write(info_path, lambda f: json.dump(info, f, indent=1), mode="w")
+        files.atomic_write(info_path, lambda f: json.dump(info, f, indent=1), mode="w")
 
 
 class MetricsLog:
@@ -215,7 +111,7 @@ class MetricsLog:
         writer = csv.DictWriter(out, columns)
         writer.writeheader()
         writer.writerows(self.rows)
-        data.atomic_write(self.path, lambda f: f.write(out.getvalue()), mode="w")
+        files.atomic_write(self.path, lambda f: f.write(out.getvalue()), mode="w")
 
 
 def read_metrics(path):

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from groovae import cli, data, evaluate, generate, metrics, report
-from groovae.errors import RequestError
+from groovae import checkpoints, cli, data, evaluate, metrics, model, report
+from groovae.errors import GenerateError, RequestError
 from tests.conftest import ROOT
 
 K = 9
@@ -218,7 +218,7 @@ def test_novelty_duplicates_and_speed_on_a_gmd_sized_training_set():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tiny_run):
-    return generate.resolve_checkpoint("private", tiny_run[0])
+    return checkpoints.resolve_checkpoint("private", tiny_run[0])
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +264,7 @@ def test_model_pass_batches_do_not_change_results(tiny_checkpoint, tiny_tensors_
         model_pass.close()
     for key in ("mu", "sigma", "logits", "r_loss"):
         np.testing.assert_allclose(outs[0][key], outs[1][key], rtol=1e-4, atol=1e-5)
-    mu = generate.GrooveModel("groovae_tiny", tiny_checkpoint).encode(tensors["inputs"])
+    mu = model.GrooveModel("groovae_tiny", tiny_checkpoint).encode(tensors["inputs"])
     np.testing.assert_allclose(outs[0]["mu"], mu, rtol=1e-4, atol=1e-5)
 
 
@@ -296,7 +296,7 @@ def test_evaluate_hierarchical_config(tiny_tensors_path, tmp_path):
 
 
 def test_a_checkpoint_of_another_config_is_refused(tiny_checkpoint, tiny_tensors_path):
-    with pytest.raises(generate.GenerateError, match="not a 'groovae_tiny_hier' checkpoint"):
+    with pytest.raises(GenerateError, match="not a 'groovae_tiny_hier' checkpoint"):
         evaluate.evaluate_checkpoint("groovae_tiny_hier", tiny_checkpoint, tiny_tensors_path, n_samples=0)
 
 

@@ -1,6 +1,5 @@
 """Generation: modes, outputs, manifest reproducibility, checkpoints, bad input."""
 import io
-import json
 import os
 import re
 import shutil
@@ -11,14 +10,15 @@ import pretty_midi
 import pytest
 import tensorflow.compat.v1 as tf
 
-from groovae import data, generate, synthetic, train
+from groovae import checkpoints, data, files, generate, model, synthetic, train
+from groovae.errors import DataError
 from tests.conftest import needs_audio
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tiny_run):
     run_dir, _ = tiny_run
-    return generate.GrooveModel("groovae_tiny", generate.resolve_checkpoint("private", run_dir))
+    return model.GrooveModel("groovae_tiny", checkpoints.resolve_checkpoint("private", run_dir))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_sample_outputs_and_manifest_regenerate_bit_for_bit(tiny_model, tmp_path
     sequence = data.midi_file_to_sequence(os.path.join(out, f"{prefix}_00.mid"))
     assert sequence.notes and all(n.is_drum for n in sequence.notes)
     recorded = generate.read_manifest(out)[0]
-    assert recorded["checkpoint_sha256"] == generate.checkpoint_sha256(tiny_model.checkpoint)
+    assert recorded["checkpoint_sha256"] == checkpoints.checkpoint_sha256(tiny_model.checkpoint)
     assert recorded["versions"]["tensorflow"] and recorded["versions"]["magenta"] == "2.1.4"
     again = generate.regenerate(recorded, str(tmp_path / "b"), out)  # a fresh model, as a user would
     assert again["files"] == recorded["files"]
@@ -60,7 +60,7 @@ def test_manifest_regenerates_after_moving_everything(tiny_run, four_bar_midi, t
     shutil.copy(four_bar_midi["a"], project / "a.mid")
     shutil.copy(four_bar_midi["b"], project / "b.mid")
     out = project / "samples"
-    prefix = generate.resolve_checkpoint("private", str(project / "run"))
+    prefix = checkpoints.resolve_checkpoint("private", str(project / "run"))
     generate.generate("groovae_tiny", prefix, str(out), "interpolate", inputs=[str(project / "a.mid"),
                       str(project / "b.mid")], steps=3, wav=False, source="private")
     entry = generate.read_manifest(str(out))[0]
@@ -81,7 +81,7 @@ def test_manifest_regenerates_after_moving_everything(tiny_run, four_bar_midi, t
 def test_regenerate_refuses_another_checkpoint(tiny_run, tiny_tensors_path, tmp_path):
     run_dir, _ = tiny_run
     out = str(tmp_path / "out")
-    generate.generate("groovae_tiny", generate.resolve_checkpoint("private", run_dir), out, n=1, wav=False, png=False)
+    generate.generate("groovae_tiny", checkpoints.resolve_checkpoint("private", run_dir), out, n=1, wav=False, png=False)
     entry = generate.read_manifest(out)[0]
     other = str(tmp_path / "other")
     train.train("groovae_tiny", tiny_tensors_path, other, num_steps=2, progress=False)
@@ -165,9 +165,9 @@ def test_bad_requests(tiny_model, tmp_path):
     with pytest.raises(generate.GenerateError, match="temperature must be a positive number"):
         generate.sample(tiny_model, n=1, temperature=0)
     with pytest.raises(generate.GenerateError, match="no checkpoint"):
-        generate.resolve_checkpoint(str(tmp_path))
+        checkpoints.resolve_checkpoint(str(tmp_path))
     with pytest.raises(generate.GenerateError, match="needs --run_dir"):
-        generate.resolve_checkpoint("private")
+        checkpoints.resolve_checkpoint("private")
 
 
 def test_corrupt_checkpoint_and_wrong_config(tiny_run, tiny_tensors_path, tmp_path):
@@ -177,9 +177,9 @@ def test_corrupt_checkpoint_and_wrong_config(tiny_run, tiny_tensors_path, tmp_pa
     with open(broken + ".index", "wb") as f:
         f.write(b"not a checkpoint")
     with pytest.raises(generate.GenerateError, match="unreadable checkpoint"):
-        generate.GrooveModel("groovae_tiny", broken)
+        model.GrooveModel("groovae_tiny", broken)
     with pytest.raises(generate.GenerateError, match="not a 'groovae_tiny_hier' checkpoint .* looks like 'groovae_tiny'"):
-        generate.sample(generate.GrooveModel("groovae_tiny_hier", prefix), n=1)  # checked when the graph is built
+        generate.sample(model.GrooveModel("groovae_tiny_hier", prefix), n=1)  # checked when the graph is built
 
 
 def _tar(path, members):
@@ -202,8 +202,8 @@ def _tar(path, members):
 def test_unsafe_tar_members_are_refused(tmp_path, name, payload, kind, problem):
     tar_path = str(tmp_path / "bad.tar")
     _tar(tar_path, [("model.ckpt-1.index", b"x", "file"), (name, payload, kind)])
-    with pytest.raises(generate.GenerateError, match=problem):
-        generate.safe_extract_tar(tar_path, str(tmp_path / "out"))
+    with pytest.raises(DataError, match=problem):
+        files.safe_extract_tar(tar_path, str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path.parent / "evil")
 
 
@@ -218,13 +218,13 @@ def test_public_checkpoint_path_end_to_end_from_file_url(tiny_tensors_path, tmp_
             if f.startswith(os.path.basename(prefix) + "."):
                 tar.add(os.path.join(run_dir, f), arcname=f)
     cache = str(tmp_path / "cache")
-    got = generate.resolve_checkpoint("public", public_url="file://" + tar_path, cache_dir=cache, progress=False)
+    got = checkpoints.resolve_checkpoint("public", public_url="file://" + tar_path, cache_dir=cache, progress=False)
     assert got.endswith("model.ckpt-1") and got.startswith(cache)
-    assert generate.checkpoint_sha256(got) == generate.checkpoint_sha256(prefix)
+    assert checkpoints.checkpoint_sha256(got) == checkpoints.checkpoint_sha256(prefix)
     shutil.rmtree(run_dir)  # the cache is all that is left
     entry = generate.generate("groovae_4bar", got, str(tmp_path / "out"), n=2, wav=False, png=False)
     assert len(entry["files"]) == 2
-    again = generate.resolve_checkpoint("public", public_url="file:///gone/groovae_4bar.tar", cache_dir=cache)
+    again = checkpoints.resolve_checkpoint("public", public_url="file:///gone/groovae_4bar.tar", cache_dir=cache)
     assert again == got  # downloaded once, then from the cache
 
 
@@ -242,7 +242,7 @@ def test_public_tar_is_read_whole_and_a_damaged_cached_copy_is_fetched_again(htt
     with open(os.path.join(cache, "groovae_4bar.tar"), "wb") as f:
         f.write(whole[:len(whole) // 2])  # its first headers are fine: tarfile.is_tarfile says yes
     assert tarfile.is_tarfile(os.path.join(cache, "groovae_4bar.tar"))
-    prefix = generate.public_checkpoint(http_server.url + "/groovae_4bar.tar", cache, progress=False)
+    prefix = checkpoints.public_checkpoint(http_server.url + "/groovae_4bar.tar", cache, progress=False)
     assert prefix.endswith("model.ckpt-5") and os.path.getsize(prefix + ".data-00000-of-00001") == 90_000
     assert len(http_server.requests) == 1
 
@@ -251,7 +251,7 @@ def test_public_tar_without_a_checkpoint_is_refused_and_not_kept(http_server, tm
     http_server.files["/groovae_4bar.tar"] = _checkpoint_tar_bytes(tmp_path, [("README", 100)])
     cache = str(tmp_path / "cache")
     with pytest.raises(generate.GenerateError, match=r"holds no checkpoint \(.index and .data files\) \(removed"):
-        generate.public_checkpoint(http_server.url + "/groovae_4bar.tar", cache, progress=False)
+        checkpoints.public_checkpoint(http_server.url + "/groovae_4bar.tar", cache, progress=False)
     assert not os.path.exists(os.path.join(cache, "groovae_4bar.tar"))
 
 
@@ -259,6 +259,6 @@ def test_checkpoint_tar_that_unpacks_too_big_is_refused(tmp_path):
     path = str(tmp_path / "big.tar")
     with open(path, "wb") as f:
         f.write(_checkpoint_tar_bytes(tmp_path))
-    with pytest.raises(generate.GenerateError, match="would unpack to 92,000 bytes"):
-        generate.safe_extract_tar(path, str(tmp_path / "out"), max_bytes=10_000)
+    with pytest.raises(DataError, match="would unpack to 92,000 bytes"):
+        files.safe_extract_tar(path, str(tmp_path / "out"), max_bytes=10_000)
     assert not os.path.exists(tmp_path / "out")

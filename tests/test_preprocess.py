@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
-from groovae import cli, data, preprocess as pp, synthetic
+from groovae import cli, data, files, preprocess as pp, synthetic
 from tests.conftest import GMD_ZIP
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
@@ -233,8 +233,8 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
     """Temp files are 0600 / 0700; the renamed outputs follow the umask like any other file."""
     old = os.umask(0o022)
     try:
-        data.atomic_write(str(tmp_path / "a.txt"), lambda f: f.write("x"), mode="w")
-        with data.atomic_directory(str(tmp_path / "d")) as d:
+        files.atomic_write(str(tmp_path / "a.txt"), lambda f: f.write("x"), mode="w")
+        with files.atomic_directory(str(tmp_path / "d")) as d:
             open(os.path.join(d, "b"), "w").close()
     finally:
         os.umask(old)
@@ -248,8 +248,8 @@ def test_atomic_write_leaves_the_process_umask_alone(tmp_path, monkeypatch):
         def no_umask(mask):
             raise AssertionError("os.umask called: it races with other threads")
         monkeypatch.setattr(os, "umask", no_umask)
-        data.atomic_write(str(tmp_path / "a.txt"), lambda f: f.write("x"), mode="w")
-        with data.atomic_directory(str(tmp_path / "d")):
+        files.atomic_write(str(tmp_path / "a.txt"), lambda f: f.write("x"), mode="w")
+        with files.atomic_directory(str(tmp_path / "d")):
             pass
     finally:
         monkeypatch.undo()
@@ -282,7 +282,7 @@ def test_zip_slip_member_is_refused(tmp_path):
         z.writestr("groove/info.csv", ",".join(INFO_HEADER) + "\n")
         z.writestr("../escaped.txt", "gotcha")
     with pytest.raises(data.DataError, match="outside the target folder"):
-        pp.safe_extract(str(evil), str(tmp_path / "cache" / "x"))
+        files.safe_extract(str(evil), str(tmp_path / "cache" / "x"))
     assert not (tmp_path / "cache" / "escaped.txt").exists()
     assert not (tmp_path / "escaped.txt").exists()
 
@@ -295,12 +295,12 @@ def test_download_resumes_a_partial_file(tmp_path):
     os.makedirs(os.path.dirname(dest))
     with open(dest + ".part", "wb") as f:
         f.write(payload[:70_000])  # a download killed part-way
-    pp.download(src.as_uri(), dest, progress=False)
+    files.download(src.as_uri(), dest, progress=False)
     assert open(dest, "rb").read() == payload and not os.path.exists(dest + ".part")
     with open(dest + ".part", "wb") as f:  # a partial file bigger than the source: restart
         f.write(payload + b"junk")
     os.remove(dest)
-    pp.download(src.as_uri(), dest, progress=False)
+    files.download(src.as_uri(), dest, progress=False)
     assert open(dest, "rb").read() == payload
 
 
@@ -310,10 +310,10 @@ def test_http_download_that_ends_early_is_not_promoted_and_resumes(http_server, 
     http_server.cut["/a.bin"] = 100_000  # the connection drops after 100 kB of 300 kB
     dest = str(tmp_path / "a.bin")
     with pytest.raises(data.DataError, match=r"ended early \(100,000 of 300,000 bytes\); run again to resume"):
-        pp.download(http_server.url + "/a.bin", dest, progress=False)
+        files.download(http_server.url + "/a.bin", dest, progress=False)
     assert not os.path.exists(dest) and os.path.getsize(dest + ".part") == 100_000
     del http_server.cut["/a.bin"]
-    pp.download(http_server.url + "/a.bin", dest, progress=False)
+    files.download(http_server.url + "/a.bin", dest, progress=False)
     assert open(dest, "rb").read() == payload and not os.path.exists(dest + ".part")
     assert http_server.requests[-1] == ("/a.bin", "bytes=100000-")  # resumed, not restarted
 
@@ -324,7 +324,7 @@ def test_http_download_whose_part_is_already_complete_finishes(http_server, tmp_
     dest = str(tmp_path / "b.bin")
     with open(dest + ".part", "wb") as f:  # killed after the last byte, before the rename
         f.write(payload)
-    pp.download(http_server.url + "/b.bin", dest, progress=False)  # the server answers 416
+    files.download(http_server.url + "/b.bin", dest, progress=False)  # the server answers 416
     assert open(dest, "rb").read() == payload
     assert http_server.requests == [("/b.bin", "bytes=50000-")]
 
@@ -353,7 +353,7 @@ def test_zip_bomb_is_refused_before_extraction(tmp_path):
         z.writestr("groove/zeros.mid", b"\0" * 5_000_000)  # compresses to a few kB
     assert os.path.getsize(bomb) < 50_000
     with pytest.raises(data.DataError, match="would unpack to 5,000,0"):
-        pp.safe_extract(str(bomb), str(tmp_path / "x"), max_bytes=1_000_000)
+        files.safe_extract(str(bomb), str(tmp_path / "x"), max_bytes=1_000_000)
     assert not os.path.exists(tmp_path / "x")
 
 

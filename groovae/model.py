@@ -1,0 +1,241 @@
+"""The model: magenta's MusicVAE graphs for a named config, restored from checkpoints.
+
+The shared layer the stages build on: training and validation graphs
+(train), the reproducible encode / decode / sample wrapper (generate,
+evaluate), the variables a config's inference graph restores (checkpoint
+checks), and the device TensorFlow will use.
+"""
+import contextlib
+import functools
+import math
+import os
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
+
+from groovae import checkpoints, compat, data
+from groovae.configs import load_config
+from groovae.errors import GenerateError
+
+
+def model_variables(config_name, hparams=None):
+    """{name: shape} of the variables an inference graph of the config restores."""
+    config = load_config(config_name, hparams)
+    config.hparams.batch_size = 1
+    with compat.magenta_graph():
+        tf.set_random_seed(0)
+        config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
+        config.model.sample(1, max_length=config.hparams.max_seq_len,
+                            z=tf.zeros([1, config.hparams.z_size]), temperature=1.0)
+        config.model.encode(tf.zeros([1, config.hparams.max_seq_len, config.data_converter.input_depth]),
+                            tf.ones([1], tf.int32))
+        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+
+
+class GrooveModel:
+    """A MusicVAE config restored from a checkpoint, for encode / decode.
+
+    Like magenta's TrainedModel, but reproducible: a (seed, request) pair
+    always gives the same grooves.  Graphs are seeded, built once per (seed,
+    batch size) with sequential decoder loops, and every call runs in a fresh
+    session, so the hit-sampling RNG starts from the same state each time.
+    """
+
+    def __init__(self, config_name, checkpoint, hparams=None):
+        self.config_name, self.checkpoint, self.hparams = config_name, checkpoint, hparams
+        self.stored_variables = checkpoints.read_checkpoint_variables(checkpoint)
+        self.config = load_config(config_name, hparams)
+        self.converter = self.config.data_converter
+        self.converter.set_mode("infer")
+        self.z_size = self.config.hparams.z_size
+        self.length = self.config.hparams.max_seq_len
+        self._graphs = {}
+
+    def _graph(self, seed, batch_size):
+        key = (seed, batch_size)
+        if key not in self._graphs:
+            config = load_config(self.config_name, self.hparams)
+            config.hparams.batch_size = batch_size
+            with compat.magenta_graph() as graph, sequential_decoding():
+                tf.set_random_seed(seed)
+                model = config.model
+                model.build(config.hparams, self.converter.output_depth, is_training=False)
+                t = {"temperature": tf.placeholder(tf.float32, [], "temperature"),
+                     "z": tf.placeholder(tf.float32, [batch_size, self.z_size], "z")}
+                t["outputs"], _ = model.sample(batch_size, max_length=self.length, z=t["z"],
+                                               temperature=t["temperature"])
+                t["inputs"] = tf.placeholder(tf.float32, [batch_size, self.length, self.converter.input_depth],
+                                             "inputs")
+                t["lengths"] = tf.placeholder(tf.int32, [batch_size], "lengths")
+                t["mu"] = model.encode(t["inputs"], t["lengths"]).loc
+                checkpoints.check_compatible(self.config_name, self.checkpoint, self.stored_variables,
+                                 {v.op.name: v.shape.as_list() for v in tf.global_variables()})
+                t["saver"] = tf.train.Saver()
+            self._graphs[key] = (graph, t)
+        return self._graphs[key]
+
+    def _run(self, seed, batch_size, fetch, feed):
+        graph, t = self._graph(seed, batch_size)
+        with tf.Session(graph=graph) as session:
+            t["saver"].restore(session, self.checkpoint)
+            return session.run(t[fetch], {t[k]: v for k, v in feed.items()})
+
+    def decode(self, z, temperature=0.5, seed=0):
+        """Groove tensors [n, 64, 27] decoded from latent vectors ``z`` [n, z_size]."""
+        check_request(len(z), temperature)
+        return self._run(seed, len(z), "outputs", {"z": np.asarray(z, np.float32), "temperature": temperature})
+
+    def encode(self, tensors, seed=0):
+        """Posterior means [n, z_size] of groove tensors [n, 64, 27]."""
+        tensors = np.asarray(tensors, np.float32)
+        return self._run(seed, len(tensors), "mu",
+                         {"inputs": tensors, "lengths": np.full(len(tensors), self.length, np.int32)})
+
+    def to_sequences(self, tensors):
+        return self.converter.from_tensors(np.asarray(tensors))
+
+
+@contextlib.contextmanager
+def sequential_decoding():
+    """Builds magenta's decoder loops with parallel_iterations=1.
+
+    The hit sampling in each decoder step draws a seed from a stateful RNG
+    that depends on nothing in the step, so with parallel iterations the
+    steps race for the RNG stream and a seeded sample varies run to run.
+    """
+    from magenta.contrib import seq2seq
+    original = seq2seq.dynamic_decode
+    seq2seq.dynamic_decode = functools.partial(original, parallel_iterations=1)
+    try:
+        yield
+    finally:
+        seq2seq.dynamic_decode = original
+
+
+def random_z(n, z_size, seed):
+    return np.random.RandomState(seed).randn(n, z_size).astype(np.float32)
+
+
+def describe_device():
+    """Which device TF will train on, e.g. 'GPU:0 (NVIDIA T4)' or 'CPU (no GPU visible)'."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return f"CPU ({os.cpu_count()} cores; no GPU visible to TensorFlow)"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU:0 ({details.get('device_name', 'unknown')}), {len(gpus)} GPU(s) visible"
+
+
+def session_config(bf16=False):
+    """ConfigProto; ``bf16`` turns on oneDNN's automatic bfloat16 rewrite (CPU)."""
+    config = tf.ConfigProto()
+    if bf16:
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+            rewriter_config_pb2.RewriterConfig.ON)
+    return config
+
+
+def summary_values(serialized):
+    """{tag: value} of a serialized Summary proto (train or validation)."""
+    return {v.tag: float(v.simple_value) for v in tf.Summary.FromString(serialized).value}
+
+
+class TrainGraph:
+    """Placeholders, model and train op for one config."""
+
+    def __init__(self, config, seed=0):
+        hp = config.hparams
+        converter = config.data_converter
+        tf.set_random_seed(seed)
+        self.model = config.model
+        self.model.build(hp, converter.output_depth, is_training=True)
+        batch, steps = hp.batch_size, hp.max_seq_len
+        self.inputs = tf.placeholder(tf.float32, [batch, steps, converter.input_depth], "inputs")
+        self.outputs = tf.placeholder(tf.float32, [batch, steps, converter.output_depth], "outputs")
+        self.lengths = tf.placeholder(tf.int32, [batch], "lengths")
+        optimizer = self.model.train(self.inputs, self.outputs, self.lengths)
+        grads, variables = zip(*optimizer.compute_gradients(self.model.loss))
+        global_norm = tf.global_norm(grads)
+        tf.summary.scalar("gradient_norm", global_norm)
+        if hp.clip_mode == "value":
+            clipped = [tf.clip_by_value(g, -hp.grad_clip, hp.grad_clip) for g in grads]
+        elif hp.clip_mode == "global_norm":
+            # magenta's rule: a step whose gradient norm explodes is skipped.
+            clipped = tf.cond(
+                global_norm < hp.grad_norm_clip_to_zero,
+                lambda: tf.clip_by_global_norm(grads, hp.grad_clip, use_norm=global_norm)[0],
+                lambda: [tf.zeros(tf.shape(g)) for g in grads])
+        else:
+            raise ValueError(f"unknown clip_mode: {hp.clip_mode}")
+        self.train_op = optimizer.apply_gradients(
+            list(zip(clipped, variables)), global_step=self.model.global_step, name="train_step")
+        self.global_step = self.model.global_step
+        self.loss = self.model.loss
+        self.summaries = tf.summary.merge_all()
+
+
+def feed(graph, window_batch):
+    return {graph.inputs: window_batch["inputs"], graph.outputs: window_batch["outputs"],
+            graph.lengths: window_batch["lengths"]}
+
+
+class ValidationGraph:
+    """magenta's ``model.eval`` metrics over a whole split, in one batch.
+
+    Built once in its own graph (is_training=False: no dropout); each call
+    restores a checkpoint and returns {metric: value} plus the Summary proto.
+    """
+
+    def __init__(self, config_name, hparams, tensors, seed=0, bf16=False):
+        n = len(tensors["lengths"])
+        if n > MAX_VALIDATION_WINDOWS:  # a fixed subset, the same at every validation
+            keep = data.batch_indices(n, MAX_VALIDATION_WINDOWS, seed, 0)
+            tensors = data.batch(tensors, keep)
+            n = MAX_VALIDATION_WINDOWS
+        self.tensors = data.batch(tensors, slice(None))
+        with compat.magenta_graph() as self.graph:
+            config = load_config(config_name, hparams)
+            config.hparams.batch_size = n
+            tf.set_random_seed(seed)
+            self.model = config.model
+            self.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
+            steps = config.hparams.max_seq_len
+            self.inputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.input_depth])
+            self.outputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.output_depth])
+            self.lengths = tf.placeholder(tf.int32, [n])
+            self.updates = self.model.eval(self.inputs, self.outputs, self.lengths)
+            self.summary = tf.summary.merge_all()
+            self.init_metrics = tf.local_variables_initializer()
+            self.saver = tf.train.Saver()
+        self.session = tf.Session(graph=self.graph, config=session_config(bf16))
+
+    def run(self, checkpoint):
+        self.saver.restore(self.session, checkpoint)
+        self.session.run(self.init_metrics)
+        self.session.run(self.updates, feed(self, self.tensors))
+        serialized = self.session.run(self.summary)
+        return summary_values(serialized), serialized
+
+    def close(self):
+        self.session.close()
+
+
+MAX_GROOVES = 1000  # per run: each groove is three files
+
+
+def check_request(n, temperature, seed=0):
+    if not 0 < n <= MAX_GROOVES:
+        raise GenerateError(f"n must be 1..{MAX_GROOVES}, got {n}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise GenerateError(f"temperature must be a positive number, got {temperature}")
+    if not 0 <= seed < 2 ** 32:
+        raise GenerateError(f"seed must be 0..2**32-1, got {seed}")
+
+
+def sample(model, n=5, temperature=0.5, seed=0):
+    """``n`` groove tensors from z ~ N(0, I)."""
+    check_request(n, temperature)
+    return model.decode(random_z(n, model.z_size, seed), temperature, seed)
+
+
+MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
