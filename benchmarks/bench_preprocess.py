@@ -75,8 +75,8 @@ def main():
     if not args.skip_baseline:
         sys.path.insert(0, ROOT)
         import groovae.compat  # noqa: F401  (shims before TF)
-        from groovae import preprocess
-        folder = preprocess.get_data(args.source, cache, allow_unverified=True, progress=False)
+        from groovae import gmd
+        folder = gmd.get_data(args.source, cache, allow_unverified=True, progress=False)
         code = ("import groovae.compat\nfrom magenta.scripts import convert_dir_to_note_sequences as c\n"
                 f"c.convert_directory({folder!r}, {os.path.join(work, 'baseline.tfrecord')!r}, recursive=True)")
         wall_b, peak_b, _ = run_measured([sys.executable, "-c", code], env)

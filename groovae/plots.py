@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from groovae import data, files  # noqa: E402
+from groovae.gmd import DRUM_CLASSES  # noqa: E402
 
-DRUM_NAMES = ("kick", "snare", "closed hi-hat", "open hi-hat", "low tom", "mid tom", "high tom",
-              "crash", "ride")  # ROLAND_DRUM_PITCH_CLASSES order, as in GrooveConverter tensors
+DRUM_NAMES = tuple(c.replace("_hh", " hi-hat").replace("_", " ") for c in DRUM_CLASSES)  # "closed hi-hat", ...
 
 
 def drum_roll(tensor, title=None, ax=None, steps_per_bar=16):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
-from groovae import cli, data, files, preprocess as pp, synthetic
+from groovae import cli, data, files, gmd, preprocess as pp, synthetic, windows
 from tests.conftest import GMD_ZIP
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
@@ -59,7 +59,7 @@ def processed(gmd_zip, tmp_path_factory):
 
 def test_outputs_and_report(processed):
     out, report, _ = processed
-    for split in pp.SPLITS:
+    for split in gmd.SPLITS:
         assert os.path.isfile(os.path.join(out, f"{split}.tfrecord"))
         tensors = data.load_tensors(os.path.join(out, f"{split}.npz"))
         n = len(tensors["lengths"])
@@ -69,9 +69,9 @@ def test_outputs_and_report(processed):
         assert tensors["source_id"].dtype.kind == "U"
     # 8 bars at 120 bpm -> round(16 s / 2 s) = 8 bars -> 5 windows with a 1-bar hop.
     splits = report["splits"]
-    assert [splits[s]["windows"] for s in pp.SPLITS] == [10, 5, 5]
-    assert [splits[s]["tensors"] for s in pp.SPLITS] == [10, 5, 5]
-    assert [splits[s]["files"] for s in pp.SPLITS] == [3, 2, 3]
+    assert [splits[s]["windows"] for s in gmd.SPLITS] == [10, 5, 5]
+    assert [splits[s]["tensors"] for s in gmd.SPLITS] == [10, 5, 5]
+    assert [splits[s]["files"] for s in gmd.SPLITS] == [3, 2, 3]
     train = data.load_tensors(os.path.join(out, "train.npz"))
     assert list(train["start_bar"]) == [0, 1, 2, 3, 4] * 2
     assert set(train["source_id"]) == {"s/1", "s/2"} and set(train["bpm"]) == {120.0}
@@ -174,7 +174,7 @@ def test_sequences_carry_gmd_metadata(processed):
     out, _, _ = processed
     sequences = pp.read_tfrecord_sequences(os.path.join(out, "train.tfrecord"))
     assert [s.id for s in sequences] == ["s/1", "s/2"]  # the corrupt s/3 is left out
-    meta = pp.metadata(sequences[0])
+    meta = gmd.metadata(sequences[0])
     assert meta["drummer"] == "drummer1" and meta["bpm"] == "120" and meta["beat_type"] == "beat"
     assert meta["time_signature"] == "4-4" and meta["split"] == "train"
     assert list(sequences[0].sequence_metadata.genre) == ["rock", "groove1"]
@@ -187,8 +187,8 @@ def test_fast_windows_equal_the_real_midi_round_trip(gmd_zip, processed):
     for bpm in (120, 97):  # 97 bpm: bars that do not fall on ticks
         pm = synthetic.make_groove(bars=7, bpm=bpm, seed=3)
         pm = pretty_midi.PrettyMIDI(io.BytesIO(_midi_bytes(pm)))
-        fast = list(pp.window_sequences(pm, bpm, 4))
-        slow = list(pp.exact_window_sequences(pm, bpm, 4))
+        fast = list(windows.window_sequences(pm, bpm, 4))
+        slow = list(windows.exact_window_sequences(pm, bpm, 4))
         assert [i for i, _ in fast] == [i for i, _ in slow] == [0, 1, 2, 3]
         for (_, a), (_, b) in zip(fast, slow):
             ta, tb = data.sequence_to_tensors(a, conv), data.sequence_to_tensors(b, conv)
@@ -206,7 +206,7 @@ def test_magenta_window_mode(gmd_zip, processed, tmp_path):
     report = pp.preprocess(gmd_zip, str(tmp_path), window_mode="magenta", allow_unverified=True,
                            cache_dir=cache, workers=1, progress=False)
     # Whole 8-bar files, non-overlapping 4-bar windows: 2 per file.
-    assert [report["splits"][s]["tensors"] for s in pp.SPLITS] == [4, 2, 2]
+    assert [report["splits"][s]["tensors"] for s in gmd.SPLITS] == [4, 2, 2]
     assert list(data.load_tensors(str(tmp_path / "train.npz"))["start_bar"]) == [0, 4, 0, 4]
 
 
@@ -265,15 +265,15 @@ def test_wrong_or_truncated_zip_is_a_one_line_error(gmd_zip, tmp_path):
     truncated.write_bytes(open(gmd_zip, "rb").read()[:500])
     for path in (bad, truncated):
         with pytest.raises(data.DataError) as e:
-            pp.get_data(str(path), str(tmp_path / "cache"), allow_unverified=True)
+            gmd.get_data(str(path), str(tmp_path / "cache"), allow_unverified=True)
         assert "\n" not in str(e.value) and str(path) in str(e.value)
     with pytest.raises(data.DataError, match="official GMD archive"):
-        pp.get_data(gmd_zip, str(tmp_path / "cache"))  # verified by default
+        gmd.get_data(gmd_zip, str(tmp_path / "cache"))  # verified by default
     no_info = tmp_path / "no_info.zip"
     with zipfile.ZipFile(no_info, "w") as z:
         z.writestr("groove/readme.txt", "hi")
     with pytest.raises(data.DataError, match="no info.csv"):
-        pp.get_data(str(no_info), str(tmp_path / "cache"), allow_unverified=True)
+        gmd.get_data(str(no_info), str(tmp_path / "cache"), allow_unverified=True)
 
 
 def test_zip_slip_member_is_refused(tmp_path):
@@ -331,18 +331,18 @@ def test_http_download_whose_part_is_already_complete_finishes(http_server, tmp_
 
 def test_cached_archive_that_fails_verification_is_fetched_again(http_server, gmd_zip, tmp_path):
     good = open(gmd_zip, "rb").read()
-    http_server.files["/" + pp.ARCHIVE_NAME] = good
+    http_server.files["/" + gmd.ARCHIVE_NAME] = good
     cache = str(tmp_path / "cache")
-    cached = os.path.join(cache, "downloads", pp.ARCHIVE_NAME)
+    cached = os.path.join(cache, "downloads", gmd.ARCHIVE_NAME)
     os.makedirs(os.path.dirname(cached))
     with open(cached, "wb") as f:
         f.write(good[:1000])  # a damaged copy from an earlier run
-    folder = pp.get_data(http_server.url + "/" + pp.ARCHIVE_NAME, cache, allow_unverified=True, progress=False)
+    folder = gmd.get_data(http_server.url + "/" + gmd.ARCHIVE_NAME, cache, allow_unverified=True, progress=False)
     assert os.path.isfile(os.path.join(folder, "info.csv")) and open(cached, "rb").read() == good
-    http_server.files["/" + pp.ARCHIVE_NAME] = b"not a zip"  # a server now sending junk: an error, nothing kept
+    http_server.files["/" + gmd.ARCHIVE_NAME] = b"not a zip"  # a server now sending junk: an error, nothing kept
     os.remove(cached)
     with pytest.raises(data.DataError, match="not a readable zip"):
-        pp.get_data(http_server.url + "/" + pp.ARCHIVE_NAME, cache, allow_unverified=True, progress=False)
+        gmd.get_data(http_server.url + "/" + gmd.ARCHIVE_NAME, cache, allow_unverified=True, progress=False)
     assert not os.path.exists(cached)
 
 
@@ -359,29 +359,29 @@ def test_zip_bomb_is_refused_before_extraction(tmp_path):
 
 def test_download_checksum_mismatch_is_an_error(gmd_zip, tmp_path):
     # Served under the official archive name, the synthetic zip fails the size/sha256 check...
-    served = tmp_path / "srv" / pp.ARCHIVE_NAME
+    served = tmp_path / "srv" / gmd.ARCHIVE_NAME
     os.makedirs(served.parent)
     served.write_bytes(open(gmd_zip, "rb").read())
     cache = str(tmp_path / "cache")
     with pytest.raises(data.DataError, match="allow_unverified"):
-        pp.get_data(served.as_uri(), cache, progress=False)
+        gmd.get_data(served.as_uri(), cache, progress=False)
     # ...and is accepted, being a valid GMD-like archive, with allow_unverified.
-    folder = pp.get_data(served.as_uri(), cache, allow_unverified=True, progress=False)
+    folder = gmd.get_data(served.as_uri(), cache, allow_unverified=True, progress=False)
     assert os.path.isfile(os.path.join(folder, "info.csv"))
 
 
 def test_extracted_folder_is_a_source(processed):
     _, _, cache = processed
-    folder = pp.find_data_dir(os.path.join(cache, "extracted", os.listdir(os.path.join(cache, "extracted"))[0]))
-    assert pp.get_data(folder) == folder
-    assert pp.get_data(os.path.dirname(folder)) == folder
+    folder = gmd.find_data_dir(os.path.join(cache, "extracted", os.listdir(os.path.join(cache, "extracted"))[0]))
+    assert gmd.get_data(folder) == folder
+    assert gmd.get_data(os.path.dirname(folder)) == folder
 
 
 def test_official_checksum_matches_tfds():
     import tensorflow_datasets
     path = os.path.join(os.path.dirname(tensorflow_datasets.__file__), "datasets", "groove", "checksums.tsv")
     lines = [line.split("\t") for line in open(path).read().splitlines()]
-    assert [pp.OFFICIAL_URL, str(pp.OFFICIAL_SIZE), pp.OFFICIAL_SHA256] in [line[:3] for line in lines]
+    assert [gmd.OFFICIAL_URL, str(gmd.OFFICIAL_SIZE), pp.OFFICIAL_SHA256] in [line[:3] for line in lines]
 
 
 def test_cli(gmd_zip, processed, tmp_path, capsys):
@@ -408,7 +408,7 @@ FAITHFUL_IDS = ["drummer1/eval_session/1", "drummer1/eval_session/10"]
 
 @pytest.fixture(scope="module")
 def gmd_dir(tmp_path_factory):
-    return pp.get_data(GMD_ZIP, str(tmp_path_factory.mktemp("gmd_cache")), allow_unverified=True,
+    return gmd.get_data(GMD_ZIP, str(tmp_path_factory.mktemp("gmd_cache")), allow_unverified=True,
                        progress=False)
 
 
@@ -432,7 +432,7 @@ def test_windows_equal_tfds_own_generator(gmd_dir):
     import note_seq
     builder = groove_dataset_builder.Builder(config="4bar-midionly")
     conv = pp._converter("groovae_4bar")
-    rows = _pick_rows(pp.read_info(gmd_dir))
+    rows = _pick_rows(gmd.read_info(gmd_dir))
     assert len(rows) >= 6
     compared = 0
     for row in rows:
@@ -461,8 +461,8 @@ def test_gmd_subset_end_to_end(gmd_dir, tmp_path):
 @pytest.mark.slow
 def test_whole_gmd_counts_equal_tfds(tmp_path):
     report = pp.preprocess(GMD_ZIP, str(tmp_path), allow_unverified=True, progress=False)
-    assert [report["splits"][s]["windows"] for s in pp.SPLITS] == [17261, 2121, 2033]
-    assert [report["splits"][s]["tensors"] for s in pp.SPLITS] == [15591, 1929, 1901]
+    assert [report["splits"][s]["windows"] for s in gmd.SPLITS] == [17261, 2121, 2033]
+    assert [report["splits"][s]["tensors"] for s in gmd.SPLITS] == [15591, 1929, 1901]
 
 
 def test_kill_9_during_preprocess_leaves_the_old_outputs_whole(gmd_zip, tmp_path):
