@@ -239,3 +239,69 @@ def sample(model, n=5, temperature=0.5, seed=0):
 
 
 MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
+
+
+class ModelPass:
+    """Posterior and teacher-forced decoder outputs of a checkpoint, in fixed-size batches.
+
+    One graph (is_training=False, so no dropout) with batch ``batch_size``:
+    the encoder's posterior mean and sigma, and magenta's
+    ``decoder.reconstruction_loss`` (the training-time teacher-forced pass)
+    run with z = posterior mean, giving the raw decoder outputs and magenta's
+    r_loss per window.  A split is run in chunks; the last one is padded
+    with empty windows that are dropped again.
+    """
+
+    def __init__(self, config_name, checkpoint, batch_size=256, hparams=None, seed=0):
+        config = load_config(config_name, hparams)
+        self.hparams = config.hparams
+        self.hparams.batch_size = batch_size
+        self.batch_size, self.length = batch_size, self.hparams.max_seq_len
+        converter = config.data_converter
+        self.input_depth, self.output_depth = converter.input_depth, converter.output_depth
+        with compat.magenta_graph() as self.graph:
+            tf.set_random_seed(seed)
+            model = config.model
+            model.build(self.hparams, self.output_depth, is_training=False)
+            self.inputs = tf.placeholder(tf.float32, [batch_size, self.length, self.input_depth], "inputs")
+            self.outputs = tf.placeholder(tf.float32, [batch_size, self.length, self.output_depth], "outputs")
+            self.lengths = tf.placeholder(tf.int32, [batch_size], "lengths")
+            posterior = model.encode(self.inputs, self.lengths)
+            mu = posterior.loc
+            # decoder inputs: the target shifted right by one step, a zero frame first (as in training)
+            x_input = tf.pad(self.outputs[:, :self.length - 1], [(0, 0), (1, 0), (0, 0)])
+            r_loss, _, decoded = model.decoder.reconstruction_loss(x_input, self.outputs, self.lengths, mu)[:3]
+            self.fetches = {"mu": mu, "sigma": posterior.stddev(), "logits": decoded.rnn_output, "r_loss": r_loss}
+            self.global_step = model.global_step
+            check_checkpoint(config_name, checkpoint, {v.op.name: v.shape.as_list() for v in tf.global_variables()})
+            self.saver = tf.train.Saver()
+            self.session = tf.Session(graph=self.graph)
+            self.saver.restore(self.session, checkpoint)
+            self.step = int(self.session.run(self.global_step))
+
+    def run(self, tensors):
+        """{mu, sigma [N, z], logits [N, T, 27] (raw), r_loss [N]} for window tensors."""
+        n = len(tensors["lengths"])
+        parts = []
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            pad = self.batch_size - (stop - start)
+            feed = {}
+            for placeholder, key in ((self.inputs, "inputs"), (self.outputs, "outputs")):
+                chunk = np.asarray(tensors[key][start:stop], np.float32)
+                feed[placeholder] = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
+            feed[self.lengths] = np.concatenate([np.minimum(tensors["lengths"][start:stop], self.length),
+                                                 np.full(pad, self.length)]).astype(np.int32)
+            values = self.session.run(self.fetches, feed)
+            parts.append({k: v[:stop - start] for k, v in values.items()})
+        if not parts:
+            raise data.DataError("no test windows to evaluate")
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def close(self):
+        self.session.close()
+
+
+def check_checkpoint(config_name, checkpoint, wanted):
+    """GenerateError unless the checkpoint holds every variable in ``wanted`` ({name: shape})."""
+    checkpoints.check_compatible(config_name, checkpoint, checkpoints.read_checkpoint_variables(checkpoint), wanted)

@@ -259,7 +259,7 @@ def test_model_pass_batches_do_not_change_results(tiny_checkpoint, tiny_tensors_
     tensors = data.load_tensors(tiny_tensors_path)
     outs = []
     for batch_size in (16, 3):
-        model_pass = evaluate.ModelPass("groovae_tiny", tiny_checkpoint, batch_size)
+        model_pass = model.ModelPass("groovae_tiny", tiny_checkpoint, batch_size)
         outs.append(model_pass.run(tensors))
         model_pass.close()
     for key in ("mu", "sigma", "logits", "r_loss"):
