@@ -115,6 +115,18 @@ def _evaluate(args):
     print(path)
 
 
+def _checkpoint_options(p):
+    p.add_argument("--config", default="groovae_4bar")
+    p.add_argument("--checkpoint", help="'public' (Google's groovae_4bar), 'private' (newest in --run_dir), "
+                   "a run dir, a checkpoint .tar or prefix; default: private if --run_dir else public")
+    p.add_argument("--run_dir", help="training run dir (for --checkpoint private)")
+
+
+def _download_options(p):
+    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
+    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="groovae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,10 +174,7 @@ def main(argv=None):
     p.set_defaults(run=_summary)
 
     p = sub.add_parser("generate", help="drum grooves as MIDI, WAV and PNG (+ manifest.json)")
-    p.add_argument("--config", default="groovae_4bar")
-    p.add_argument("--checkpoint", help="'public' (Google's groovae_4bar), 'private' (newest in --run_dir), "
-                   "a run dir, a checkpoint .tar or prefix; default: private if --run_dir else public")
-    p.add_argument("--run_dir", help="training run dir (for --checkpoint private)")
+    _checkpoint_options(p)
     p.add_argument("--mode", choices=["sample", "interpolate", "reconstruct"], default="sample")
     p.add_argument("--inputs", nargs="*", default=[], help="drum MIDI file(s): 2 to interpolate, 1 to reconstruct")
     p.add_argument("--window", type=int, nargs="*", default=[], help="4-bar window index per input file")
@@ -177,8 +186,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_wav", action="store_true", help="skip audio (needs fluidsynth + a GM SoundFont)")
     p.add_argument("--no_png", action="store_true")
-    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
-    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+    _download_options(p)
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_generate)
 
@@ -186,15 +194,11 @@ def main(argv=None):
     p.add_argument("manifest", help="a manifest.json written by generate")
     p.add_argument("--output_dir", required=True, help="where the rebuilt files go")
     p.add_argument("--checkpoint", help="where the checkpoint is, if not where the manifest says (sha256 checked)")
-    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
-    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+    _download_options(p)
     p.set_defaults(run=_regenerate)
 
     p = sub.add_parser("evaluate", help="reconstruction, sample and latent metrics of checkpoints -> report.md")
-    p.add_argument("--config", default="groovae_4bar")
-    p.add_argument("--checkpoint", help="'public', 'private' (newest in --run_dir), a run dir, a checkpoint .tar or "
-                   "prefix; default: private if --run_dir else public")
-    p.add_argument("--run_dir", help="training run dir (for --checkpoint private)")
+    _checkpoint_options(p)
     p.add_argument("--compare", nargs="+", metavar="[LABEL=]CONFIG:CHECKPOINT",
                    help="evaluate several checkpoints into one comparison report, "
                         "e.g. flat=groovae_4bar:runs/flat hier=groovae_4bar_hier:runs/hier")
@@ -208,8 +212,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=256, help="windows per teacher-forced batch")
     p.add_argument("--hparams", default="", help="the hparams overrides the run was trained with (if any)")
-    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
-    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+    _download_options(p)
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_evaluate)
 
