@@ -19,17 +19,24 @@ from groovae.configs import load_config
 from groovae.errors import GenerateError
 
 
-def model_variables(config_name, hparams=None):
-    """{name: shape} of the variables an inference graph of the config restores."""
+@contextlib.contextmanager
+def inference_graph(config_name, hparams=None, seed=0):
+    """A graph holding every variable a config's sampling and encoding restore (batch 1); yields it."""
     config = load_config(config_name, hparams)
     config.hparams.batch_size = 1
-    with compat.magenta_graph():
-        tf.set_random_seed(0)
+    with compat.magenta_graph() as graph:
+        tf.set_random_seed(seed)
         config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
         config.model.sample(1, max_length=config.hparams.max_seq_len,
                             z=tf.zeros([1, config.hparams.z_size]), temperature=1.0)
         config.model.encode(tf.zeros([1, config.hparams.max_seq_len, config.data_converter.input_depth]),
                             tf.ones([1], tf.int32))
+        yield graph
+
+
+def model_variables(config_name, hparams=None):
+    """{name: shape} of the variables an inference graph of the config restores."""
+    with inference_graph(config_name, hparams):
         return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
 
 

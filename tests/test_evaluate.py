@@ -271,18 +271,9 @@ def test_model_pass_batches_do_not_change_results(tiny_checkpoint, tiny_tensors_
 def untrained_checkpoint(config_name, folder):
     """A randomly initialised checkpoint of a config's inference variables (cheaper than training)."""
     import tensorflow.compat.v1 as tf
-
-    from groovae.configs import load_config
-    config = load_config(config_name)
-    config.hparams.batch_size = 1
-    with tf.Graph().as_default():
-        tf.set_random_seed(0)
-        config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
-        config.model.sample(1, max_length=64, z=tf.zeros([1, config.hparams.z_size]))
-        config.model.encode(tf.zeros([1, 64, config.data_converter.input_depth]), tf.ones([1], tf.int32))
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-            return tf.train.Saver().save(session, os.path.join(folder, "model.ckpt"), global_step=0)
+    with model.inference_graph(config_name), tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        return tf.train.Saver().save(session, os.path.join(folder, "model.ckpt"), global_step=0)
 
 
 def test_evaluate_hierarchical_config(tiny_tensors_path, tmp_path):
