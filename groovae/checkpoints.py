@@ -136,7 +136,7 @@ def public_checkpoint(url=PUBLIC_CHECKPOINT_URL, cache_dir=files.DEFAULT_CACHE, 
     """Downloads Google's groovae_4bar.tar once into the cache; returns the prefix.
 
     A cached tar that does not check out is fetched again, once; a fresh
-    files.download that does not check out is removed, so the next run fetches it.
+    download that does not check out is removed, so the next run fetches it.
     """
     tar_path = os.path.join(cache_dir, os.path.basename(url.rstrip("/")) or "groovae_4bar.tar")
     if os.path.exists(tar_path):
@@ -151,7 +151,7 @@ def public_checkpoint(url=PUBLIC_CHECKPOINT_URL, cache_dir=files.DEFAULT_CACHE, 
             check_checkpoint_tar(tar_path)
         except GenerateError as e:
             os.remove(tar_path)
-            raise GenerateError(f"{e} (removed; run again to files.download it again)") from None
+            raise GenerateError(f"{e} (removed; run again to download it again)") from None
     return checkpoint_from_tar(tar_path, cache_dir)
 
 
@@ -213,6 +213,6 @@ def check_compatible(config_name, prefix, stored, wanted):
     mismatched = [n for n, shape in wanted.items() if stored.get(n) != shape]
     if mismatched:
         looks_like = guess_config(stored)
-        hint = f"it looks like '{looks_like}'" if looks_like else "it matches no config in configs/"
+        hint = f"it looks like '{looks_like}'" if looks_like else "it matches no config in groovae/configs/"
         raise GenerateError(f"{prefix}: not a '{config_name}' checkpoint ({len(mismatched)} variables differ, "
                             f"e.g. {mismatched[0]}); {hint}")

@@ -46,7 +46,9 @@ def _generate(args):
     entry = generate.generate(args.config, prefix, args.output_dir, args.mode, n=args.n,
                               temperature=args.temperature, seed=args.seed, inputs=args.inputs,
                               windows=windows, steps=args.steps, wav=not args.no_wav, png=not args.no_png,
-                              source="public" if spec == "public" else None, hparams=args.hparams or None)
+                              source=(args.public_url or "public") if spec == "public" else
+                              spec if os.path.isfile(spec) else None,  # a .tar by its own name, not the cache's
+                              hparams=args.hparams or None)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
 

@@ -100,16 +100,6 @@ def concat_tensors(parts, converter):
     return {key: np.concatenate([p[key] for p in parts]) for key in TENSOR_KEYS}
 
 
-def split_groove(tensors):
-    """[..., 3k] GrooveConverter tensors -> hits (bool), velocities (0..1), offsets (-1..1), each [..., k].
-
-    An offset is 2 x (grid time - played time) / step, so a hit was played at step - offset / 2.
-    """
-    tensors = np.asarray(tensors)
-    k = tensors.shape[-1] // 3
-    return tensors[..., :k] > 0.5, tensors[..., k:2 * k], tensors[..., 2 * k:]
-
-
 def midi_files_to_tensors(paths, converter):
     """Tensors of all windows of ``paths``; unreadable files are skipped.
 

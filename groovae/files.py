@@ -70,28 +70,32 @@ def atomic_directory(dest, carry_over=False):
     """Yields a temp folder beside ``dest``; on success it takes ``dest``'s place whole.
 
     A reader finds the old folder or the new one, never a mix of the two.
-    ``carry_over`` moves entries of the old folder that the new one lacks
-    into it first (files that are not ours stay where the user put them).
+    ``carry_over`` then moves entries of the old folder that the new one
+    lacks into it (files that are not ours stay in the folder; should that
+    fail, they wait in the ``.old`` folder beside it, never deleted).
     """
     parent = os.path.dirname(os.path.abspath(dest))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
+    old = None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        old = None
         if os.path.isdir(dest):
-            if carry_over:
-                for name in set(os.listdir(dest)) - set(os.listdir(tmp)):
-                    os.replace(os.path.join(dest, name), os.path.join(tmp, name))
             old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".old")
             os.replace(dest, os.path.join(old, "previous"))
         os.replace(tmp, dest)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old and not os.path.exists(dest):  # the swap failed half-way: put the old folder back
+            os.replace(os.path.join(old, "previous"), dest)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old:
+        previous = os.path.join(old, "previous")
+        if carry_over:  # after the swap: a failure here leaves them in the .old folder, never deletes them
+            for name in set(os.listdir(previous)) - set(os.listdir(dest)):
+                os.replace(os.path.join(previous, name), os.path.join(dest, name))
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_of(path):

@@ -122,10 +122,14 @@ def package_versions():
 
 
 def portable_source(source, prefix, out_dir):
-    """How a manifest in ``out_dir`` names its checkpoint: 'public', a URL, or a path relative to out_dir."""
+    """How a manifest in ``out_dir`` names its checkpoint: 'public', a URL, or a path relative to out_dir.
+
+    A local ``source`` (e.g. a .tar) is named rather than the cache folder it was unpacked into.
+    """
     if source == "public" or files.is_url(source):
         return source
-    return os.path.relpath(os.path.abspath(prefix), os.path.abspath(out_dir))
+    local = source if source and os.path.exists(source) else prefix
+    return os.path.relpath(os.path.abspath(local), os.path.abspath(out_dir))
 
 
 def run_prefix(mode, temperature, seed, fingerprint):

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from groovae import data
+from groovae.errors import DataError
 
 STEPS_PER_BAR = 16
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016), variance of E_q[z] over the data
@@ -30,7 +30,6 @@ HISTOGRAM_BINS = {
 
 # ---------------------------------------------------------------- tensors
 
-split_groove = data.split_groove
 
 
 def activate(logits):
@@ -263,7 +262,7 @@ def nearest_hamming(query_hits, reference_hits, chunk=1024):
     |x| + |y| - 2 x.y, so each chunk of queries is one matrix product.
     """
     if len(reference_hits) == 0:
-        raise data.DataError("no reference (training) windows to compare against")
+        raise DataError("no reference (training) windows to compare against")
     q = np.asarray(query_hits, bool).reshape(len(query_hits), -1).astype(np.float32)
     r = np.asarray(reference_hits, bool).reshape(len(reference_hits), -1).astype(np.float32)
     if q.shape[1] != r.shape[1]:
@@ -294,3 +293,13 @@ def novelty(query_tensors, train_tensors, chunk=1024):
 def _floats(values):
     """A JSON-friendly list (NaN -> None)."""
     return [None if isinstance(v, float) and math.isnan(v) else v for v in np.asarray(values).tolist()]
+
+
+def split_groove(tensors):
+    """[..., 3k] GrooveConverter tensors -> hits (bool), velocities (0..1), offsets (-1..1), each [..., k].
+
+    An offset is 2 x (grid time - played time) / step, so a hit was played at step - offset / 2.
+    """
+    tensors = np.asarray(tensors)
+    k = tensors.shape[-1] // 3
+    return tensors[..., :k] > 0.5, tensors[..., k:2 * k], tensors[..., 2 * k:]

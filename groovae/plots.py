@@ -7,8 +7,9 @@ matplotlib.use("Agg")  # no display needed; notebooks show the saved PNGs
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from groovae import data, files  # noqa: E402
+from groovae import files  # noqa: E402
 from groovae.gmd import DRUM_CLASSES  # noqa: E402
+from groovae.metrics import split_groove  # noqa: E402
 
 DRUM_NAMES = tuple(c.replace("_hh", " hi-hat").replace("_", " ") for c in DRUM_CLASSES)  # "closed hi-hat", ...
 
@@ -20,7 +21,7 @@ def drum_roll(tensor, title=None, ax=None, steps_per_bar=16):
     (step - offset/2, GrooveConverter's convention), so micro-timing shows
     as a shift off the 16th-note grid.
     """
-    hits, velocities, offsets = data.split_groove(tensor)
+    hits, velocities, offsets = split_groove(tensor)
     num_steps, num_drums = hits.shape
     own_figure = ax is None
     if own_figure:

@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from groovae import data, files
+from groovae import data, files, gmd, windows
 from groovae.gmd import (ARCHIVE_NAME, DRUM_CLASSES, OFFICIAL_SHA256, OFFICIAL_SIZE, OFFICIAL_URL, SPLITS, add_metadata,
                          get_data, read_info, row_problem, verify_archive)
 from groovae.windows import SPLIT_BARS, exact_window_sequences, window_sequences
@@ -264,7 +264,7 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     source = source or OFFICIAL_URL
     for name, value in (("workers", workers), ("max_files", max_files)):
         if value is not None and not (isinstance(value, int) and value >= 1):
-            raise DataError(f"--{name} is {value!r}; it must be a whole number >= 1")
+            raise RequestError(f"--{name} is {value!r}; it must be a whole number >= 1")
     if window_mode not in ("tfds", "magenta"):
         raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
     data_dir = get_data(source, cache_dir, allow_unverified, progress)
@@ -323,7 +323,7 @@ def input_fingerprint(data_dir, rows, window_mode, config, exact):
         if os.path.isfile(path):
             data_hash.update(files.sha256_of(path).encode())
     code_hash = hashlib.sha256()
-    for path in (__file__, data.__file__, config_path(config)):
+    for path in (__file__, data.__file__, gmd.__file__, windows.__file__, config_path(config)):
         code_hash.update(files.sha256_of(path).encode())
     return {"data_sha256": data_hash.hexdigest(), "files": len(rows), "window_mode": window_mode,
             "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest()}
@@ -347,9 +347,9 @@ def up_to_date_report(out_dir, inputs):
 def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverified=False, progress=True):
     """Builds tfds ``groove/4bar-midionly`` offline from a local or cached zip.
 
-    Places the archive in tfds' files.download folder under the name tfds derives
+    Places the archive in tfds' download folder under the name tfds derives
     from the official URL, with the ``.INFO`` file tfds writes after a
-    files.download, so tfds finds it and does not fetch.  tfds checks the archive's
+    download, so tfds finds it and does not fetch.  tfds checks the archive's
     size and sha256 against its own list: a repacked archive fails there.
     Slow (single-threaded); returns the builder.
     """
@@ -368,7 +368,7 @@ def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverif
     verify_archive(zip_path, allow_unverified)
     data_dir = data_dir or os.path.join(cache_dir, "tensorflow_datasets")
     download_dir = os.path.join(data_dir, "downloads")
-    # Where tfds looks for a files.download whose checksum it knows: downloads/<dataset>/<name>
+    # Where tfds looks for a download whose checksum it knows: downloads/<dataset>/<name>
     # (and, legacy, downloads/<name>); a file there with an .INFO beside it is used as is.
     name = tfds_resource.get_dl_fname(OFFICIAL_URL, OFFICIAL_SHA256)
     for folder in (os.path.join(download_dir, "groove"), download_dir):

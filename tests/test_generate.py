@@ -262,3 +262,14 @@ def test_checkpoint_tar_that_unpacks_too_big_is_refused(tmp_path):
     with pytest.raises(DataError, match="would unpack to 92,000 bytes"):
         files.safe_extract_tar(path, str(tmp_path / "out"), max_bytes=10_000)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_tar_checkpoint_is_recorded_by_its_own_path_not_the_cache(tmp_path):
+    tar = tmp_path / "ckpts" / "groovae_4bar.tar"
+    tar.parent.mkdir()
+    tar.write_bytes(b"tar")
+    cached = str(tmp_path / "cache" / "checkpoints" / "x" / "model.ckpt-5")
+    out = str(tmp_path / "samples")
+    assert generate.portable_source(str(tar), cached, out) == os.path.join("..", "ckpts", "groovae_4bar.tar")
+    assert generate.portable_source(None, cached, out) == os.path.join("..", "cache", "checkpoints", "x", "model.ckpt-5")
+    assert generate.portable_source("https://host/x.tar", cached, out) == "https://host/x.tar"

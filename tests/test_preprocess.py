@@ -486,3 +486,14 @@ def test_kill_9_during_preprocess_leaves_the_old_outputs_whole(gmd_zip, tmp_path
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
     subprocess.run(args + ["--force"], cwd=ROOT, check=True, capture_output=True, timeout=300)  # and it recovers
     assert sorted(os.listdir(out)) == sorted(before)
+
+
+def test_other_files_in_the_output_folder_survive_a_rebuild(gmd_zip, processed, tmp_path):
+    _, _, cache = processed
+    out = tmp_path / "gmd"
+    out.mkdir()
+    (out / "my_notes.txt").write_text("mine")
+    pp.preprocess(gmd_zip, str(out), allow_unverified=True, cache_dir=cache, workers=1, progress=False)
+    pp.preprocess(gmd_zip, str(out), allow_unverified=True, cache_dir=cache, workers=1, progress=False, force=True)
+    assert (out / "my_notes.txt").read_text() == "mine" and (out / "train.npz").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["gmd"]  # no staging or .old folder left
