@@ -99,11 +99,7 @@ def checkpoint_in_dir(folder, origin):
         prefixes += [os.path.join(root, f[:-len(".index")]) for f in names if f.endswith(".index")]
     if not prefixes:
         raise GenerateError(f"{origin}: no checkpoint (.index file) inside")
-
-    def step(prefix):
-        match = re.search(r"-(\d+)$", prefix)
-        return int(match.group(1)) if match else -1
-    return max(prefixes, key=step)
+    return max(prefixes, key=lambda prefix: step_of(prefix) if step_of(prefix) is not None else -1)
 
 
 def checkpoint_from_tar(tar_path, cache_dir=files.DEFAULT_CACHE):

@@ -160,7 +160,7 @@ def summarize_run(run_dir, tail=5):
     checkpoint = checkpoints.newest_checkpoint(run_dir)
     if not checkpoint:
         raise TrainError(f"{run_dir}: holds no checkpoint")
-    step = int(checkpoint.rsplit("-", 1)[1])
+    step = checkpoints.step_of(checkpoint)
     rows = [r for r in read_metrics(os.path.join(run_dir, METRICS_CSV)) if int(r["step"]) <= step]
 
     def numbers(row):
