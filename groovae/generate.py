@@ -172,9 +172,10 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
         "config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
         "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None})
     no_audio = wav and audio.unavailable_reason()
+    no_wav_reason = None if wav else "not asked for (--no_wav)"  # recorded: the listening page says why
     if no_audio:  # MIDI, PNG and manifest are still worth having (e.g. after hours of training)
         _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
-        wav = False
+        wav, no_wav_reason = False, no_audio
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
         written = write_outputs(model, tensors, staging, prefix, wav, png)
@@ -182,7 +183,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
                  "checkpoint": portable_source(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
                  "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
                  "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
-                 "prefix": prefix, "wav": wav, "png": png,
+                 "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png,
                  "files": {f: files.sha256_of(os.path.join(staging, f)) for f in written},
                  "versions": package_versions()}
         replace_run(out_dir, staging, entry)
