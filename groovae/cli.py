@@ -51,6 +51,10 @@ def _generate(args):
                               hparams=args.hparams or None)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
+    from groovae import listen
+    page = listen.refresh_page_above(args.output_dir)  # a listening page showing this folder stays current
+    if page:
+        print(f"groovae generate: refreshed {page}", file=sys.stderr)
 
 
 def _regenerate(args):
@@ -67,6 +71,11 @@ def _regenerate(args):
               + ("identical" if not changed else f"{len(changed)} differ ({', '.join(changed[:3])})"))
     if differ:
         raise generate.GenerateError(f"{args.manifest}: {differ} of {len(runs)} runs did not regenerate bit for bit")
+
+
+def _listen(args):
+    from groovae import listen
+    print(listen.write_page(args.folder, args.title))
 
 
 def _evaluate(args):
@@ -217,6 +226,11 @@ def main(argv=None):
     _download_options(p)
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("listen", help="a static listening page (index.html) for a folder of generated grooves")
+    p.add_argument("folder", help="e.g. samples/: every subfolder with a manifest.json or MIDI files is shown")
+    p.add_argument("--title", default="groovae samples")
+    p.set_defaults(run=_listen)
 
     args = parser.parse_args(argv)
     from groovae.errors import GroovaeError

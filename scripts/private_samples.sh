@@ -22,4 +22,6 @@ gen --n 3 --temperature 1.0 --seed 0
 first=$(ls "$OUT"/sample_t0.5_s0_*_00.mid | head -1)
 gen --mode interpolate --inputs "$first" "${first%_00.mid}_03.mid" --steps 5 --temperature 0.5
 groovae summary --run_dir "$RUN_DIR" --output "$OUT/training_summary.json" > /dev/null
+# The listening page above the set (samples/index.html), now with the training summary too.
+if [[ -f "$(dirname "$OUT")/index.html" ]]; then groovae listen "$(dirname "$OUT")" > /dev/null; fi
 du -sh "$OUT"

@@ -16,6 +16,11 @@ apt_packages=()
 "$PYTHON" -c "import ensurepip, venv" 2>/dev/null || apt_packages+=(python3-venv)
 command -v fluidsynth >/dev/null || apt_packages+=(fluidsynth)
 [[ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ]] || apt_packages+=(fluid-soundfont-gm)
+# With --test: Debian's Chromium and its WebDriver for the listening page's browser test (tests/test_listen.py).
+if [[ " $* " == *" --test "* ]]; then
+  [[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
+  [[ -x /usr/bin/chromedriver ]] || apt_packages+=(chromium-driver)
+fi
 if ((${#apt_packages[@]})); then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     echo "setup: apt-get install ${apt_packages[*]}" >&2

@@ -18,6 +18,8 @@ def test_generate_without_fluidsynth_writes_midi_png_manifest_and_exits_0(tiny_r
     out = str(tmp_path / "samples")
     bare_path = str(tmp_path / "bin")  # a PATH on which no fluidsynth is found
     os.mkdir(bare_path)
+    from groovae import listen
+    listen.write_page(str(tmp_path))  # a listening page above the output folder: generate refreshes it
     proc = groovae("generate", "--config", "groovae_tiny", "--run_dir", run_dir, "--output_dir", out, "--n", "2",
                    env={**os.environ, "PATH": bare_path})
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -27,6 +29,9 @@ def test_generate_without_fluidsynth_writes_midi_png_manifest_and_exits_0(tiny_r
     assert entry["wav"] is False and sorted(entry["files"]) == [
         f"{entry['prefix']}_{i:02d}.{ext}" for i in range(2) for ext in ("mid", "png")]
     assert sorted(os.listdir(out)) == ["manifest.json"] + sorted(entry["files"])
+    page = (tmp_path / "index.html").read_text()
+    assert f"refreshed {tmp_path / 'index.html'}" in proc.stderr and page.count("<img") == 2
+    assert "No audio: generated without WAV files: the fluidsynth program is not installed" in page
 
 
 def test_train_then_generate(tiny_tensors_path, tmp_path):
@@ -93,7 +98,7 @@ def test_committed_files_name_no_folder_of_the_machine_that_made_them():
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     offenders = []
     for name in listed:
-        if name.startswith("tests/") or not name.endswith((".json", ".md", ".py", ".sh", ".ipynb", ".txt")):
+        if name.startswith("tests/") or not name.endswith((".json", ".md", ".py", ".sh", ".ipynb", ".txt", ".html")):
             continue
         with open(os.path.join(ROOT, name), errors="replace") as f:
             text = f.read()

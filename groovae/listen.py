@@ -1,0 +1,451 @@
+"""Listening page: every groove of a samples folder playable beside its drum roll.
+
+``write_page("samples")`` (``groovae listen samples/``) writes one static,
+self-contained ``samples/index.html``: CSS and a few lines of script inline,
+no fonts or scripts from elsewhere, only relative links, so it works opened
+from disk and served by GitHub Pages.  It reads each folder's
+``manifest.json`` (what made every groove: checkpoint and its steps,
+temperature, seed) and groups the grooves by folder, then by run: samples by
+temperature, interpolations in order, reconstructions after their input.
+``player_html`` is the same player for one folder with the files embedded
+(data URIs), for notebook outputs, where relative links do not resolve.
+
+Plain Python (no TensorFlow, no audio or image libraries): the drum rolls'
+sizes come from the PNG headers.
+"""
+import base64
+import html
+import json
+import os
+import struct
+import urllib.parse
+
+from groovae import files
+from groovae.checkpoints import step_of
+from groovae.errors import DataError
+
+PAGE = "index.html"
+MANIFEST = "manifest.json"
+SUMMARY = "training_summary.json"  # written beside the grooves by scripts/private_samples.sh
+GENERATOR = '<meta name="generator" content="groovae listen">'  # marks pages this module may overwrite
+MODE_ORDER = {"sample": 0, "interpolate": 1, "reconstruct": 2}
+MODE_TITLES = {"sample": "Samples", "interpolate": "Interpolation", "reconstruct": "Reconstruction"}
+
+# Scoped under .groovae-listen so the same player can sit inside a notebook's output.
+CSS = """
+.groovae-listen{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;
+ max-width:1100px;margin:auto;padding:0 12px}
+.groovae-listen code{font-size:90%;background:#f3f3f3;padding:0 3px;border-radius:3px}
+.groovae-listen section.folder{border-top:2px solid #ccc;margin-top:28px}
+.groovae-listen .run{margin:18px 0 26px}
+.groovae-listen .run h3{margin:6px 0 2px}
+.groovae-listen .meta,.groovae-listen .note{color:#555;font-size:90%;margin:2px 0}
+.groovae-listen .note{color:#8a4b00}
+.groovae-listen .grooves{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px;margin-top:8px}
+.groovae-listen .groove{border:1px solid #ddd;border-radius:6px;padding:6px 8px;margin:0}
+.groovae-listen .groove:focus{outline:2px solid #36c}
+.groovae-listen .groove.playing{border-color:#36c;background:#f4f8ff}
+.groovae-listen .groove.input{background:#fafafa;border-style:dashed}
+.groovae-listen .groove img{width:100%;height:auto;display:block}
+.groovae-listen .groove audio{width:100%;height:34px}
+.groovae-listen figcaption{font-size:88%;display:flex;justify-content:space-between;gap:8px}
+"""
+
+# Starting one groove pauses the others; space plays/pauses the focused groove.
+SCRIPT = """
+(function(){
+if(window.groovaeListen)return;window.groovaeListen=1;
+document.addEventListener('play',function(e){
+ document.querySelectorAll('.groovae-listen audio').forEach(function(a){if(a!==e.target)a.pause();});
+ var g=e.target.closest&&e.target.closest('.groove');if(g)g.classList.add('playing');},true);
+document.addEventListener('pause',function(e){
+ var g=e.target.closest&&e.target.closest('.groove');if(g)g.classList.remove('playing');},true);
+document.addEventListener('keydown',function(e){
+ if(e.key!==' '||!e.target.closest)return;
+ var g=e.target.closest('.groovae-listen .groove');
+ if(!g||e.target.closest('a,button,input'))return;
+ var a=g.querySelector('audio');if(!a)return;
+ e.preventDefault();
+ if(a.paused){var p=a.play();if(p)p.catch(function(){});}else a.pause();},true);
+})();
+"""
+
+
+# ---------------------------------------------------------------- reading a folder
+
+
+def read_runs(folder):
+    """The runs of ``folder``/manifest.json ([] without one); read directly, without generate's TF imports."""
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            runs = json.load(f)["runs"]
+        if not isinstance(runs, list):
+            raise TypeError("'runs' is not a list")
+        return runs
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a groovae manifest ({type(e).__name__}: {e})") from None
+
+
+def read_summary(folder):
+    """The training summary stored beside the grooves, or None."""
+    try:
+        with open(os.path.join(folder, SUMMARY)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def png_size(path):
+    """(width, height) from a PNG's IHDR chunk, or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def groove(folder, midi, label=None, wav_expected=True):
+    """One groove as plain data: its files (None where absent) and what the page shows about it.
+
+    ``midi`` is relative to ``folder``; the WAV and PNG are the files beside it with the same name.
+    """
+    base = midi[:-4]
+    wav, png = base + ".wav", base + ".png"
+    has_wav = os.path.isfile(os.path.join(folder, wav))
+    return {"name": os.path.basename(base), "midi": midi, "label": label,
+            "wav": wav if has_wav else None,
+            "png": png if os.path.isfile(os.path.join(folder, png)) else None,
+            "png_size": png_size(os.path.join(folder, png)),
+            "missing_wav": wav_expected and not has_wav}
+
+
+def run_grooves(folder, run):
+    """The grooves a manifest run wrote, in order, with the input first for a reconstruction."""
+    midis = sorted(f for f in run.get("files", {}) if f.endswith(".mid") and os.path.isfile(os.path.join(folder, f)))
+    wav = bool(run.get("wav", True))
+    out = []
+    if run.get("mode") == "reconstruct":
+        for record in run.get("inputs", []):
+            if _inside(record.get("path", "")) and os.path.isfile(os.path.join(folder, record["path"])):
+                out.append(dict(groove(folder, record["path"], "input", wav_expected=False), input=True))
+    for i, midi in enumerate(midis):
+        label = None
+        if run.get("mode") == "interpolate":
+            label = f"step {i + 1} of {len(midis)}"
+        elif run.get("mode") == "reconstruct":
+            label = "reconstruction"
+        out.append(groove(folder, midi, label, wav_expected=wav))
+    return out
+
+
+def _inside(relative):
+    """Whether a path relative to a folder stays inside it: only such inputs are linked."""
+    path = os.path.normpath(relative)
+    return bool(relative) and not os.path.isabs(path) and not path.startswith(os.pardir)
+
+
+def no_audio_reason(run, grooves):
+    """Why a run has no (or not all) audio, or None when every groove has its WAV."""
+    if not run.get("wav", True):
+        why = run.get("no_wav_reason")
+        return ("generated without WAV files" + (f": {why}" if why else
+                " (FluidSynth was not installed where it ran, or --no_wav was given)")
+                + "; the MIDI plays in any MIDI player")
+    missing = [g["name"] for g in grooves if g["missing_wav"]]
+    if missing:
+        return f"WAV file missing from this folder for {', '.join(missing)}"
+    return None
+
+
+def run_order(run):
+    return (MODE_ORDER.get(run.get("mode"), 9), run.get("temperature") or 0, run.get("seed") or 0,
+            run.get("prefix") or "")
+
+
+def read_folder(root, rel):
+    """One folder of the page as plain data: its runs (sorted) with their grooves, and loose MIDI files."""
+    folder = os.path.join(root, rel) if rel else root
+    runs = []
+    listed = set()
+    for run in sorted(read_runs(folder), key=run_order):
+        grooves = run_grooves(folder, run)
+        listed.update(run.get("files", {}))
+        runs.append({"run": run, "grooves": grooves, "no_audio": no_audio_reason(run, grooves)})
+    loose = sorted(f for f in os.listdir(folder) if f.endswith(".mid") and f not in listed)
+    if loose:  # MIDI files no manifest names: shown, without settings
+        grooves = [groove(folder, f, wav_expected=False) for f in loose]
+        runs.append({"run": {"mode": None}, "grooves": grooves,
+                     "no_audio": None if all(g["wav"] for g in grooves) else "no WAV beside some of these files"})
+    return {"path": rel, "runs": runs, "summary": read_summary(folder),
+            "readme": os.path.isfile(os.path.join(folder, "README.md"))}
+
+
+def find_folders(root):
+    """Folders under ``root`` (relative; '' is root itself) with grooves or a README: public ones first."""
+    found = []
+    for here, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skips generate's .staging-* folders
+        rel = os.path.relpath(here, root)
+        rel = "" if rel == os.curdir else rel.replace(os.sep, "/")
+        grooves = MANIFEST in names or any(n.endswith(".mid") for n in names)
+        if grooves or (rel and "README.md" in names):
+            found.append(rel)
+    # The reference model (Google's checkpoint) first, then the rest by name.
+    return sorted(found, key=lambda rel: (not rel.split("/")[-1].startswith("public"), rel))
+
+
+# ---------------------------------------------------------------- describing runs
+
+
+def describe_checkpoint(run):
+    """(name, training steps or None): ('model.ckpt-800', 800), ("Google's public checkpoint", 2721)."""
+    source = run.get("checkpoint") or "?"
+    if source == "public":
+        name = "Google's public checkpoint"
+    elif files.is_url(source):
+        name = f"the checkpoint at {source}"
+    else:
+        name = source.replace("\\", "/").split("/")[-1]
+    step = run.get("checkpoint_step")
+    if step is None and source != "public" and not files.is_url(source):
+        step = step_of(source)
+    return name, step
+
+
+def describe_model(runs):
+    """What made a folder's grooves, e.g. 'trained here, flat decoder (groovae_4bar)'."""
+    parts = []
+    for run in runs:
+        if run.get("mode") is None:
+            continue
+        origin = "Google's public checkpoint" if (run.get("checkpoint") == "public"
+                                                 or files.is_url(run.get("checkpoint") or "")) else "trained here"
+        config = run.get("config") or "?"
+        decoder = "hierarchical decoder" if "hier" in config else "flat decoder"
+        text = f"{origin}, {decoder} ({config})"
+        if text not in parts:
+            parts.append(text)
+    return "; ".join(parts)
+
+
+def run_title(run, anchor_of):
+    mode = run.get("mode")
+    if mode is None:
+        return "MIDI files without a manifest"
+    title = MODE_TITLES.get(mode, str(mode))
+    if mode == "sample":
+        title += f" at temperature {run.get('temperature'):g}"
+    elif mode in ("interpolate", "reconstruct"):
+        inputs = [i.get("path", "?") for i in run.get("inputs", [])]
+        linked = [f'<a href="#{_attr(anchor_of(p))}">{_text(os.path.basename(p))}</a>' if anchor_of(p) else
+                  f"<code>{_text(p)}</code>" for p in inputs]
+        title += (" from " + " to ".join(linked)) if mode == "interpolate" else (" of " + ", ".join(linked))
+        if mode == "interpolate":
+            title += f", {run.get('steps') or run.get('n')} steps"
+    return title
+
+
+def run_meta(run):
+    if run.get("mode") is None:
+        return ""
+    name, step = describe_checkpoint(run)
+    parts = [f"checkpoint <code>{_text(name)}</code>" + (f" ({step:,} training steps)" if step is not None else ""),
+             f"config <code>{_text(run.get('config', '?'))}</code>"]
+    if run.get("hparams"):
+        parts.append(f"hparams <code>{_text(run['hparams'])}</code>")
+    parts += [f"temperature {run.get('temperature', '?')}", f"seed {run.get('seed', '?')}"]
+    if run.get("prefix"):
+        parts.append(f"files <code>{_text(run['prefix'])}_*</code>")
+    return " · ".join(parts)
+
+
+def describe_summary(summary):
+    """'training: 800 steps, batch 512, 2.07 h of training, validation loss 143.5', or ''."""
+    if not summary:
+        return ""
+    parts = []
+    if summary.get("global_step") is not None:
+        parts.append(f"{summary['global_step']:,} steps")
+    if summary.get("hparams_batch_size"):
+        parts.append(f"batch {summary['hparams_batch_size']}")
+    if summary.get("train_hours") is not None:
+        parts.append(f"{summary['train_hours']} h of training")
+    loss = (summary.get("final_validation") or {}).get("loss")
+    if loss is not None:
+        parts.append(f"validation loss {loss}")
+    return "training: " + ", ".join(parts) if parts else ""
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _text(value):
+    return html.escape(str(value), quote=False)
+
+
+def _attr(value):
+    return html.escape(str(value), quote=True)
+
+
+def relative_link(rel_folder):
+    """Maps a file name inside ``rel_folder`` to a URL relative to the page (quoted)."""
+    def link(name):
+        path = f"{rel_folder}/{name}" if rel_folder else name
+        return urllib.parse.quote(os.path.normpath(path).replace(os.sep, "/"))
+    return link
+
+
+def embedded_link(folder):
+    """Maps a file name inside ``folder`` to a data URI (for notebook outputs, where links do not resolve)."""
+    types = {".wav": "audio/wav", ".png": "image/png", ".mid": "audio/midi"}
+
+    def link(name):
+        with open(os.path.join(folder, name), "rb") as f:
+            data = base64.b64encode(f.read()).decode("ascii")
+        return f"data:{types.get(os.path.splitext(name)[1], 'application/octet-stream')};base64,{data}"
+    return link
+
+
+def groove_html(g, link, anchor):
+    """A groove: caption (name, label, MIDI link), audio player, drum roll."""
+    caption = [f"<b>{_text(g['name'])}</b>"]
+    if g["label"]:
+        caption.append(_text(g["label"]))
+    midi = f'<a href="{_attr(link(g["midi"]))}" download="{_attr(os.path.basename(g["midi"]))}">MIDI</a>'
+    parts = [f'<figure class="groove{" input" if g.get("input") else ""}" tabindex="0" id="{_attr(anchor)}">',
+             f"<figcaption><span>{' · '.join(caption)}</span>{midi}</figcaption>"]
+    if g["wav"]:
+        parts.append(f'<audio controls preload="none" src="{_attr(link(g["wav"]))}"></audio>')
+    else:
+        parts.append('<p class="note">no audio</p>')
+    if g["png"]:
+        width, height = g["png_size"] or (1000, 300)
+        parts.append(f'<img loading="lazy" src="{_attr(link(g["png"]))}" width="{width}" height="{height}"'
+                     f' alt="drum roll of {_attr(g["name"])}">')
+    else:
+        parts.append('<p class="note">no drum roll</p>')
+    parts.append("</figure>")
+    return "".join(parts)
+
+
+def folder_html(data, link, anchor_prefix="", linked_docs=True):
+    """A folder's section: heading, what made it, then its runs.
+
+    ``link`` maps a file name in the folder to a URL; ``linked_docs`` links the
+    folder's README and training summary too (not in embedded players).
+    """
+    rel = data["path"]
+    anchor_of = lambda name: (anchor_prefix + (f"{rel}/" if rel else "") + name[:-4]  # noqa: E731
+                              if name.endswith(".mid") and _inside(name) else None)
+    model = describe_model([r["run"] for r in data["runs"]])
+    out = [f'<section class="folder" id="{_attr(anchor_prefix + (rel or "grooves"))}">',
+           f"<h2>{_text(rel + '/' if rel else 'grooves')}</h2>"]
+    if model:
+        out.append(f'<p class="meta">{_text(model)}</p>')
+    summary = describe_summary(data["summary"])
+    if summary:
+        source = f' (<a href="{_attr(link(SUMMARY))}">{SUMMARY}</a>)' if linked_docs else ""
+        out.append(f'<p class="meta">{_text(summary)}{source}</p>')
+    if data["readme"] and linked_docs:
+        out.append(f'<p class="meta">About this folder: <a href="{_attr(link("README.md"))}">README.md</a></p>')
+    if not data["runs"]:
+        out.append('<p class="note">No grooves in this folder yet'
+                   + (" (its README says how to make them)." if data["readme"] else ".") + "</p>")
+    for r in data["runs"]:
+        out.append('<div class="run">')
+        out.append(f"<h3>{run_title(r['run'], anchor_of)}</h3>")
+        meta = run_meta(r["run"])
+        if meta:
+            out.append(f'<p class="meta">{meta}</p>')
+        if r["no_audio"]:
+            out.append(f'<p class="note">No audio: {_text(r["no_audio"])}.</p>')
+        out.append('<div class="grooves">')
+        out += [groove_html(g, link, (anchor_of(g["midi"]) or anchor_prefix + g["name"])
+                            + ("-input" if g.get("input") else "")) for g in r["grooves"]]
+        out.append("</div></div>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def count(folders):
+    return sum(len(r["grooves"]) for f in folders for r in f["runs"])
+
+
+def render_page(root, title="groovae samples"):
+    """The whole page for ``root`` as a string."""
+    folders = [read_folder(root, rel) for rel in find_folders(root)]
+    toc = "".join(f'<li><a href="#{_attr(f["path"] or "grooves")}">{_text((f["path"] or ".") + "/")}</a> '
+                  f"({sum(len(r['grooves']) for r in f['runs'])} grooves)</li>" for f in folders)
+    body = "\n".join(folder_html(f, relative_link(f["path"])) for f in folders)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+{GENERATOR}
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{_text(title)}</title>
+<style>{CSS}</style>
+</head><body><main class="groovae-listen">
+<h1>{_text(title)}</h1>
+<p>4-bar drum grooves generated with GrooVAE, {count(folders)} in all: each with its sound (WAV), drum roll
+(rows are drums, darkness is velocity, shifts off the grid are micro-timing) and MIDI file, and what made it.
+Space plays or pauses the focused groove; starting one stops the others.
+Regenerate this page with <code>groovae listen {_text(os.path.basename(os.path.normpath(root)))}/</code>.</p>
+<ul>{toc}</ul>
+{body}
+</main><script>{SCRIPT}</script></body></html>
+"""
+
+
+def write_page(root, title="groovae samples"):
+    """Writes ``root``/index.html atomically; returns its path."""
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: no such folder")
+    text = render_page(root, title)
+    path = os.path.join(root, PAGE)
+    files.atomic_write(path, lambda f: f.write(text), mode="w")
+    return path
+
+
+def page_above(folder):
+    """The nearest index.html written by this module in ``folder`` or a folder above it, or None."""
+    here = os.path.abspath(folder)
+    while True:
+        path = os.path.join(here, PAGE)
+        try:
+            with open(path, errors="replace") as f:
+                if GENERATOR in f.read(4096):
+                    return path
+        except OSError:
+            pass
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def refresh_page_above(folder):
+    """Rewrites the listening page that shows ``folder``, if there is one; returns its path or None."""
+    path = page_above(folder)
+    return write_page(os.path.dirname(path), _title_of(path)) if path else None
+
+
+def _title_of(path):
+    with open(path, errors="replace") as f:
+        head = f.read(4096)
+    start, end = head.find("<title>"), head.find("</title>")
+    return html.unescape(head[start + 7:end]) if 0 <= start < end else "groovae samples"
+
+
+def player_html(folder, title=None):
+    """The page's player for one folder, with every file embedded: for notebook outputs (Colab included)."""
+    data = read_folder(folder, "")
+    link = embedded_link(folder)
+    heading = f"<h2>{_text(title)}</h2>" if title else ""
+    section = folder_html(data, link, "groovae-" + os.path.basename(os.path.normpath(folder)) + "-", linked_docs=False)
+    return f'<style>{CSS}</style><div class="groovae-listen">{heading}{section}</div><script>{SCRIPT}</script>'
