@@ -162,9 +162,13 @@ def test_notebooks_chain_across_fresh_runtimes_through_the_drive_folder(tmp_path
     assert len(_images(nb)) == 2 + 3  # a drum roll per sample and per interpolation step
     names = sorted(os.listdir(drive / "samples" / "notebook"))
     assert "manifest.json" in names and len([n for n in names if n.endswith(".mid")]) == 5
-    audio = [o for c in nb.cells for o in c.get("outputs", []) if "<audio" in o.get("data", {}).get("text/html", "")]
+    html = [o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", [])]
+    player = [h for h in html if "groovae-listen" in h]  # the last cell: the listening page's player, files embedded
+    audio = [h for h in html if "<audio" in h and h not in player]
     wavs = [n for n in names if n.endswith(".wav")]
     assert len(audio) == len(wavs) == (0 if "audio: unavailable" in text else 5)
+    assert len(player) == 1 and player[0].count("<audio") == len(wavs) and player[0].count("<img") == 5
+    assert 'src="data:image/png;base64,' in player[0] and "temperature 0.5" in player[0]
     assert sorted(os.listdir(drive)) == ["cache", "data", "runs", "samples"]
 
 
