@@ -1,10 +1,11 @@
 """Training speed on this machine: groovae's loop vs magenta's, fp32 vs bf16.
 
-Prints: GEMM peak (2048^3 matmul, fp32 and bf16), then for groovae_4bar at
-batch 512: setup, time to first step, steady s/step and peak RSS for
-groovae's loop (fp32, bf16) and magenta's music_vae_train (with the unbatch
-guard), and the validation loss after the same number of steps for fp32
-(two seeds, the noise) and bf16.
+Prints the CPU/device and the GEMM peak (2048^3 matmul, fp32 and bf16), then
+for groovae_4bar at batch 512: start-up, first step, steady s/step and peak
+RSS for groovae's loop (fp32; bf16 where the CPU has bf16 units) and
+magenta's music_vae_train, the ratios (ours fp32 / magenta, bf16 / fp32,
+s/step / GEMM floor), and the validation loss after the same number of steps
+for fp32 (two seeds, the noise) and bf16.
 
     python benchmarks/bench_train.py [--data /path/to/preprocess_out] [--steps 12] [--quality_steps 30]
 
@@ -69,6 +70,24 @@ print("WALL", time.time() - start)
 """
 
 
+def step_gflop(hparams, input_depth, output_depth):
+    """Matmul GFLOP of one training step of a flat MusicVAE (BiLSTM encoder, LSTM decoder fed z).
+
+    Forward: each LSTM cell multiplies [batch, in + units] by [in + units,
+    4 units] at every time step; backward costs twice the forward.
+    """
+    b, t = hparams.batch_size, hparams.max_seq_len
+    flops, depth = 0, input_depth
+    for units in hparams.enc_rnn_size:  # both directions
+        flops += 2 * 2 * b * t * (depth + units) * 4 * units
+        depth = 2 * units
+    depth = output_depth + hparams.z_size
+    for units in hparams.dec_rnn_size:
+        flops += 2 * b * t * (depth + units) * 4 * units
+        depth = units
+    return 3 * flops / 1e9
+
+
 def groovae_train(data, run_dir, steps, *extra):
     cmd = [sys.executable, "-m", "groovae", "train", "--config", "groovae_4bar", "--data", data,
            "--run_dir", run_dir, "--num_steps", str(steps), "--no_progress", "--checkpoint_every_secs", "1e9",
@@ -99,17 +118,40 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench_train_")
     data = args.data or synthetic_data(tmp)
 
-    print("== GEMM peak (2048^3 matmul, TF, this CPU)")
+    sys.path.insert(0, ROOT)
+    import groovae.compat  # noqa: F401  (shims before TF)
+    from groovae.configs import load_config
+    from groovae.model import choose_precision, cpu_flags, describe_device
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?") \
+        if os.path.exists("/proc/cpuinfo") else "?"
+    bf16, why = choose_precision("bf16")
+    print(f"== {cpu}; {os.cpu_count()} cores; device {describe_device()}; "
+          f"bf16 units: {', '.join(sorted({'avx512_bf16', 'amx_bf16'} & cpu_flags())) or 'none'}")
+    print("== GEMM peak (2048^3 matmul, TF, this device)")
     out, _, _ = run([sys.executable, "-c", "import groovae.compat\n" + GEMM], env=dict(os.environ, PYTHONPATH=ROOT))
     print(out.strip())
+    peak = float(re.search(r"float32: (\d+)", out).group(1))
+    config = load_config("groovae_4bar")
+    gflop = step_gflop(config.hparams, config.data_converter.input_depth, config.data_converter.output_depth)
 
-    print(f"== groovae_4bar, batch 512, {args.steps} steps")
+    print(f"== groovae_4bar, batch 512, {args.steps} steps; {gflop:.0f} GFLOP/step, "
+          f"so the fp32 GEMM floor is {gflop / peak:.2f} s/step")
     rows = {}
-    for name, extra in (("groovae fp32", []), ("groovae bf16", ["--bf16"])):
+    runs = [("groovae fp32", ["--precision", "fp32"])]
+    if bf16 == "bf16":
+        runs.append(("groovae bf16", ["--precision", "bf16"]))
+    else:
+        print(f"groovae bf16   skipped: {why} (training would use fp32)")
+    for name, extra in runs:
         result, rss = groovae_train(data, os.path.join(tmp, name.replace(" ", "_")), args.steps, *extra)
         rows[name] = result
         print(f"{name:14s} setup {result['setup_seconds']:6.1f} s | first step {result['first_step_seconds']:5.1f} s"
+              f" (start-up to first step {result['setup_seconds'] + result['first_step_seconds']:5.1f} s)"
               f" | steady {result['seconds_per_step']:5.2f} s/step | peak RSS {rss:6.0f} MB")
+    fp32 = rows["groovae fp32"]["seconds_per_step"]
+    print(f"ratio  ours fp32 / GEMM floor: {fp32 / (gflop / peak):.2f} ({gflop / fp32:.0f} GFLOP/s of {peak:.0f})")
+    if "groovae bf16" in rows:
+        print(f"ratio  ours bf16 / ours fp32: {rows['groovae bf16']['seconds_per_step'] / fp32:.2f}")
 
     tfrecord = os.path.join(data, "train.tfrecord")
     if not args.skip_magenta and os.path.exists(tfrecord):
@@ -121,12 +163,16 @@ def main():
         per_step = (walls[2 + args.steps] - walls[2]) / args.steps
         print(f"{'magenta loop':14s} 2 steps {walls[2]:5.1f} s (start-up + first steps) | "
               f"steps 3-{2 + args.steps}: {per_step:5.2f} s/step (first pass over the data) | peak RSS {rss:6.0f} MB")
+        print(f"ratio  ours fp32 / magenta: {fp32 / per_step:.2f}")
     elif not args.skip_magenta:
         print("magenta loop: skipped (needs train.tfrecord of NoteSequences: pass --data of a preprocess run)")
 
     if args.quality_steps:
         print(f"== validation loss after {args.quality_steps} steps (same data, same batches)")
-        for name, seed, extra in (("fp32 seed 0", "0", []), ("fp32 seed 1", "1", []), ("bf16 seed 0", "0", ["--bf16"])):
+        quality = [("fp32 seed 0", "0", ["--precision", "fp32"]), ("fp32 seed 1", "1", ["--precision", "fp32"])]
+        if bf16 == "bf16":
+            quality.append(("bf16 seed 0", "0", ["--precision", "bf16"]))
+        for name, seed, extra in quality:
             cmd_extra = ["--seed", seed, *extra]
             run_dir = os.path.join(tmp, "quality_" + name.replace(" ", "_"))
             cmd = [sys.executable, "-m", "groovae", "train", "--config", "groovae_4bar", "--data", data,

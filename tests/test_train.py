@@ -127,10 +127,63 @@ def test_summarize_run_refuses_a_folder_that_is_not_a_run(tmp_path):
         train.summarize_run(str(tmp_path))
 
 
-def test_bf16_mode_trains(tiny_tensors_path, tmp_path):
-    result = train.train("groovae_tiny", tiny_tensors_path, str(tmp_path / "run"), num_steps=3, bf16=True,
-                         progress=False)
-    assert result["bf16"] and np.isfinite(result["final_loss"])
+def test_bf16_is_chosen_only_on_cpus_with_bf16_units():
+    from groovae.model import choose_precision
+    assert choose_precision("auto", gpu=False, flags={"avx2", "avx512_bf16"})[0] == "bf16"
+    assert choose_precision("bf16", gpu=False, flags={"amx_bf16"})[0] == "bf16"
+    assert choose_precision("auto", gpu=False, flags={"avx2", "fma"}) == ("fp32", "this CPU has no AVX512-BF16/AMX units")
+    precision, why = choose_precision("bf16", gpu=False, flags={"avx2"})
+    assert precision == "fp32" and "bf16 asked for" in why and "no AVX512-BF16/AMX" in why
+    assert choose_precision("fp32", gpu=False, flags={"avx512_bf16"})[0] == "fp32"
+    assert choose_precision("auto", gpu=True, flags={"avx512_bf16"})[0] == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        choose_precision("fp16")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from groovae.model import cpu_flags
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse avx2 avx512_bf16\n\n")
+    assert cpu_flags(str(cpuinfo)) == {"fpu", "sse", "avx2", "avx512_bf16"}
+    assert cpu_flags(str(tmp_path / "absent")) == set()
+
+
+def test_session_config_skips_grappler_for_a_fast_start_but_keeps_the_bf16_rewrite():
+    from tensorflow.core.protobuf import rewriter_config_pb2
+    from groovae.model import session_config
+    assert session_config("fp32", fast_start=True).graph_options.rewrite_options.disable_meta_optimizer
+    assert not session_config("fp32").graph_options.rewrite_options.disable_meta_optimizer  # generation
+    bf16 = session_config("bf16", fast_start=True).graph_options.rewrite_options
+    assert not bf16.disable_meta_optimizer
+    assert bf16.auto_mixed_precision_onednn_bfloat16 == rewriter_config_pb2.RewriterConfig.ON
+
+
+@pytest.mark.skipif(not ({"avx512_bf16", "amx_bf16"} & __import__("groovae.model").model.cpu_flags()),
+                    reason="this CPU has no AVX512-BF16/AMX units, where TF skips the bf16 rewrite")
+def test_bf16_rewrite_runs_where_the_cpu_has_bf16_units():
+    import tensorflow.compat.v1 as tf
+    from groovae.model import session_config
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [64, 64])
+        weights = tf.Variable(np.ones((64, 64), np.float32))
+        y = tf.reduce_sum(tf.matmul(x, weights))
+        with tf.Session(config=session_config("bf16", fast_start=True)) as sess:
+            sess.run(tf.global_variables_initializer())
+            metadata = tf.RunMetadata()
+            sess.run(y, {x: np.ones((64, 64))}, options=tf.RunOptions(output_partition_graphs=True),
+                     run_metadata=metadata)
+    assert "DT_BFLOAT16" in str(metadata.partition_graphs)
+
+
+def test_bf16_request_trains_and_says_what_it_used(tiny_tensors_path, tmp_path):
+    from groovae.model import choose_precision
+    lines = []
+    result = train.train("groovae_tiny", tiny_tensors_path, str(tmp_path / "run"), num_steps=3, precision="bf16",
+                         progress=False, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    precision, why = choose_precision("bf16")
+    assert result["precision"] == precision and np.isfinite(result["final_loss"])
+    assert any(f"{precision} ({why})" in line for line in lines)
+    assert any(line.startswith("train: first step done") for line in lines)
 
 
 def test_killed_run_resumes_from_last_checkpoint(tiny_tensors_path, tmp_path):
