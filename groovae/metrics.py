@@ -236,9 +236,34 @@ FEATURES = {"velocity": hit_velocities, "offset": hit_offsets, "ioi": inter_onse
             "hits_per_bar": hits_per_bar}
 
 
+def per_class_velocity(tensors):
+    """Mean velocity of each drum class's hits, in MIDI units (0-127) [k]; nan for a class with none."""
+    hits, velocities, _ = split_groove(tensors)
+    counts = hits.sum((0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, (velocities * hits).sum((0, 1)) / counts * 127, np.nan)
+
+
+def per_class_timing_spread(tensors):
+    """Standard deviation of each class's hit timing off the grid, in 16th-note steps [k]; nan if < 2 hits.
+
+    A hit's offset is played time relative to its step in half steps
+    (GrooveConverter), so offset / 2 is in steps.
+    """
+    hits, _, offsets = split_groove(tensors)
+    spread = np.full(hits.shape[-1], np.nan)
+    for k in range(hits.shape[-1]):
+        values = offsets[..., k][hits[..., k]] / 2.0
+        if values.size > 1:
+            spread[k] = values.std()
+    return spread
+
+
 def groove_statistics(tensors):
-    """Per-class hit density per bar and the feature histograms of a set of grooves."""
+    """Per-class hit density per bar, velocity and timing spread, and the feature histograms of a set of grooves."""
     return {"n": len(tensors), "hit_density_per_bar": _floats(hit_density_per_bar(tensors)),
+            "velocity_per_class": _floats(per_class_velocity(tensors)),
+            "timing_spread_per_class": _floats(per_class_timing_spread(tensors)),
             "histograms": {name: _floats(histogram(fn(tensors), HISTOGRAM_BINS[name]))
                            for name, fn in FEATURES.items()}}
 

@@ -73,3 +73,26 @@ def training_curves(rows, title=None):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def training_curves_compared(runs, title=None):
+    """Loss, r_loss and KL of several runs on one figure: {label: metrics.csv rows}.
+
+    Train loss is drawn thin (every summary step), validation as points.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), dpi=100)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, key in zip(axes, ("loss", "r_loss", "kl_bits")):
+        for (label, rows), color in zip(runs.items(), colors):
+            for split, style, alpha in (("train", "-", 0.45), ("validation", "o-", 1.0)):
+                points = [(int(r["step"]), float(r[key])) for r in rows if r["split"] == split and r.get(key)]
+                if points:
+                    ax.plot(*zip(*points), style, color=color, alpha=alpha, ms=3, lw=1,
+                            label=f"{label} {split}")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

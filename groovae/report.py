@@ -210,6 +210,62 @@ def _density_table(results):
     return "Hits per bar by class:\n\n" + _table(["grooves"] + list(DRUM_NAMES), rows)
 
 
+LISTENER_TEMPERATURES = ("0.3", "0.5", "1")
+MS_PER_STEP_AT_120_BPM = 125.0  # a 16th note at 120 bpm
+TARGET_CLASSES = ("kick", "snare", "closed hi-hat", "ride")  # issue 16's targets, at T=0.5
+TARGET_DENSITY_TOLERANCE, TARGET_VELOCITY_OVERLAP = 0.15, 0.8
+
+
+def _per_class_cells(stats, key, scale=1.0, digits=2):
+    values = stats.get(key)
+    if values is None:  # results written before this statistic existed
+        return ["–"] * 9
+    return [_fmt(None if v is None else v * scale, digits) for v in values]
+
+
+def _listener_tables(results_list):
+    """Per drum class: hits per bar, mean velocity and timing spread, test data vs each model at T=0.3/0.5/1."""
+    from groovae.plots import DRUM_NAMES
+    test = results_list[0]["test_statistics"]
+    sections = []
+    for title, key, scale, digits in (("Hits per bar", "hit_density_per_bar", 1.0, 2),
+                                      ("Mean velocity (MIDI 0-127)", "velocity_per_class", 1.0, 0),
+                                      ("Timing spread: std of hit timing off the grid (ms at 120 bpm)",
+                                       "timing_spread_per_class", MS_PER_STEP_AT_120_BPM, 1)):
+        rows = [["test data"] + _per_class_cells(test, key, scale, digits)]
+        for r in results_list:
+            for t in LISTENER_TEMPERATURES:
+                if t in r["samples"]:
+                    rows.append([f"{r['label']} T={t}"]
+                                + _per_class_cells(r["samples"][t]["statistics"], key, scale, digits))
+        sections += [f"{title}:", "", _table(["grooves"] + list(DRUM_NAMES), rows), ""]
+    n = {r["samples"][t]["statistics"]["n"] for r in results_list for t in LISTENER_TEMPERATURES if t in r["samples"]}
+    return "\n".join([f"Samples: {', '.join(map(str, sorted(n)))} per model and temperature.", ""] + sections)
+
+
+def _targets_table(results_list, temperature="0.5"):
+    """At T=0.5: hits per bar within ±15 % of the test data for kick, snare, closed hi-hat, ride; velocity OA >= 0.8."""
+    from groovae.plots import DRUM_NAMES
+    test = results_list[0]["test_statistics"]["hit_density_per_bar"]
+    rows = []
+    for r in results_list:
+        if temperature not in r["samples"]:
+            continue
+        entry = r["samples"][temperature]
+        cells = []
+        for name in TARGET_CLASSES:
+            k = DRUM_NAMES.index(name)
+            ratio = entry["statistics"]["hit_density_per_bar"][k] / test[k]
+            ok = abs(ratio - 1) <= TARGET_DENSITY_TOLERANCE
+            cells.append(f"{ratio * 100 - 100:+.0f} % {'✓' if ok else '✗'}")
+        overlap = entry["vs_test"]["velocity"]["overlap"]
+        cells.append(f"{_fmt(overlap, 2)} {'✓' if overlap >= TARGET_VELOCITY_OVERLAP else '✗'}")
+        rows.append([r["label"]] + cells)
+    header = ["model"] + [f"{name} hits/bar vs test" for name in TARGET_CLASSES] + ["velocity OA"]
+    return (f"Targets at T={temperature}: hits per bar within ±{TARGET_DENSITY_TOLERANCE:.0%} of the test data, "
+            f"velocity histogram overlap ≥ {TARGET_VELOCITY_OVERLAP}.\n\n" + _table(header, rows))
+
+
 def _write_json(path, results):
     files.atomic_write(path, lambda f: json.dump(results, f, indent=1, default=_json_default), mode="w")
 
@@ -293,11 +349,12 @@ def comparison_verdict(results_list):
     return " ".join(sentences)
 
 
-def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical decoder"):
+def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical decoder", curves=None):
     """report.md comparing several evaluations (e.g. flat vs hier) + the temperature sweep of the best one.
 
-    Each evaluation also gets its own single report in ``out_dir/<label>/``.
-    Returns the path of the comparison report.md.
+    Each evaluation also gets its own single report in ``out_dir/<label>/``;
+    ``curves`` ({label: metrics.csv rows}) adds their training curves on one
+    plot.  Returns the path of the comparison report.md.
     """
     from groovae.plots import save_figure
     if not results_list:
@@ -328,6 +385,14 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
                     loss_rows), "", "## Latent space", "",
              _table(["model", "active units", "KL (bits)", "dims > 0.1 bit"], latent_rows), "",
              "![latent](latent.png)", ""]
+    if curves and any(curves.values()):
+        from groovae.plots import training_curves_compared
+        save_figure(training_curves_compared({k: v for k, v in curves.items() if v}),
+                    os.path.join(out_dir, "training_curves.png"))
+        lines += ["## Training", "", "![training curves](training_curves.png)", ""]
+    if any(t in r["samples"] for r in results_list for t in LISTENER_TEMPERATURES):
+        lines += ["## What the samples sound like, per drum class", "", _targets_table(results_list), "",
+                  _listener_tables(results_list)]
     if best["samples"]:
         lines += [f"## Temperature sweep: {best['label']} (best free-running hit F1)", "",
                   _table(SAMPLE_HEADER, _sample_rows(best)), "", _density_table(best), "",

@@ -182,6 +182,25 @@ def test_statistics_of_identical_sets_match_perfectly():
     json.dumps(stats)
 
 
+def test_per_class_velocity_and_timing_spread_known_answers():
+    hits = np.zeros((2, 64, K), np.float32)
+    velocities, offsets = np.zeros_like(hits), np.zeros_like(hits)
+    hits[0, 0, 0] = hits[1, 4, 0] = 1  # kick: velocities 0.5 and 1.0, offsets -0.2 and +0.2 (half steps)
+    velocities[0, 0, 0], velocities[1, 4, 0] = 0.5, 1.0
+    offsets[0, 0, 0], offsets[1, 4, 0] = -0.2, 0.2
+    hits[0, 8, 1], velocities[0, 8, 1] = 1, 0.25  # snare: one hit, so no spread
+    tensors = groove(hits, velocities, offsets)
+    velocity = metrics.per_class_velocity(tensors)
+    assert velocity[0] == pytest.approx(0.75 * 127) and velocity[1] == pytest.approx(0.25 * 127)
+    assert np.isnan(velocity[2:]).all()
+    spread = metrics.per_class_timing_spread(tensors)
+    assert spread[0] == pytest.approx(0.1)  # +-0.1 steps around the mean
+    assert np.isnan(spread[1:]).all()
+    stats = metrics.groove_statistics(tensors)
+    assert stats["velocity_per_class"][2] is None or np.isnan(stats["velocity_per_class"][2])
+    json.dumps(stats)
+
+
 def test_nearest_hamming_known_answers_and_matches_brute_force():
     reference = np.zeros((3, 64, K), bool)
     reference[1, ::4, 0] = True
@@ -299,8 +318,17 @@ def test_reports(tiny_results, tmp_path):
     verdict = report.comparison_verdict([dict(tiny_results, label="worse", reconstruction=worse), tiny_results])
     assert verdict.count("best hit F1 **groovae_tiny**") == 2 and verdict.count("best timing MAE **groovae_tiny**") == 2
     other = dict(tiny_results, label="hier", global_step=41)
-    path = report.write_comparison_report([tiny_results, other], str(tmp_path))
+    curves = {"groovae_tiny": [{"step": "10", "split": "train", "loss": "5.0", "r_loss": "4.0", "kl_bits": "1"},
+                               {"step": "20", "split": "validation", "loss": "4.5", "r_loss": "4", "kl_bits": "2"}],
+              "hier": []}
+    path = report.write_comparison_report([tiny_results, other], str(tmp_path), curves=curves)
     text = open(path).read()
+    assert os.path.getsize(tmp_path / "training_curves.png") > 1000 and "![training curves]" in text
+    assert "Targets at T=0.5" in text and "| groovae_tiny | " in text.split("Targets at T=0.5")[1]
+    for table in ("Hits per bar:", "Mean velocity (MIDI 0-127):", "Timing spread"):
+        section = text.split(table)[1].split("\n\n")[1]
+        assert section.count("| groovae_tiny T=0.5 |") == 1 and section.count("| hier T=1 |") == 1, table
+        assert "| test data |" in section and "T=0.3" not in section  # not sampled: no row
     assert "best hit F1" in text and "not an equal-budget comparison" in text and "Temperature sweep" in text
     assert "| groovae_tiny | 40 | teacher-forced |" in text and "training windows (reference)" in text
     single = open(tmp_path / "hier" / "report.md").read()
@@ -332,6 +360,7 @@ def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path)
     assert proc.stdout.strip().splitlines()[-1] == os.path.join(cmp_dir, "report.md")
     assert os.path.exists(os.path.join(cmp_dir, "flat", "report.md"))
     assert "best hit F1" in open(os.path.join(cmp_dir, "report.md")).read()
+    assert os.path.getsize(os.path.join(cmp_dir, "training_curves.png")) > 1000  # from the run dir's metrics.csv
     for folder, _, files in os.walk(cmp_dir):  # paths relative to the report: none of this machine's folders
         for name in files:
             if name.endswith((".md", ".json")):
