@@ -4,6 +4,9 @@ Training reads precomputed window tensors (``.npz``: inputs, outputs,
 lengths) and feeds numpy batches, so no Python conversion runs per epoch and
 no tf.data ``unbatch`` (see compat.guard_unbatch) is ever on the path.
 """
+import collections
+import csv
+import functools
 import io
 import os
 
@@ -13,7 +16,7 @@ from groovae import files  # noqa: E402
 import note_seq  # noqa: E402
 import numpy as np  # noqa: E402
 
-from groovae.errors import DataError, NoDrumNotes  # noqa: E402,F401  (data.DataError for callers)
+from groovae.errors import DataError, NoDrumNotes, NoNotes, UnmappedPitches  # noqa: E402,F401  (for callers)
 
 TENSOR_KEYS = ("inputs", "outputs", "lengths")
 
@@ -40,31 +43,152 @@ def midi_bytes_to_sequence(midi, name="<bytes>"):
         raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
 
 
-def drum_midi(midi, name="<bytes>"):
-    """(PrettyMIDI, NoteSequence) of MIDI bytes with the drum tracks only.
+DrumMidi = collections.namedtuple("DrumMidi", "pm sequence unmapped")
+DrumMidi.__doc__ = """A MIDI file's drums: PrettyMIDI, NoteSequence, and a Counter of the dropped pitches."""
 
-    Drums are the notes on General MIDI's drum channel (10), as in the GMD:
-    the one rule every stage uses.  Melodic notes are dropped rather than
-    mapped onto drum classes by their pitch.  NoDrumNotes if the file has
-    notes but none of them are drums.
+GM_DRUM_CHANNEL = 10  # General MIDI's drum channel, counted from 1 as in every DAW
+MAX_UNMAPPED_SHARE = 0.5  # more unmapped drum notes than this: another kit's mapping, not a few extras
+
+
+def drum_midi(midi, name="<bytes>", drum_map=None, drum_channel=None):
+    """DrumMidi of MIDI bytes: the drum notes only, on the model's nine classes.
+
+    The one drum rule every stage uses.  Drums are the notes on General MIDI's
+    drum channel (10), as in the GMD, and on ``drum_channel`` if given;
+    melodic notes are dropped rather than mapped onto drum classes by their
+    pitch.  A drum note whose pitch the drum map lacks is dropped and counted
+    in ``unmapped``.  The default map is the converter's own (magenta's
+    ROLAND_DRUM_PITCH_CLASSES); ``drum_map`` ({pitch: class index}, see
+    read_drum_map) overrides it pitch by pitch, its notes moved to their
+    class's first default pitch so that the converter reads them as that class.
+
+    Raises DataError (unreadable), NoNotes, NoDrumNotes (naming the channels
+    and programs used instead) or UnmappedPitches (over half the drum notes
+    unmapped: the file follows another kit's mapping).
     """
-    import pretty_midi
     if not midi:
         raise DataError(f"{name}: empty MIDI file")
-    try:
-        pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
-    except Exception as e:  # mido/pretty_midi raise many types on corrupt files
-        raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
+    pm = _pretty_midi(midi, name, drum_channel)
     others = [i for i in pm.instruments if not i.is_drum and i.notes]
     pm.instruments = [i for i in pm.instruments if i.is_drum]
-    if others and not any(i.notes for i in pm.instruments):
+    drum_notes = sum(len(i.notes) for i in pm.instruments)
+    if not drum_notes:
+        if not others:
+            raise NoNotes(f"{name}: no notes")
         programs = sorted({int(i.program) for i in others})
+        drums = f"channel {GM_DRUM_CHANNEL}" + (f" and --drum_channel {drum_channel}" if drum_channel else "")
         raise NoDrumNotes(f"{name}: no drum notes ({sum(len(i.notes) for i in others)} notes on non-drum "
-                          f"tracks, programs {programs}; drums are read from MIDI channel 10)")
+                          f"tracks, programs {programs}, MIDI channels {_note_channels(midi)}; drums are read "
+                          f"from {drums}, --drum_channel N reads another)")
+    unmapped = _map_drums(pm, drum_map)
+    if sum(unmapped.values()) > MAX_UNMAPPED_SHARE * drum_notes:
+        top = ", ".join(f"{pitch} ({n})" for pitch, n in unmapped.most_common(5))
+        raise UnmappedPitches(f"{name}: {sum(unmapped.values())} of {drum_notes} drum notes have pitches outside "
+                              f"the drum map{' (default + --drum_map)' if drum_map else ''} (pitch (notes): {top}); "
+                              f"--drum_map FILE maps a kit's own pitches onto the 9 classes")
     try:
-        return pm, note_seq.midi_to_note_sequence(pm)
+        return DrumMidi(pm, note_seq.midi_to_note_sequence(pm), unmapped)
     except Exception as e:
         raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
+
+
+def _pretty_midi(midi, name, drum_channel=None):
+    """PrettyMIDI of the bytes, with ``drum_channel``'s messages moved to the drum channel."""
+    import mido
+    import pretty_midi
+    try:
+        if drum_channel in (None, GM_DRUM_CHANNEL):
+            return pretty_midi.PrettyMIDI(io.BytesIO(midi))
+        midi_file = mido.MidiFile(file=io.BytesIO(midi))
+        for track in midi_file.tracks:
+            for k, message in enumerate(track):
+                if getattr(message, "channel", None) == drum_channel - 1:
+                    track[k] = message.copy(channel=GM_DRUM_CHANNEL - 1)
+        return pretty_midi.PrettyMIDI(mido_object=midi_file)
+    except Exception as e:  # mido/pretty_midi raise many types on corrupt files
+        raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
+
+
+def _note_channels(midi):
+    """The MIDI channels (1-16) that have notes, for messages naming where the notes are."""
+    import mido
+    midi_file = mido.MidiFile(file=io.BytesIO(midi))
+    return sorted({m.channel + 1 for track in midi_file.tracks for m in track
+                   if m.type == "note_on" and m.velocity > 0})
+
+
+@functools.lru_cache(maxsize=1)
+def _default_classes():
+    """The converter's pitch classes: magenta's ROLAND_DRUM_PITCH_CLASSES (one list of pitches per class)."""
+    from magenta.models.music_vae import data as music_vae_data
+    return tuple(tuple(pitches) for pitches in music_vae_data.ROLAND_DRUM_PITCH_CLASSES)
+
+
+def default_drum_map():
+    """{pitch: class index} the groove configs' converter uses."""
+    return {pitch: k for k, pitches in enumerate(_default_classes()) for pitch in pitches}
+
+
+def _map_drums(pm, drum_map=None):
+    """Keeps the drum notes whose pitch the map has (moved to a default pitch of their class if ``drum_map``'s).
+
+    Returns a Counter of the dropped notes' pitches.  Files whose pitches are
+    all in the default map (the whole GMD) are left exactly as they were.
+    """
+    drum_map = drum_map or {}
+    classes = {**default_drum_map(), **drum_map}
+    target = [pitches[0] for pitches in _default_classes()]
+    unmapped = collections.Counter()
+    for instrument in pm.instruments:
+        kept = []
+        for note in instrument.notes:
+            k = classes.get(note.pitch)
+            if k is None:
+                unmapped[note.pitch] += 1
+                continue
+            if note.pitch in drum_map:
+                note.pitch = target[k]
+            kept.append(note)
+        if len(kept) != len(instrument.notes):
+            instrument.notes = kept
+    return unmapped
+
+
+def read_drum_map(path):
+    """{pitch: class index} from a drum map file.
+
+    A CSV file, one ``pitch,class`` row per MIDI pitch of the kit, ``class``
+    one of the nine names of gmd.DRUM_CLASSES (kick, snare, closed_hh,
+    open_hh, low_tom, mid_tom, high_tom, crash, ride).  A ``pitch,class``
+    header, blank lines and lines starting with ``#`` are allowed.  It
+    overrides the default map for the pitches it lists; the others keep
+    their default class (or, outside it, are dropped).
+    """
+    from groovae.gmd import DRUM_CLASSES
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read the drum map ({getattr(e, 'strerror', None) or e})") from None
+    mapping = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        cells = [c.strip() for c in row]
+        if not any(cells) or cells[0].startswith("#") or [c.lower() for c in cells] == ["pitch", "class"]:
+            continue
+        where = f"{path}: line {number}"
+        if len(cells) != 2:
+            raise DataError(f"{where}: expected 'pitch,class', got {','.join(row)!r}")
+        pitch, name = cells[0], cells[1].lower()
+        if not (pitch.isdigit() and 0 <= int(pitch) <= 127):
+            raise DataError(f"{where}: pitch {pitch!r} is not a MIDI pitch 0..127")
+        if name not in DRUM_CLASSES:
+            raise DataError(f"{where}: unknown class {cells[1]!r} (one of {', '.join(DRUM_CLASSES)})")
+        if int(pitch) in mapping:
+            raise DataError(f"{where}: pitch {int(pitch)} is listed twice")
+        mapping[int(pitch)] = DRUM_CLASSES.index(name)
+    if not mapping:
+        raise DataError(f"{path}: no 'pitch,class' rows (a drum map lists the kit's pitches, e.g. '36,kick')")
+    return mapping
 
 
 def sequence_to_tensors(sequence, converter):

@@ -10,11 +10,32 @@ class GroovaeError(Exception):
 
 
 class DataError(GroovaeError):
-    """Bad input data (MIDI, archives, info.csv, tensor files)."""
+    """Bad input data (MIDI, archives, info.csv, tensor files).
+
+    ``reason`` is the preprocess report's short name for why a file gave no
+    windows; each subclass below is one such reason.
+    """
+    reason = "unreadable"
+
+
+class NoNotes(DataError):
+    """A readable MIDI file without a single note."""
+    reason = "no notes"
 
 
 class NoDrumNotes(DataError):
     """A MIDI file whose notes are all on non-drum tracks."""
+    reason = "no drum notes"
+
+
+class UnmappedPitches(DataError):
+    """A MIDI file whose drum notes are mostly pitches outside the drum map (another kit's mapping)."""
+    reason = "pitches outside the drum map"
+
+
+class TempoChanges(DataError):
+    """A MIDI file with more than one tempo (its bars have no single length)."""
+    reason = "tempo changes"
 
 
 class ConfigError(GroovaeError):

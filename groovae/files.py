@@ -204,6 +204,19 @@ def safe_extract(zip_path, dest, max_bytes=MAX_UNPACKED_BYTES):
     return root
 
 
+def extract_once(zip_path, cache_dir):
+    """``zip_path`` extracted (safely) into the cache, once per archive content; returns the folder.
+
+    The key is path + size + mtime: cheap to compute, and new whenever the archive is replaced.
+    """
+    st = os.stat(zip_path)
+    key = hashlib.sha1(f"{os.path.abspath(zip_path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    dest = os.path.join(cache_dir, "extracted", key)
+    if not os.path.isdir(dest):
+        safe_extract(zip_path, dest)
+    return dest
+
+
 MAX_CHECKPOINT_BYTES = 4 << 30  # groovae checkpoints are tens of MB; a tar unpacking past this is refused
 
 

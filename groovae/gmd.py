@@ -6,7 +6,6 @@ extracts it, or takes a local zip or folder.  Each info.csv row's fields are
 checked before use, and its metadata travels with the file's NoteSequence.
 """
 import csv
-import hashlib
 import os
 import sys
 import urllib.parse
@@ -105,13 +104,7 @@ def get_data(source=OFFICIAL_URL, cache_dir=None, allow_unverified=False, progre
     else:
         raise DataError(f"{source}: no such file, folder or URL")
     verify_archive(zip_path, allow_unverified)
-    # One extraction per archive content: the key is size + mtime + name, cheap to compute.
-    st = os.stat(zip_path)
-    key = hashlib.sha1(f"{os.path.abspath(zip_path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    dest = os.path.join(cache_dir, "extracted", key)
-    if not os.path.isdir(dest):
-        files.safe_extract(zip_path, dest)
-    return find_data_dir(dest)
+    return find_data_dir(files.extract_once(zip_path, cache_dir))
 
 
 def read_info(data_dir):

@@ -1,14 +1,17 @@
-"""Stage 1: Groove MIDI Dataset -> per-split NoteSequences and 4-bar window tensors.
+"""Stage 1: Groove MIDI Dataset (or your own drum MIDI) -> per-split NoteSequences and 4-bar window tensors.
 
-``preprocess(source, out_dir)`` gets the GMD (URL, zip or extracted folder),
-reads ``groove/info.csv`` and, in parallel over files, writes
+``preprocess(source, out_dir)`` gets the GMD (URL, zip or extracted folder)
+and reads ``groove/info.csv``, or, for a folder or zip of MIDI files without
+one, lists them (groovae.corpus: split by path hash or split.csv, tempo and
+time signature from each file), and, in parallel over files, writes
 
 * ``<out_dir>/{train,validation,test}.tfrecord``: whole-file NoteSequence
   protos carrying the GMD metadata (what magenta's tools read);
 * ``<out_dir>/{train,validation,test}.npz``: the config's GrooveConverter
   tensors of 4-bar windows, plus per-window ``bpm``, ``source_id`` and
   ``start_bar``;
-* ``<out_dir>/report.json``.
+* ``<out_dir>/report.json``: counts, and every file that gave no tensors with
+  its reason (one per file, from the step that gave up) and detail.
 
 Window modes:
 
@@ -37,10 +40,10 @@ import time
 
 import numpy as np
 
-from groovae import data, files, gmd, windows
+from groovae import corpus, data, files, gmd, windows
 from groovae.gmd import (ARCHIVE_NAME, DRUM_CLASSES, OFFICIAL_SHA256, OFFICIAL_SIZE, OFFICIAL_URL, SPLITS, add_metadata,
                          get_data, read_info, row_problem, verify_archive)
-from groovae.windows import SPLIT_BARS, exact_window_sequences, window_sequences
+from groovae.windows import SPLIT_BARS, bar_count, exact_window_sequences, window_sequences
 from groovae.errors import DataError, RequestError
 
 
@@ -70,17 +73,23 @@ def _init_worker():
 
 
 def process_file(job):
-    """Converts one info.csv row; never raises for bad MIDI.
+    """Converts one info.csv row, or one corpus file's row; never raises for bad MIDI.
 
-    Returns a plain dict: id, split, error (one line or None), sequence
-    (serialized NoteSequence), windows (count cut), tensors (dict of arrays
-    with per-window metadata, or None).
+    ``job`` is (row, data_dir, window_mode, config_name, exact[, drums]),
+    ``drums`` the keyword arguments of data.drum_midi (drum_map,
+    drum_channel).  A corpus row (corpus.corpus_rows) gets its bpm and time
+    signature from the MIDI file.  Returns a plain dict: id, split, error
+    (one line or None) and reason, sequence (serialized NoteSequence),
+    windows (count cut), bars, unmapped (dropped pitches), tensors (dict of
+    arrays with per-window metadata, or None).
     """
-    row, data_dir, window_mode, config_name, exact = job
+    row, data_dir, window_mode, config_name, exact, *rest = job
+    drums = rest[0] if rest else {}
+    from_midi = row.get("metadata") == "midi"
     result = {"id": row["id"], "split": row["split"], "file": row["midi_filename"] or "",
               "time_signature": row.get("time_signature") or "",
-              "error": None, "sequence": None, "windows": 0, "tensors": None}
-    problem = row_problem(row)
+              "error": None, "sequence": None, "windows": 0, "bars": None, "unmapped": {}, "tensors": None}
+    problem = None if from_midi else row_problem(row)
     if problem:
         result["error"], result["reason"] = f"info.csv row {row['id']}: {problem}", "bad info.csv row"
         return result
@@ -88,26 +97,29 @@ def process_file(job):
     try:
         with open(path, "rb") as f:
             midi = f.read()
-        pm, sequence = data.drum_midi(midi, row["midi_filename"])
+        pm, sequence, unmapped = data.drum_midi(midi, row["midi_filename"], **drums)
+        if from_midi:
+            row = {**row, **corpus.midi_metadata(pm, row["midi_filename"])}
     except OSError as e:
         result["error"] = f"{row['midi_filename']}: cannot read ({e.strerror})"
         return result
     except DataError as e:
-        result["error"] = str(e)
-        if isinstance(e, data.NoDrumNotes):
-            result["reason"] = "no drum notes"
+        result["error"], result["reason"] = str(e), e.reason
         return result
-    result["sequence"] = add_metadata(sequence, row).SerializeToString()
+    result["unmapped"] = dict(unmapped)
+    result["time_signature"] = row["time_signature"]
+    result["sequence"] = (corpus.add_metadata if from_midi else add_metadata)(sequence, row).SerializeToString()
 
     converter = _converter(config_name)
     parts, start_bars = [], []
+    try:
+        bpm = row["bpm"] if from_midi else int(row["bpm"])
+        beats_per_bar = int(row["time_signature"].split("-")[0])
+    except ValueError:
+        result["error"] = f"{row['midi_filename']}: bad bpm/time_signature in info.csv"
+        return result
+    result["bars"] = bar_count(pm.get_end_time(), bpm, beats_per_bar)[1]
     if window_mode == "tfds":
-        try:
-            bpm = int(row["bpm"])
-            beats_per_bar = int(row["time_signature"].split("-")[0])
-        except ValueError:
-            result["error"] = f"{row['midi_filename']}: bad bpm/time_signature in info.csv"
-            return result
         cut = exact_window_sequences if exact else window_sequences
         for start_bar, window in cut(pm, bpm, beats_per_bar):
             result["windows"] += 1
@@ -126,23 +138,34 @@ def process_file(job):
     tensors = data.concat_tensors(parts, converter)
     n = len(tensors["lengths"])
     tensors["bpm"] = np.full(n, float(row["bpm"] or 0), np.float32)
-    tensors["source_id"] = np.array([row["id"]] * n, dtype="U64").reshape(n)
+    tensors["source_id"] = np.array([row["id"]] * n, dtype=_id_dtype([row["id"]])).reshape(n)
     tensors["start_bar"] = np.asarray(start_bars, np.int32).reshape(n)
     result["tensors"] = tensors
     return result
 
 
-def _reject_reason(result):
-    """Why a readable file gave no tensors (for the report)."""
+def _id_dtype(ids):
+    """Unicode width of source_id: 64 (the GMD's, unchanged) or the longest corpus path."""
+    return f"U{max([64] + [len(i) for i in ids])}"
+
+
+def _diagnosis(result):
+    """(reason, detail): why a file gave no tensors, as the step that gave up saw it (for the report)."""
     if result.get("reason"):
-        return result["reason"]
+        return result["reason"], result["error"]
     if result["error"]:
-        return "unreadable"
+        return "unreadable", result["error"]
+    name = result["file"]
     if result["windows"] == 0:
-        return "too short"
-    if result["time_signature"] not in ("", "4-4"):
-        return "not 4/4"  # the converter wants 16 steps per bar
-    return "no converter tensors"
+        bars = (f"{result['bars']} bar{'s' if result['bars'] != 1 else ''}" if result["bars"] is not None
+                else "no whole bars")
+        return "too short", f"{name}: {bars}; a window is {SPLIT_BARS} bars"
+    if result["time_signature"] not in ("", "4-4"):  # the converter wants 16 steps per bar
+        signature = result["time_signature"].replace("-", "/").replace(",", ", ")
+        return "not 4/4", f"{name}: time signature {signature}; the model's bars are 4/4 (16 sixteenth steps)"
+    windows_cut = f"{result['windows']} window{'s' if result['windows'] != 1 else ''}"
+    return "no converter tensors", (f"{name}: {windows_cut} cut, none kept by the converter (it needs notes into "
+                                    f"the last bar, one tempo and one 4/4 time signature per window)")
 
 
 # ---------------------------------------------------------------- outputs
@@ -166,7 +189,8 @@ def _split_tensors(results, converter):
     parts = [r["tensors"] for r in results if r["tensors"] is not None and len(r["tensors"]["lengths"])]
     tensors = data.concat_tensors(parts, converter)
     n = len(tensors["lengths"])
-    for key, dtype in (("bpm", np.float32), ("source_id", "U64"), ("start_bar", np.int32)):
+    ids = [i for p in parts for i in p["source_id"][:1]]
+    for key, dtype in (("bpm", np.float32), ("source_id", _id_dtype(ids)), ("start_bar", np.int32)):
         tensors[key] = (np.concatenate([p[key] for p in parts]) if parts
                         else np.zeros(0, dtype)).astype(dtype).reshape(n)
     return tensors
@@ -193,13 +217,24 @@ def make_report(results, split_tensors, window_mode, seconds):
         }
     for r in results:
         if r["error"] or not (r["tensors"] is not None and len(r["tensors"]["lengths"])):
+            reason, detail = _diagnosis(r)
             report["rejected"].append({"id": r["id"], "file": r["file"], "split": r["split"],
-                                       "reason": _reject_reason(r), "detail": r["error"] or ""})
+                                       "reason": reason, "detail": detail})
     counts = collections.Counter(x["reason"] for x in report["rejected"])
     report["rejected_counts"] = dict(counts)
+    dropped = collections.Counter()
+    for r in results:
+        if r["sequence"] is not None:
+            dropped.update({int(p): n for p, n in r.get("unmapped", {}).items()})
+    report["unmapped_notes"] = {  # dropped from files that were kept (pitches outside the drum map)
+        "files": sum(bool(r.get("unmapped")) and r["sequence"] is not None for r in results),
+        "notes": sum(dropped.values()), "pitches": {str(p): n for p, n in dropped.most_common(10)}}
     report["totals"] = {key: sum(s[key] for s in report["splits"].values())
                         for key in ("files", "sequences", "windows", "tensors")}
     return report
+
+
+SHOWN_PER_REASON = 10  # files listed per reason on the console; report.json has them all
 
 
 def format_report(report):
@@ -211,13 +246,28 @@ def format_report(report):
     if report["rejected_counts"]:
         lines.append("files without tensors: " + ", ".join(f"{n} {reason}" for reason, n in
                                                             sorted(report["rejected_counts"].items())))
-    for x in report["rejected"]:
-        if x["reason"] == "unreadable":
-            lines.append(f"  skipped {x['detail']}")
+    for reason, n in sorted(report["rejected_counts"].items()):
+        mine = [x for x in report["rejected"] if x["reason"] == reason]
+        lines.append(f"  {reason}: {n} file{'s' if n != 1 else ''}")
+        lines += [f"    {x['detail'] or x['file']}" for x in mine[:SHOWN_PER_REASON]]
+        if n > SHOWN_PER_REASON:
+            lines.append(f"    ... and {n - SHOWN_PER_REASON} more (report.json lists every file)")
+    unmapped = report.get("unmapped_notes") or {}
+    if unmapped.get("notes"):
+        top = ", ".join(f"{p} ({n})" for p, n in unmapped["pitches"].items())
+        lines.append(f"dropped {unmapped['notes']} drum notes outside the drum map in {unmapped['files']} kept files "
+                     f"(pitch (notes): {top}); --drum_map maps them")
     hits = collections.Counter()
     for s in report["splits"].values():
         hits.update(s["hits_per_class"])
     lines.append("hits per class: " + ", ".join(f"{k} {hits[k]}" for k in DRUM_CLASSES))
+    if report.get("corpus"):
+        c = report["corpus"]
+        lines.append(f"split: by a hash of each file's path ({'/'.join(f'{r:g}' for r in c['split_ratios'])} "
+                     f"train/validation/test)" + (f", {c['files_from_split_csv']} files from {c['split_csv']}"
+                                                  if c["split_csv"] else ""))
+    if not report["splits"]["train"]["tensors"]:
+        lines.append("no training windows: the reasons above say why (report.json names every file)")
     return "\n".join(lines)
 
 
@@ -252,13 +302,18 @@ def _run_jobs(jobs, workers, progress):
 
 def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", config="groovae_4bar",
                workers=None, allow_unverified=False, cache_dir=None, max_files=None, exact=False,
-               progress=True, force=False):
-    """GMD -> per-split NoteSequence TFRecords, window tensors (.npz) and report.json.
+               progress=True, force=False, split_ratios=None, split_csv=None, drum_map=None, drum_channel=None):
+    """GMD or a folder of drum MIDI -> per-split NoteSequence TFRecords, window tensors (.npz) and report.json.
 
-    ``max_files`` keeps the first n rows of info.csv (quick runs); ``exact``
-    uses the slow real MIDI round trip for every window.  Returns the report.
-    Outputs made from the same data, settings and code are kept (their
-    report is returned) unless ``force``.
+    ``source`` holding info.csv (or a URL) is the GMD, with its own split;
+    any other folder or zip is a corpus of MIDI files (groovae.corpus):
+    ``split_ratios`` (train,validation,test) and a ``split_csv`` (default
+    its split.csv) choose each file's split.  ``drum_map`` (a file, see
+    data.read_drum_map) and ``drum_channel`` (1-16) change which notes are
+    drums, for either.  ``max_files`` keeps the first n rows (quick runs);
+    ``exact`` uses the slow real MIDI round trip for every window.  Returns
+    the report.  Outputs made from the same data, settings and code are kept
+    (their report is returned) unless ``force``.
     """
     started = time.time()
     source = source or OFFICIAL_URL
@@ -267,18 +322,27 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
             raise RequestError(f"--{name} is {value!r}; it must be a whole number >= 1")
     if window_mode not in ("tfds", "magenta"):
         raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
-    data_dir = get_data(source, cache_dir, allow_unverified, progress)
-    rows = read_info(data_dir)
+    drums = drum_options(drum_map, drum_channel)
+    corpus_root = corpus.find_corpus(source, cache_dir)
+    if corpus_root is None:
+        if split_ratios is not None or split_csv is not None:
+            raise RequestError(f"{source}: --split_ratios/--split_csv are for a folder of MIDI files; "
+                               "the Groove MIDI Dataset keeps its own split (info.csv)")
+        data_dir = get_data(source, cache_dir, allow_unverified, progress)
+        rows = read_info(data_dir)
+    else:
+        data_dir = corpus_root
+        rows = corpus.corpus_rows(corpus_root, split_ratios, split_csv)
     if max_files:
         rows = rows[:max_files]
-    inputs = input_fingerprint(data_dir, rows, window_mode, config, exact)
+    inputs = input_fingerprint(data_dir, rows, window_mode, config, exact, drums, split_csv)
     existing = up_to_date_report(out_dir, inputs) if not force else None
     if existing:
         print(f"preprocess: {out_dir} is up to date (same data, settings and code); --force rebuilds",
               file=sys.stderr)
         return existing
     converter = _converter(config)  # loads magenta before forking, so workers start warm
-    jobs = [(row, data_dir, window_mode, config, exact) for row in rows]
+    jobs = [(row, data_dir, window_mode, config, exact, drums) for row in rows]
     workers = workers or os.cpu_count() or 1
     # The result thread unpickles every file's arrays; with the cyclic GC scanning
     # TF's huge heap on each allocation burst it cannot keep up and the workers
@@ -308,25 +372,45 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
             data.save_tensors(os.path.join(staging, f"{split}.npz"), split_tensors[split])
         report = make_report(results, split_tensors, window_mode, time.time() - started)
         report["source"] = str(source) if files.is_url(source) else os.path.basename(os.path.normpath(str(source)))
+        if corpus_root is not None:
+            chosen = sum(r["split_by"] == "split.csv" for r in rows)
+            report["corpus"] = {"split_ratios": list(corpus.parse_ratios(split_ratios)),
+                                "split_csv": os.path.basename(split_csv or corpus.SPLIT_CSV) if chosen else None,
+                                "files_from_split_csv": chosen}
+        report["drum_map"] = os.path.basename(drum_map) if drum_map else None
+        report["drum_channel"] = drum_channel
         report["inputs"] = inputs
         files.atomic_write(os.path.join(staging, "report.json"),
                           lambda f: f.write(json.dumps(report, indent=1)), mode="w")
     return report
 
 
-def input_fingerprint(data_dir, rows, window_mode, config, exact):
-    """Everything the outputs depend on: the data's bytes, the settings and the code that cuts windows."""
+def drum_options(drum_map=None, drum_channel=None):
+    """data.drum_midi's keyword arguments from --drum_map (a file) and --drum_channel; one-line errors."""
+    if drum_channel is not None and not (isinstance(drum_channel, int) and not isinstance(drum_channel, bool)
+                                         and 1 <= drum_channel <= 16):
+        raise RequestError(f"--drum_channel is {drum_channel!r}; it must be a MIDI channel 1..16 (10 is GM drums)")
+    return {"drum_map": data.read_drum_map(drum_map) if drum_map else None, "drum_channel": drum_channel}
+
+
+def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, split_csv=None):
+    """What the outputs depend on: the data's bytes, splits, drum rule, settings and the code that cuts windows."""
     from groovae.configs import config_path
     data_hash = hashlib.sha256()
     for path in [os.path.join(data_dir, "info.csv")] + [os.path.join(data_dir, r["midi_filename"]) for r in rows]:
         data_hash.update(os.path.relpath(path, data_dir).encode() + b"\0")
         if os.path.isfile(path):
             data_hash.update(files.sha256_of(path).encode())
+    for row in rows:  # a corpus's split comes from settings, not from a file hashed above
+        data_hash.update(f"{row['midi_filename']}\t{row['split']}\n".encode())
     code_hash = hashlib.sha256()
-    for path in (__file__, data.__file__, gmd.__file__, windows.__file__, config_path(config)):
+    for path in (__file__, data.__file__, gmd.__file__, corpus.__file__, windows.__file__, config_path(config)):
         code_hash.update(files.sha256_of(path).encode())
+    drums = drums or {}
+    drum_map = drums.get("drum_map")
     return {"data_sha256": data_hash.hexdigest(), "files": len(rows), "window_mode": window_mode,
-            "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest()}
+            "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest(),
+            "drum_map": sorted(drum_map.items()) if drum_map else None, "drum_channel": drums.get("drum_channel")}
 
 
 def up_to_date_report(out_dir, inputs):

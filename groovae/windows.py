@@ -18,10 +18,15 @@ from groovae import compat  # noqa: F401  (shims before pretty_midi and note_seq
 SPLIT_BARS = 4
 
 
+def bar_count(end_time, bpm, beats_per_bar):
+    """(bar_duration, bars) of a file as tfds' groove builder counts them."""
+    bar_duration = 60 / bpm * beats_per_bar
+    return bar_duration, int(round(end_time / bar_duration))  # pads the final bar if at least half full
+
+
 def window_starts(end_time, bpm, beats_per_bar, split_bars=SPLIT_BARS):
     """(bar_duration, [window start bars]) as tfds' groove builder cuts them."""
-    bar_duration = 60 / bpm * beats_per_bar
-    total_bars = int(round(end_time / bar_duration))  # pads the final bar if at least half full
+    bar_duration, total_bars = bar_count(end_time, bpm, beats_per_bar)
     return bar_duration, list(range(total_bars - split_bars + 1))
 
 
