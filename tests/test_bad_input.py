@@ -54,10 +54,17 @@ def bad(tmp_path_factory, tiny_run, tiny_tensors_path):
         z.writestr("../../escaped.txt", "x")
     paths["slip_zip"] = str(d / "slip.zip")
     with zipfile.ZipFile(d / "noinfo.zip", "w") as z:
-        z.writestr("groove/a.mid", good.getvalue())
+        z.writestr("groove/readme.txt", "no MIDI here")
     paths["noinfo_zip"] = str(d / "noinfo.zip")
+    paths["gmd_zip"] = zip_ok
     (d / "nocsv").mkdir()
     paths["nocsv"] = str(d / "nocsv")
+    (d / "own").mkdir()  # a folder of own drum MIDI whose split.csv names a split that does not exist
+    _write_midi(d / "own" / "groove.mid", synthetic.make_groove(bars=4))
+    (d / "own" / "split.csv").write_text("file,split\ngroove.mid,dev\n")
+    paths["own"] = str(d / "own")
+    (d / "kit.csv").write_text("pitch,class\n60,kik\n")
+    paths["bad_map"] = str(d / "kit.csv")
     for name, members in (("evil", [("../evil.index", b"x")]), ("nockpt", [("README", b"hello")])):
         with tarfile.open(d / f"{name}.tar", "w") as tar:
             for member, payload in members:
@@ -138,13 +145,25 @@ CASES = [
      "not a readable zip"),
     ("zip slip", lambda b: ["preprocess", "--source", b["slip_zip"], "--allow_unverified", "--output_dir",
                             _out(b, "p"), "--cache_dir", _out(b, "cache")], 2, "outside the target folder"),
-    ("zip without info.csv", lambda b: ["preprocess", "--source", b["noinfo_zip"], "--allow_unverified",
-                                        "--output_dir", _out(b, "p"), "--cache_dir", _out(b, "cache")], 2,
-     "no info.csv"),
+    ("zip without info.csv or MIDI", lambda b: ["preprocess", "--source", b["noinfo_zip"], "--output_dir",
+                                                _out(b, "p"), "--cache_dir", _out(b, "cache")], 2, "no MIDI files"),
     ("unofficial zip unverified", lambda b: ["preprocess", "--source", b["truncated_zip"], "--output_dir",
                                              _out(b, "p"), "--cache_dir", _out(b, "cache")], 2, "allow_unverified"),
-    ("folder without info.csv", lambda b: ["preprocess", "--source", b["nocsv"], "--output_dir", _out(b, "p")], 2,
-     "no info.csv"),
+    ("folder without info.csv or MIDI", lambda b: ["preprocess", "--source", b["nocsv"], "--output_dir",
+                                                   _out(b, "p")], 2, "no MIDI files"),
+    ("split.csv unknown split", lambda b: ["preprocess", "--source", b["own"], "--output_dir", _out(b, "p")], 2,
+     "split.csv: line 2: unknown split 'dev'"),
+    ("split_ratios bad", lambda b: ["preprocess", "--source", b["own"], "--split_ratios", "1,x,1", "--output_dir",
+                                    _out(b, "p")], 2, "--split_ratios is '1,x,1'"),
+    ("split_ratios for the GMD", lambda b: ["preprocess", "--source", b["gmd_zip"], "--allow_unverified",
+                                            "--split_ratios", "1,0,0", "--output_dir", _out(b, "p")], 2,
+     "keeps its own split"),
+    ("drum_map bad class", lambda b: ["preprocess", "--source", b["own"], "--drum_map", b["bad_map"], "--output_dir",
+                                      _out(b, "p")], 2, "kit.csv: line 2: unknown class 'kik'"),
+    ("drum_map missing", lambda b: ["preprocess", "--source", b["own"], "--drum_map", b["dir"] + "/none.csv",
+                                    "--output_dir", _out(b, "p")], 2, "cannot read the drum map"),
+    ("drum_channel 0", lambda b: ["preprocess", "--source", b["own"], "--drum_channel", "0", "--output_dir",
+                                  _out(b, "p")], 2, "--drum_channel is 0"),
     ("max_files 0", lambda b: ["preprocess", "--source", b["nocsv"], "--max_files", "0", "--output_dir",
                                _out(b, "p")], 2, "--max_files"),
     ("workers 0", lambda b: ["preprocess", "--source", b["nocsv"], "--workers", "0", "--output_dir", _out(b, "p")], 2,
@@ -164,6 +183,15 @@ CASES = [
                                               "--num_steps", "1"], 2, "unknown config 'nope'"),
     ("bad hparams", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r1"), "--num_steps", "1",
                                        "--hparams", "no_such_thing=3"], 2, "bad --hparams"),
+    ("init_from missing", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r2"), "--num_steps", "1",
+                                             "--init_from", b["dir"] + "/none"], 2, "no such checkpoint"),
+    ("init_from of another config", lambda b: ["train", "--config", "groovae_tiny_hier", "--data", b["tensors"],
+                                               "--run_dir", _out(b, "r2"), "--num_steps", "1", "--init_from",
+                                               b["run"], "--no_progress"], 2, "looks like 'groovae_tiny'"),
+    ("init_from private", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r2"), "--num_steps", "1",
+                                             "--init_from", "private"], 2, "--init_from private"),
+    ("init_from its own run", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", b["run"], "--num_steps", "50",
+                                                 "--init_from", b["run"]], 2, "this run's own checkpoint"),
     ("run dir of another config", lambda b: ["train", "--config", "groovae_tiny_hier", "--data", b["tensors"],
                                              "--run_dir", b["run"], "--num_steps", "50", "--no_progress"], 2,
      "holds a run of config 'groovae_tiny'"),
