@@ -56,10 +56,10 @@ def main():
 
     tensors = generate.sample(model, n=5, temperature=0.5, seed=0)
     start = time.time()
-    generate.write_outputs(model, tensors, os.path.join(tmp, "midi"), "s", wav=False, png=False)
+    generate.write_outputs(model.converter, tensors, os.path.join(tmp, "midi"), "s", wav=False, png=False)
     midi_only = time.time() - start
     start = time.time()
-    generate.write_outputs(model, tensors, os.path.join(tmp, "all"), "s", wav=True, png=True)
+    generate.write_outputs(model.converter, tensors, os.path.join(tmp, "all"), "s", wav=True, png=True)
     print(f"5 grooves: MIDI {midi_only:.2f} s; MIDI + WAV + PNG {time.time() - start:.2f} s  [target WAV + PNG <= 5 s]")
     print(f"(files in {tmp})")
 

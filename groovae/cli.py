@@ -15,7 +15,9 @@ def _preprocess(args):
     report = preprocess.preprocess(args.source, args.output_dir, window_mode=args.window_mode,
                                    config=args.config, workers=args.workers,
                                    allow_unverified=args.allow_unverified, cache_dir=args.cache_dir,
-                                   max_files=args.max_files, exact=args.exact, force=args.force)
+                                   max_files=args.max_files, exact=args.exact, force=args.force,
+                                   split_ratios=args.split_ratios, split_csv=args.split_csv,
+                                   drum_map=args.drum_map, drum_channel=args.drum_channel)
     print(preprocess.format_report(report), file=sys.stderr)
     print(preprocess.main_report_line(report, args.output_dir))
 
@@ -24,8 +26,9 @@ def _train(args):
     from groovae import train
     result = train.train(args.config, args.data, args.run_dir, args.num_steps, hparams=args.hparams,
                          seed=args.seed, validation_path=args.validation, validate_every=args.validate_every,
-                         checkpoint_every_secs=args.checkpoint_every_secs, bf16=args.bf16,
-                         progress=not args.no_progress)
+                         checkpoint_every_secs=args.checkpoint_every_secs, precision=args.precision,
+                         progress=not args.no_progress, init_from=args.init_from, public_url=args.public_url,
+                         cache_dir=args.cache_dir)
     print(json.dumps(result))
 
 
@@ -73,6 +76,16 @@ def _regenerate(args):
         raise generate.GenerateError(f"{args.manifest}: {differ} of {len(runs)} runs did not regenerate bit for bit")
 
 
+def _windows(args):
+    from groovae import generate
+    path = args.data
+    if os.path.isdir(path):
+        path = os.path.join(path, f"{args.split}.npz")
+    for name in generate.export_windows(args.config, path, args.output_dir, n=args.n, seed=args.seed,
+                                        indices=args.indices or None, wav=not args.no_wav, png=not args.no_png):
+        print(os.path.join(args.output_dir, name))
+
+
 def _listen(args):
     from groovae import listen
     print(listen.write_page(args.folder, args.title))
@@ -111,7 +124,7 @@ def _evaluate(args):
     else:
         spec = args.checkpoint or ("private" if args.run_dir else "public")
         pairs = [(args.config, args.config, spec)]
-    results = []
+    results, curves = [], {}
     for label, config, spec in pairs:
         prefix = resolve(spec, args.run_dir)
         print(f"groovae evaluate: {label}: {config} @ {prefix}", file=sys.stderr)
@@ -119,8 +132,11 @@ def _evaluate(args):
             config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
             seed=args.seed, batch_size=args.batch_size, hparams=args.hparams or None, label=label,
             log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
+        from groovae import train  # a checkpoint in a run dir: its training curve up to the evaluated step
+        curves[label] = [row for row in train.read_metrics(os.path.join(os.path.dirname(prefix), train.METRICS_CSV))
+                         if int(row["step"]) <= results[-1]["global_step"]]
     if args.compare:
-        path = report.write_comparison_report(results, args.output_dir, title=args.title)
+        path = report.write_comparison_report(results, args.output_dir, title=args.title, curves=curves)
     else:
         path = report.write_report(results[0], args.output_dir)
     print(path)
@@ -142,9 +158,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="groovae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("preprocess", help="Groove MIDI Dataset -> split NoteSequences + 4-bar window tensors")
+    p = sub.add_parser("preprocess", help="Groove MIDI Dataset or a folder of drum MIDI -> split NoteSequences + "
+                                          "4-bar window tensors")
     p.add_argument("--source", default=None,
-                   help="GMD zip URL (http(s)/file://), local zip or extracted folder (default: the official URL)")
+                   help="GMD zip URL (http(s)/file://), local zip or extracted folder (default: the official URL); "
+                        "or a folder or zip of your own .mid files (no info.csv)")
     p.add_argument("--output_dir", default="data/gmd",
                    help="gets {train,validation,test}.tfrecord/.npz and report.json")
     p.add_argument("--window_mode", choices=("tfds", "magenta"), default="tfds",
@@ -162,6 +180,15 @@ def main(argv=None):
                    help="cut windows by the real (slow) MIDI round trip tfds uses")
     p.add_argument("--force", action="store_true",
                    help="rebuild even if the outputs were made from the same data, settings and code")
+    p.add_argument("--split_ratios", default=None, metavar="TRAIN,VALIDATION,TEST",
+                   help="own MIDI: split fractions by a hash of each file's path (default 0.8,0.1,0.1)")
+    p.add_argument("--split_csv", default=None,
+                   help="own MIDI: a file,split CSV choosing files' splits (default: split.csv in the folder)")
+    p.add_argument("--drum_map", default=None,
+                   help="CSV of pitch,class rows mapping your kit's pitches onto the 9 drum classes "
+                        "(overrides the default map for the pitches it lists; see README)")
+    p.add_argument("--drum_channel", type=int, default=None,
+                   help="MIDI channel (1-16) whose notes are drums too, besides channel 10")
     p.set_defaults(run=_preprocess)
 
     p = sub.add_parser("train", help="train a config on window tensors")
@@ -175,8 +202,15 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--validate_every", type=int, default=250, help="steps between validations")
     p.add_argument("--checkpoint_every_secs", type=float, default=180)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (CPUs with AVX512-BF16/AMX)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 mixed precision on CPUs with AVX512-BF16/AMX (where it is faster), else fp32")
+    p.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
+                   help="same as --precision bf16 (trains in fp32, saying so, on CPUs without bf16 units)")
     p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--init_from", default=None,
+                   help="start a new run from a checkpoint's weights (fresh optimizer, step 0) to fine-tune: "
+                        "'public' (Google's groovae_4bar), a run dir, a checkpoint .tar or prefix of the same config")
+    _download_options(p)
     p.set_defaults(run=_train)
 
     p = sub.add_parser("summary", help="a training run's steps, hours and final losses as JSON")
@@ -226,6 +260,18 @@ def main(argv=None):
     _download_options(p)
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("windows", help="dataset windows (e.g. test-split grooves) as drum MIDI, WAV and PNG")
+    p.add_argument("--data", required=True, help="a preprocess output dir or a tensor .npz")
+    p.add_argument("--split", default="test", help="which split's tensors, when --data is a dir")
+    p.add_argument("--config", default="groovae_4bar")
+    p.add_argument("--n", type=int, default=5, help="how many windows, from distinct files (with --seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--indices", type=int, nargs="*", default=[], help="these windows instead")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--no_wav", action="store_true")
+    p.add_argument("--no_png", action="store_true")
+    p.set_defaults(run=_windows)
 
     p = sub.add_parser("listen", help="a static listening page (index.html) for a folder of generated grooves")
     p.add_argument("folder", help="e.g. samples/: every subfolder with a manifest.json or MIDI files is shown")

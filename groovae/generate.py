@@ -42,7 +42,7 @@ def slerp(a, b, t):
 def groove_windows(path, converter):
     """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file."""
     try:
-        _, sequence = data.drum_midi(data.read_bytes(path), path)
+        sequence = data.drum_midi(data.read_bytes(path), path).sequence
     except data.DataError as e:
         raise GenerateError(str(e)) from None
     if not sequence.notes:
@@ -91,14 +91,15 @@ def reconstruct(model, groove, temperature=0.5, seed=0):
 
 # ---------------------------------------------------------------- outputs
 
-def write_outputs(model, tensors, out_dir, prefix, wav=True, png=True):
-    """Writes prefix_XX.mid (+ .wav, .png) per groove; returns the file names."""
+def write_outputs(converter, tensors, out_dir, prefix, wav=True, png=True, stems=None):
+    """Writes prefix_XX.mid (or <stem>.mid) + .wav, .png per groove tensor; returns the file names."""
     from groovae import plots
     import note_seq
     os.makedirs(out_dir, exist_ok=True)
     names = []
-    for i, (tensor, sequence) in enumerate(zip(tensors, model.to_sequences(tensors))):
-        base = os.path.join(out_dir, f"{prefix}_{i:02d}")
+    stems = stems or [f"{prefix}_{i:02d}" for i in range(len(tensors))]
+    for stem, tensor, sequence in zip(stems, tensors, converter.from_tensors(np.asarray(tensors))):
+        base = os.path.join(out_dir, stem)
         pm = note_seq.note_sequence_to_pretty_midi(sequence)
         files.atomic_write(base + ".mid", pm.write)
         names.append(base + ".mid")
@@ -107,6 +108,47 @@ def write_outputs(model, tensors, out_dir, prefix, wav=True, png=True):
         if png:
             names.append(plots.save_figure(plots.drum_roll(tensor, title=os.path.basename(base)), base + ".png"))
     return [os.path.basename(n) for n in names]
+
+
+def pick_windows(tensors, n, seed=0, min_hits_per_bar=8.0):
+    """``n`` window indices from distinct source files, each busy enough to hear (mean hits per bar).
+
+    The same tensors and seed give the same windows.
+    """
+    from groovae.metrics import split_groove
+    hits, _, _ = split_groove(tensors["outputs"])
+    bars = hits.shape[1] / 16
+    busy = np.nonzero(hits.sum((1, 2)) / bars >= min_hits_per_bar)[0]
+    sources = tensors.get("source_id", np.arange(len(hits)))
+    picked, seen = [], set()
+    for index in np.random.RandomState(seed).permutation(busy):
+        if sources[index] not in seen:
+            seen.add(sources[index])
+            picked.append(int(index))
+        if len(picked) == n:
+            return sorted(picked)
+    raise GenerateError(f"only {len(picked)} windows from distinct files have >= {min_hits_per_bar:g} hits per bar; "
+                        f"asked for {n}")
+
+
+def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None, wav=True, png=True):
+    """Writes dataset windows (e.g. of the test split) as <name>_window_<index>.mid (+ .wav, .png).
+
+    They are real grooves to listen to and to feed ``interpolate`` and
+    ``reconstruct``; ``indices`` picks them, else ``pick_windows``.
+    Returns the written file names.
+    """
+    from groovae.configs import load_config
+    tensors = data.load_tensors(tensor_path)
+    total = len(tensors["lengths"])
+    indices = pick_windows(tensors, n, seed) if indices is None else [int(i) for i in indices]
+    bad = [i for i in indices if not 0 <= i < total]
+    if bad:
+        raise GenerateError(f"{tensor_path}: window index {bad[0]} out of range 0..{total - 1}")
+    name = os.path.splitext(os.path.basename(tensor_path))[0]
+    stems = [f"{name}_window_{i:05d}" for i in indices]
+    return write_outputs(load_config(config_name).data_converter, tensors["outputs"][indices], out_dir, name,
+                         wav, png, stems)
 
 
 def package_versions():
@@ -178,7 +220,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
         wav, no_wav_reason = False, no_audio
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
-        written = write_outputs(model, tensors, staging, prefix, wav, png)
+        written = write_outputs(model.converter, tensors, staging, prefix, wav, png)
         entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
                  "checkpoint": portable_source(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
                  "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,

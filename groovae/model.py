@@ -99,9 +99,6 @@ class GrooveModel:
         return self._run(seed, len(tensors), "mu",
                          {"inputs": tensors, "lengths": np.full(len(tensors), self.length, np.int32)})
 
-    def to_sequences(self, tensors):
-        return self.converter.from_tensors(np.asarray(tensors))
-
 
 @contextlib.contextmanager
 def sequential_decoding():

@@ -22,8 +22,9 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from groovae import checkpoints, compat, data, files
-from groovae.model import TrainGraph, ValidationGraph, describe_device, feed, session_config, summary_values
-from groovae.errors import TrainError
+from groovae.model import (TrainGraph, ValidationGraph, choose_precision, describe_device, feed, session_config,
+                           summary_values)
+from groovae.errors import GroovaeError, TrainError
 from groovae.configs import load_config
 
 RUN_INFO = "run.json"
@@ -40,14 +41,18 @@ def data_fingerprint(tensors):
     return {"windows": int(len(tensors["lengths"])), "sha256": digest.hexdigest()}
 
 
-def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None):
-    """Refuses a run dir that holds another run (config, hparams, seed or data); records ours.
+def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None, init=None):
+    """Refuses a run dir that holds another run (config, hparams, seed, data or init); records ours.
 
     Also refuses a run dir whose checkpoints are gone while its metrics.csv
-    says it trained: restarting would silently drop that history.
+    says it trained: restarting would silently drop that history.  ``init``
+    is the --init_from record (resolve_init); a run that has checkpoints
+    resumes from them, so it must come with the same one or none.
     """
     info_path = os.path.join(run_dir, RUN_INFO)
     info = {"config": config_name, "hparams": hparams, "seed": seed, "data": fingerprint}
+    if init:
+        info["init_from"] = init
     new_run = "rerun with the same --config/--hparams/--seed/--data, or start a new run with another --run_dir"
     if os.path.exists(info_path):
         with open(info_path) as f:
@@ -73,6 +78,7 @@ def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None):
             raise TrainError(f"{run_dir}: {METRICS_CSV} records training up to step {trained[-1]['step']} but no "
                              f"complete checkpoint (model.ckpt-N.index + .data) is left; restore those files, "
                              f"or start a new run with another --run_dir")
+        _check_init(run_dir, info_path, old, info, init)
     elif checkpoints.newest_checkpoint(run_dir):
         raise TrainError(f"{run_dir}: holds checkpoints of an unknown run (no {RUN_INFO}); use another --run_dir")
     else:
@@ -176,7 +182,8 @@ def summarize_run(run_dir, tail=5):
         final_train[key] = round(sum(column) / len(column), 4)
     batch_size = info["hparams"]["batch_size"]
     return {
-        "config": info["config"], "hparams_batch_size": batch_size, "global_step": step,
+        "config": info["config"], "init_from": info.get("init_from"), "hparams_batch_size": batch_size,
+        "global_step": step,
         "examples_seen": step * batch_size, "checkpoint": os.path.basename(checkpoint),
         "train_hours": round(training_seconds(rows) / 3600, 2),
         "final_train": {"steps": [int(r["step"]) for r in train_rows], **final_train},
@@ -185,6 +192,61 @@ def summarize_run(run_dir, tail=5):
                              if validation_rows else None),
         "validation_curve": [{"step": int(r["step"]), "loss": round(float(r["loss"]), 3)} for r in validation_rows],
     }
+
+
+def _check_init(run_dir, info_path, old, info, init):
+    """The --init_from part of check_run_dir for an existing run.json."""
+    old_init = old.get("init_from")
+    if checkpoints.newest_checkpoint(run_dir):  # it resumes from its own checkpoints
+        if init and (old_init or {}).get("sha256") != init["sha256"]:
+            began = (f"was started from {old_init['checkpoint']} (sha256 {old_init['sha256'][:12]}), not from "
+                     f"{init['checkpoint']} ({init['sha256'][:12]})" if old_init
+                     else "holds a run trained from scratch")
+            raise TrainError(f"{run_dir}: {began}; --init_from starts a new run: use another --run_dir "
+                             f"(or leave --init_from out to resume this one)")
+    elif old_init and not init:
+        raise TrainError(f"{run_dir}: was started with --init_from {old_init['checkpoint']} and has no checkpoint "
+                         f"yet; pass --init_from again (or use another --run_dir)")
+    elif init and init != old_init:  # nothing trained yet: the new start point is recorded
+        files.atomic_write(info_path, lambda f: json.dump({**old, **info}, f, indent=1), mode="w")
+
+
+def resolve_init(spec, run_dir, public_url=None, cache_dir=None, progress=True):
+    """(checkpoint prefix, run.json record) of --init_from: 'public', a run dir, a checkpoint .tar or prefix.
+
+    The record is portable: 'public' (or the --public_url), or the path
+    relative to the run dir, with the checkpoint's sha256 and step.
+    """
+    if spec == "private":
+        raise TrainError("--init_from private: name the run dir (or checkpoint) to start from instead")
+    try:
+        prefix = checkpoints.resolve_checkpoint(spec, None, public_url, cache_dir, progress)
+    except GroovaeError as e:
+        raise TrainError(f"--init_from: {e}") from None
+    own = os.path.realpath(run_dir)
+    if os.path.realpath(prefix).startswith(own + os.sep):
+        raise TrainError(f"--init_from {spec}: is this run's own checkpoint; leave --init_from out to resume")
+    if spec == "public":
+        name = public_url or "public"
+    else:
+        name = os.path.relpath(spec if os.path.isfile(spec) else prefix, run_dir)  # a .tar by its own name
+    return prefix, {"checkpoint": name, "sha256": checkpoints.checkpoint_sha256(prefix),
+                    "step": checkpoints.step_of(prefix)}
+
+
+def check_init_compatible(config_name, hparams, prefix):
+    """TrainError unless the checkpoint holds every model variable of the config (same shapes)."""
+    from groovae.model import model_variables
+    stored = checkpoints.read_checkpoint_variables(prefix)
+    try:
+        checkpoints.check_compatible(config_name, prefix, stored, model_variables(config_name, hparams))
+    except GroovaeError as e:
+        raise TrainError(f"--init_from: {e}") from None
+
+
+def restore_weights(sess, prefix):
+    """Restores only the model's weights (trainable variables): not the step, not the optimizer's slots."""
+    tf.train.Saver(var_list=tf.trainable_variables()).restore(sess, prefix)
 
 
 def check_numbers(**values):
@@ -212,12 +274,17 @@ def resolve_data(data_path, validation_path=None):
 
 
 def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, validation_path=None,
-          validate_every=250, checkpoint_every_secs=180, summary_every=10, bf16=False, progress=True,
-          log=print):
+          validate_every=250, checkpoint_every_secs=180, summary_every=10, precision="auto", progress=True,
+          log=print, init_from=None, public_url=None, cache_dir=None):
     """Trains until global step ``num_steps``, resuming from ``run_dir``.
 
     ``data_path`` is a preprocess output dir (train.npz, validation.npz) or a
-    tensor file.  Returns a dict with steps, losses, timings and the last
+    tensor file.  ``init_from`` ('public', a run dir, a checkpoint .tar or
+    prefix) starts a new run from that checkpoint's weights, with a fresh
+    optimizer and step 0 (fine-tuning); the run then resumes from its own
+    checkpoints.  ``precision`` is 'auto' (bf16 on CPUs with bf16 units,
+    else fp32), 'fp32' or 'bf16' (fp32 where bf16 would be no faster; said
+    so).  Returns a dict with steps, losses, timings and the last
     validation metrics.
     """
     check_numbers(num_steps=num_steps, validate_every=validate_every, checkpoint_every_secs=checkpoint_every_secs,
@@ -230,15 +297,19 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     if num_examples == 0:
         raise TrainError(f"{train_path}: holds no training windows")
     validation = data.load_tensors(validation_path) if validation_path else None
+    init_prefix, init = resolve_init(init_from, run_dir, public_url, cache_dir, progress) if init_from else (None, None)
+    if init_prefix and not checkpoints.newest_checkpoint(run_dir):  # checked before anything is written
+        check_init_compatible(config_name, hparams, init_prefix)
     os.makedirs(run_dir, exist_ok=True)
-    check_run_dir(run_dir, config_name, hp.values(), seed, data_fingerprint(tensors))
+    check_run_dir(run_dir, config_name, hp.values(), seed, data_fingerprint(tensors), init)
+    precision, why = choose_precision(precision)
     log(f"train: {config_name} on {num_examples} windows ({train_path}), batch {hp.batch_size}, "
-        f"device {describe_device()}{', bf16 mixed precision' if bf16 else ''}", file=sys.stderr)
+        f"device {describe_device()}, {precision} ({why})", file=sys.stderr)
 
     setup_start = time.time()
     validator = None
     if validation is not None and len(validation["lengths"]):
-        validator = ValidationGraph(config_name, hparams, validation, seed, bf16)
+        validator = ValidationGraph(config_name, hparams, validation, seed, precision)
     last_validation = {}
     with compat.magenta_graph():
         graph = TrainGraph(config, seed)
@@ -246,13 +317,17 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
         saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=1, save_relative_paths=True)
         writer = tf.summary.FileWriter(run_dir)
         eval_writer = tf.summary.FileWriter(os.path.join(run_dir, "eval")) if validator else None
-        with tf.Session(config=session_config(bf16)) as sess:
+        with tf.Session(config=session_config(precision, fast_start=True)) as sess:
             latest = checkpoints.newest_checkpoint(run_dir)
             if latest:
                 saver.restore(sess, latest)
                 saver.recover_last_checkpoints(checkpoints.complete_checkpoints(run_dir))  # keep rotating them
             else:
                 sess.run(tf.global_variables_initializer())
+                if init_prefix:
+                    restore_weights(sess, init_prefix)
+                    log(f"train: weights from {init['checkpoint']} (step {init['step']}); fresh optimizer, step 0",
+                        file=sys.stderr)
             step = int(sess.run(graph.global_step))
             if latest:
                 log(f"train: resumed from {latest}", file=sys.stderr)
@@ -285,6 +360,9 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
                 losses.append(loss)
                 if first_step_seconds is None:
                     first_step_seconds, steady_start = time.time() - start_time, time.time()
+                    log(f"train: first step done {setup_seconds + first_step_seconds:.1f} s after start-up "
+                        f"({setup_seconds:.1f} s building graphs and session, {first_step_seconds:.1f} s the step)",
+                        file=sys.stderr)
                 if not math.isfinite(loss):
                     raise TrainError(
                         f"{run_dir}: loss is {loss} at step {step}; stopped without saving "
@@ -324,7 +402,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
             "setup_seconds": round(setup_seconds, 2), "first_step_seconds": first_step_seconds,
             "seconds_per_step": steady,
             "validation": last_validation, "checkpoint": checkpoint, "device": describe_device(),
-            "bf16": bf16}
+            "precision": precision, "init_from": init}
 
 
 def format_duration(seconds):

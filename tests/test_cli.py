@@ -74,23 +74,32 @@ def test_errors_are_one_line(tmp_path, tiny_tensors_path):
 
 
 @needs_audio
-def test_private_samples_script(tiny_run, tmp_path):
+def test_private_samples_script(tiny_run, tiny_tensors_path, tmp_path):
     """scripts/private_samples.sh: the committed samples/private set, made here from the tiny run."""
     run_dir, _ = tiny_run
+    data_dir = tmp_path / "data"  # a preprocess dir whose test split is the tiny windows
+    data_dir.mkdir()
+    os.symlink(tiny_tensors_path, data_dir / "test.npz")
     out = str(tmp_path / "private")
-    proc = subprocess.run(["bash", "scripts/private_samples.sh", run_dir, "groovae_tiny", out], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    command = ["bash", "scripts/private_samples.sh", run_dir, str(data_dir), "groovae_tiny", out]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = json.load(open(os.path.join(out, "manifest.json")))["runs"]
     assert [(r["mode"], r["temperature"], r["n"]) for r in runs] == [
-        ("sample", 0.5, 5), ("sample", 0.3, 3), ("sample", 1.0, 3), ("interpolate", 0.5, 5)]
+        ("sample", 0.5, 5), ("sample", 0.3, 3), ("sample", 1.0, 3), ("interpolate", 0.5, 5),
+        ("reconstruct", 0.5, 1), ("reconstruct", 0.5, 1), ("reconstruct", 0.5, 1)]
     names = set(os.listdir(out))
     for run in runs:
         assert {f"{run['prefix']}_{i:02d}.{ext}" for i in range(run["n"]) for ext in ("mid", "wav", "png")} <= names
-    samples = runs[0]["prefix"]
-    assert [i["path"] for i in runs[-1]["inputs"]] == [f"{samples}_00.mid", f"{samples}_03.mid"]
+    originals = sorted(f for f in os.listdir(os.path.join(out, "test_grooves")) if f.endswith(".mid"))
+    assert len(originals) == 5 and all(f.startswith("test_window_") for f in originals)
+    assert [i["path"] for r in runs[3:] for i in r["inputs"]] == [f"test_grooves/{f}" for f in originals]
     summary = json.load(open(os.path.join(out, "training_summary.json")))
     assert summary["config"] == "groovae_tiny" and summary["global_step"] == 40
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "PYTHON": sys.executable})
+    assert again.returncode == 1 and "already holds a set" in again.stderr  # never over an existing set
 
 
 def test_committed_files_name_no_folder_of_the_machine_that_made_them():

@@ -133,6 +133,34 @@ def test_interpolate_and_reconstruct(tiny_model, four_bar_midi, tmp_path):
     assert list(entry["files"]) == [entry["prefix"] + "_00.mid"] and entry["prefix"].startswith("recon_t0.5_s0_")
 
 
+def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny_model, tiny_tensors_path, tmp_path):
+    from groovae import cli
+    from groovae.metrics import split_groove
+    tensors = data.load_tensors(tiny_tensors_path)
+    tensors["source_id"] = np.arange(16) // 2  # two windows per file, as preprocess records them
+    picked = generate.pick_windows(tensors, 3, seed=0, min_hits_per_bar=1)
+    assert picked == generate.pick_windows(tensors, 3, seed=0, min_hits_per_bar=1) and picked == sorted(picked)
+    assert len(set(tensors["source_id"][picked])) == 3  # from distinct files
+    with pytest.raises(generate.GenerateError, match="only 8 windows from distinct files"):
+        generate.pick_windows(tensors, 9, seed=0, min_hits_per_bar=1)
+    names = generate.export_windows("groovae_tiny", tiny_tensors_path, str(tmp_path), indices=picked, wav=False)
+    assert names == [f"train_window_{i:05d}.{ext}" for i in picked for ext in ("mid", "png")]
+    for index in picked:
+        groove = generate.pick_window(str(tmp_path / f"train_window_{index:05d}.mid"), tiny_model.converter)
+        hits, velocities, offsets = split_groove(groove)
+        want_hits, want_velocities, want_offsets = split_groove(tensors["outputs"][index])
+        np.testing.assert_array_equal(hits, want_hits)
+        np.testing.assert_allclose(velocities[hits], want_velocities[want_hits], atol=1 / 127)
+        later = hits.copy()
+        later[0] = False  # a first-step hit played early would start before the file does; MIDI clips it to 0
+        np.testing.assert_allclose(offsets[later], want_offsets[later], atol=0.02)
+    entry = generate.generate("groovae_tiny", tiny_model.checkpoint, str(tmp_path), "reconstruct", wav=False,
+                              inputs=[str(tmp_path / f"train_window_{picked[0]:05d}.mid")], model=tiny_model)
+    assert entry["inputs"][0]["path"] == f"train_window_{picked[0]:05d}.mid"  # inside the folder: portable
+    assert cli.main(["windows", "--data", tiny_tensors_path, "--config", "groovae_tiny", "--indices", "99",
+                     "--output_dir", str(tmp_path / "bad"), "--no_wav"]) != 0
+
+
 def test_slerp_endpoints_and_norm():
     a, b = np.array([2.0, 0.0]), np.array([0.0, 2.0])
     np.testing.assert_allclose(generate.slerp(a, b, 0), a)
