@@ -60,19 +60,7 @@ def save_figure(fig, path):
 
 def training_curves(rows, title=None):
     """Loss curves from a run's metrics.csv rows (train and validation)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3), dpi=100)
-    for ax, key in zip(axes, ("loss", "r_loss", "kl_bits")):
-        for split, style in (("train", "-"), ("validation", "o-")):
-            points = [(int(r["step"]), float(r[key])) for r in rows if r["split"] == split and r.get(key)]
-            if points:
-                ax.plot(*zip(*points), style, label=split, ms=3)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return training_curves_compared({"": rows}, title)
 
 
 def training_curves_compared(runs, title=None):
@@ -88,7 +76,7 @@ def training_curves_compared(runs, title=None):
                 points = [(int(r["step"]), float(r[key])) for r in rows if r["split"] == split and r.get(key)]
                 if points:
                     ax.plot(*zip(*points), style, color=color, alpha=alpha, ms=3, lw=1,
-                            label=f"{label} {split}")
+                            label=f"{label} {split}".strip())
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.legend(fontsize=6)

@@ -263,6 +263,8 @@ def _browser_missing():
 @pytest.fixture(scope="module")
 def browser():
     reason = _browser_missing()
+    if reason and os.environ.get("GROOVAE_REQUIRE_BROWSER"):  # CI installs it: a skip there would hide a failure
+        pytest.fail(f"GROOVAE_REQUIRE_BROWSER is set, but {reason}")
     if reason:
         pytest.skip(reason)
     from selenium import webdriver
