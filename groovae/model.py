@@ -89,8 +89,10 @@ class GrooveModel:
             return session.run(t[fetch], {t[k]: v for k, v in feed.items()})
 
     def decode(self, z, temperature=0.5, seed=0):
-        """Groove tensors [n, 64, 27] decoded from latent vectors ``z`` [n, z_size]."""
-        check_request(len(z), temperature)
+        """Groove tensors [n, 64, 27] decoded from latent vectors ``z`` [n, z_size] (any n: evaluate decodes a split)."""
+        check_temperature(temperature)
+        if len(z) == 0:
+            raise GenerateError("nothing to decode (no latent vectors)")
         return self._run(seed, len(z), "outputs", {"z": np.asarray(z, np.float32), "temperature": temperature})
 
     def encode(self, tensors, seed=0):
@@ -280,18 +282,22 @@ class ValidationGraph:
 MAX_GROOVES = 1000  # per run: each groove is three files
 
 
-def check_request(n, temperature, seed=0):
-    if not 0 < n <= MAX_GROOVES:
-        raise GenerateError(f"n must be 1..{MAX_GROOVES}, got {n}")
+def check_temperature(temperature):
     if not (temperature > 0 and math.isfinite(temperature)):
         raise GenerateError(f"temperature must be a positive number, got {temperature}")
+
+
+def check_request(n, temperature, seed=0):
+    """A generate run's settings: n is capped because each groove is written as files."""
+    if not 0 < n <= MAX_GROOVES:
+        raise GenerateError(f"n must be 1..{MAX_GROOVES}, got {n}")
+    check_temperature(temperature)
     if not 0 <= seed < 2 ** 32:
         raise GenerateError(f"seed must be 0..2**32-1, got {seed}")
 
 
 def sample(model, n=5, temperature=0.5, seed=0):
     """``n`` groove tensors from z ~ N(0, I)."""
-    check_request(n, temperature)
     return model.decode(random_z(n, model.z_size, seed), temperature, seed)
 
 

@@ -249,6 +249,16 @@ def tiny_test_with_bpm(tiny_tensors_path, tmp_path_factory):
     return path
 
 
+def test_evaluate_takes_a_test_split_larger_than_a_generate_run(tiny_checkpoint, tiny_tensors_path, tmp_path):
+    """The GMD's test split has 1,901 windows; decoding them is not a request for 1,901 files."""
+    tensors = data.load_tensors(tiny_tensors_path)
+    big = {k: np.concatenate([v] * 66) for k, v in tensors.items()}  # 1,056 windows
+    path = str(tmp_path / "test.npz")
+    data.save_tensors(path, big)
+    results = evaluate.evaluate_checkpoint("groovae_tiny", tiny_checkpoint, path, n_samples=0, batch_size=512)
+    assert results["n_test"] == 1056 and 0 <= results["reconstruction"]["free_running"]["hit_f1"] <= 1
+
+
 @pytest.fixture(scope="module")
 def tiny_results(tiny_checkpoint, tiny_test_with_bpm, tiny_tensors_path):
     return evaluate.evaluate_checkpoint("groovae_tiny", tiny_checkpoint, tiny_test_with_bpm, tiny_tensors_path,

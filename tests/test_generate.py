@@ -188,8 +188,10 @@ def test_input_windows_zero_or_several(tiny_model, four_bar_midi, tmp_path):
 
 
 def test_bad_requests(tiny_model, tmp_path):
-    with pytest.raises(generate.GenerateError, match="n must be 1..1000"):
+    with pytest.raises(generate.GenerateError, match="nothing to decode"):
         generate.sample(tiny_model, n=0)
+    with pytest.raises(generate.GenerateError, match="n must be 1..1000"):  # a generate run writes files
+        generate.generate("groovae_tiny", tiny_model.checkpoint, str(tmp_path / "many"), n=1001, model=tiny_model)
     with pytest.raises(generate.GenerateError, match="temperature must be a positive number"):
         generate.sample(tiny_model, n=1, temperature=0)
     with pytest.raises(generate.GenerateError, match="no checkpoint"):
