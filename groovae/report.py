@@ -219,7 +219,7 @@ TARGET_DENSITY_TOLERANCE, TARGET_VELOCITY_OVERLAP = 0.15, 0.8
 def _per_class_cells(stats, key, scale=1.0, digits=2):
     values = stats.get(key)
     if values is None:  # results written before this statistic existed
-        return ["–"] * 9
+        return ["–"] * len(stats["hit_density_per_bar"])
     return [_fmt(None if v is None else v * scale, digits) for v in values]
 
 
