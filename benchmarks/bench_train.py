@@ -4,10 +4,11 @@ Prints the CPU/device and the GEMM peak (2048^3 matmul, fp32 and bf16), then
 for groovae_4bar at batch 512: start-up, first step, steady s/step and peak
 RSS for groovae's loop (fp32; bf16 where the CPU has bf16 units) and
 magenta's music_vae_train, the ratios (ours fp32 / magenta, bf16 / fp32,
-s/step / GEMM floor), and the validation loss after the same number of steps
+s/step / GEMM floor, also against the step's GEMMs timed at their own
+shapes), and the validation loss after the same number of steps
 for fp32 (two seeds, the noise) and bf16.
 
-    python benchmarks/bench_train.py [--data /path/to/preprocess_out] [--steps 12] [--quality_steps 30]
+    python benchmarks/bench_train.py [--data /path/to/preprocess_out] [--steps 12] [--rounds 1] [--quality_steps 30]
 
 Without --data it uses windows made from synthetic grooves (speed only).
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,22 +72,55 @@ print("WALL", time.time() - start)
 """
 
 
-def step_gflop(hparams, input_depth, output_depth):
-    """Matmul GFLOP of one training step of a flat MusicVAE (BiLSTM encoder, LSTM decoder fed z).
+def lstm_gemms(hparams, input_depth, output_depth):
+    """The matmuls one LSTM cell does per time step in a flat MusicVAE (BiLSTM encoder, LSTM decoder fed z).
 
-    Forward: each LSTM cell multiplies [batch, in + units] by [in + units,
-    4 units] at every time step; backward costs twice the forward.
+    Yields (name, copies, batch, k, n): [batch, k] x [k, n] with k = in + units and
+    n = 4 units, `copies` times per time step (2 for the encoder's two directions).
     """
-    b, t = hparams.batch_size, hparams.max_seq_len
-    flops, depth = 0, input_depth
-    for units in hparams.enc_rnn_size:  # both directions
-        flops += 2 * 2 * b * t * (depth + units) * 4 * units
+    b, depth = hparams.batch_size, input_depth
+    for i, units in enumerate(hparams.enc_rnn_size):
+        yield f"encoder {i + 1}", 2, b, depth + units, 4 * units
         depth = 2 * units
     depth = output_depth + hparams.z_size
-    for units in hparams.dec_rnn_size:
-        flops += 2 * b * t * (depth + units) * 4 * units
+    for i, units in enumerate(hparams.dec_rnn_size):
+        yield f"decoder {i + 1}", 1, b, depth + units, 4 * units
         depth = units
-    return 3 * flops / 1e9
+
+
+def step_gflop(hparams, input_depth, output_depth):
+    """Matmul GFLOP of one training step: forward, plus twice that backward (dW and dx)."""
+    forward = sum(copies * 2 * b * k * n for _, copies, b, k, n in lstm_gemms(hparams, input_depth, output_depth))
+    return 3 * forward * hparams.max_seq_len / 1e9
+
+
+# The same GEMMs timed at their own shapes (x.W, x^T.dG, dG.W^T), each alone: the step's
+# matmul time if nothing else ran; small GEMMs run below the 2048^3 peak.
+SHAPE_GEMMS = """
+import json, sys, time
+import tensorflow.compat.v1 as tf
+tf.disable_eager_execution()
+shapes, steps = json.loads(sys.argv[1]), int(sys.argv[2])
+config = tf.ConfigProto()
+config.graph_options.rewrite_options.disable_meta_optimizer = True  # nothing folded away
+total = 0.0
+with tf.Session(config=config) as sess:
+    for name, copies, b, k, n in shapes:
+        x, w, g = (tf.Variable(tf.random.normal(shape)) for shape in ([b, k], [k, n], [b, n]))
+        sess.run(tf.variables_initializer([x, w, g]))
+        layer = 0.0
+        for product in (tf.matmul(x, w), tf.matmul(x, g, transpose_a=True), tf.matmul(g, w, transpose_b=True)):
+            fetch = tf.reduce_sum(product[:1, :1])  # fetch one element: no copy of the product
+            sess.run(fetch)
+            reps = 30
+            start = time.time()
+            for _ in range(reps):
+                sess.run(fetch)
+            layer += (time.time() - start) / reps
+        total += copies * layer * steps
+        print(f"{name}: [{b}, {k}] x [{k}, {n}] fwd + 2 bwd {layer * 1e3:.1f} ms per time step x {copies}")
+print(f"SECONDS {total}")
+"""
 
 
 def groovae_train(data, run_dir, steps, *extra):
@@ -114,6 +149,7 @@ def main():
     parser.add_argument("--steps", type=int, default=12, help="steps per speed run")
     parser.add_argument("--quality_steps", type=int, default=30, help="steps per fp32/bf16 quality run (0: skip)")
     parser.add_argument("--skip_magenta", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate ours and magenta's this many times")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_train_")
     data = args.data or synthetic_data(tmp)
@@ -136,36 +172,53 @@ def main():
 
     print(f"== groovae_4bar, batch 512, {args.steps} steps; {gflop:.0f} GFLOP/step, "
           f"so the fp32 GEMM floor is {gflop / peak:.2f} s/step")
-    rows = {}
+    shapes = list(lstm_gemms(config.hparams, config.data_converter.input_depth, config.data_converter.output_depth))
+    out, _, _ = run([sys.executable, "-c", "import groovae.compat\n" + SHAPE_GEMMS, json.dumps(shapes),
+                     str(config.hparams.max_seq_len)], env=dict(os.environ, PYTHONPATH=ROOT))
+    print(out.strip().rsplit("\n", 1)[0])
+    shape_floor = float(re.search(r"SECONDS ([\d.]+)", out).group(1))
+    print(f"the step's GEMMs at their own shapes, each alone: {shape_floor:.2f} s/step")
     runs = [("groovae fp32", ["--precision", "fp32"])]
     if bf16 == "bf16":
         runs.append(("groovae bf16", ["--precision", "bf16"]))
     else:
         print(f"groovae bf16   skipped: {why} (training would use fp32)")
-    for name, extra in runs:
-        result, rss = groovae_train(data, os.path.join(tmp, name.replace(" ", "_")), args.steps, *extra)
-        rows[name] = result
-        print(f"{name:14s} setup {result['setup_seconds']:6.1f} s | first step {result['first_step_seconds']:5.1f} s"
-              f" (start-up to first step {result['setup_seconds'] + result['first_step_seconds']:5.1f} s)"
-              f" | steady {result['seconds_per_step']:5.2f} s/step | peak RSS {rss:6.0f} MB")
-    fp32 = rows["groovae fp32"]["seconds_per_step"]
-    print(f"ratio  ours fp32 / GEMM floor: {fp32 / (gflop / peak):.2f} ({gflop / fp32:.0f} GFLOP/s of {peak:.0f})")
-    if "groovae bf16" in rows:
-        print(f"ratio  ours bf16 / ours fp32: {rows['groovae bf16']['seconds_per_step'] / fp32:.2f}")
-
     tfrecord = os.path.join(data, "train.tfrecord")
-    if not args.skip_magenta and os.path.exists(tfrecord):
-        walls = {}
-        for steps in (2, 2 + args.steps):
-            cmd = [sys.executable, "-c", MAGENTA_LOOP, tfrecord, os.path.join(tmp, f"magenta_{steps}"), str(steps)]
-            out, rss = peak_rss_mb(cmd)
-            walls[steps] = float(re.search(r"WALL ([\d.]+)", out).group(1))
-        per_step = (walls[2 + args.steps] - walls[2]) / args.steps
-        print(f"{'magenta loop':14s} 2 steps {walls[2]:5.1f} s (start-up + first steps) | "
-              f"steps 3-{2 + args.steps}: {per_step:5.2f} s/step (first pass over the data) | peak RSS {rss:6.0f} MB")
-        print(f"ratio  ours fp32 / magenta: {fp32 / per_step:.2f}")
-    elif not args.skip_magenta:
+    with_magenta = not args.skip_magenta and os.path.exists(tfrecord)
+    if not args.skip_magenta and not with_magenta:
         print("magenta loop: skipped (needs train.tfrecord of NoteSequences: pass --data of a preprocess run)")
+    # Rounds alternate ours and magenta's, so that drift of a shared machine's speed
+    # over minutes lands on both; the ratios are of the per-round medians.
+    per_step = {}
+    for round_ in range(1, args.rounds + 1):
+        tag = f"[round {round_}] " if args.rounds > 1 else ""
+        for name, extra in runs:
+            result, rss = groovae_train(data, os.path.join(tmp, f"{name.replace(' ', '_')}_{round_}"), args.steps, *extra)
+            per_step.setdefault(name, []).append(result["seconds_per_step"])
+            print(f"{tag}{name:14s} setup {result['setup_seconds']:6.1f} s | first step {result['first_step_seconds']:5.1f} s"
+                  f" (start-up to first step {result['setup_seconds'] + result['first_step_seconds']:5.1f} s)"
+                  f" | steady {result['seconds_per_step']:5.2f} s/step | peak RSS {rss:6.0f} MB")
+        if with_magenta:
+            walls = {}
+            for steps in (2, 2 + args.steps):
+                cmd = [sys.executable, "-c", MAGENTA_LOOP, tfrecord, os.path.join(tmp, f"magenta_{steps}_{round_}"),
+                       str(steps)]
+                out, rss = peak_rss_mb(cmd)
+                walls[steps] = float(re.search(r"WALL ([\d.]+)", out).group(1))
+            seconds = (walls[2 + args.steps] - walls[2]) / args.steps
+            per_step.setdefault("magenta", []).append(seconds)
+            print(f"{tag}{'magenta loop':14s} 2 steps {walls[2]:5.1f} s (start-up + first steps) | "
+                  f"steps 3-{2 + args.steps}: {seconds:5.2f} s/step (first pass over the data) | peak RSS {rss:6.0f} MB")
+    median = {name: statistics.median(values) for name, values in per_step.items()}
+    fp32 = median["groovae fp32"]
+    print(f"ratio  ours fp32 / GEMM floor: {fp32 / (gflop / peak):.2f} ({gflop / fp32:.0f} GFLOP/s of {peak:.0f}); "
+          f"/ GEMMs at their shapes: {fp32 / shape_floor:.2f}")
+    if "groovae bf16" in median:
+        print(f"ratio  ours bf16 / ours fp32: {median['groovae bf16'] / fp32:.2f}")
+    if "magenta" in median:
+        rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(per_step["groovae fp32"], per_step["magenta"]))
+        print(f"ratio  ours fp32 / magenta: {fp32 / median['magenta']:.2f} (per round: {rounds}; "
+              f"0.85 x magenta is {0.85 * median['magenta']:.2f} s/step, the step's GEMMs alone {shape_floor:.2f})")
 
     if args.quality_steps:
         print(f"== validation loss after {args.quality_steps} steps (same data, same batches)")
