@@ -135,20 +135,51 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     """Writes dataset windows (e.g. of the test split) as <name>_window_<index>.mid (+ .wav, .png).
 
     They are real grooves to listen to and to feed ``interpolate`` and
-    ``reconstruct``; ``indices`` picks them, else ``pick_windows``.
-    Returns the written file names.
+    ``reconstruct``; ``indices`` picks them, else ``pick_windows``.  The run is
+    recorded in ``out_dir``/manifest.json (mode 'windows': which tensor file,
+    which windows, and each window's source file, first bar and tempo), so the
+    listening page says what they are.  Returns the written file names.
     """
     from groovae.configs import load_config
     tensors = data.load_tensors(tensor_path)
     total = len(tensors["lengths"])
-    indices = pick_windows(tensors, n, seed) if indices is None else [int(i) for i in indices]
+    picked = indices is None
+    indices = pick_windows(tensors, n, seed) if picked else [int(i) for i in indices]
     bad = [i for i in indices if not 0 <= i < total]
     if bad:
         raise GenerateError(f"{tensor_path}: window index {bad[0]} out of range 0..{total - 1}")
     name = os.path.splitext(os.path.basename(tensor_path))[0]
     stems = [f"{name}_window_{i:05d}" for i in indices]
-    return write_outputs(load_config(config_name).data_converter, tensors["outputs"][indices], out_dir, name,
-                         wav, png, stems)
+    data_hash = files.sha256_of(tensor_path)
+    prefix = f"{name}_windows_{hashlib.sha256(json.dumps([data_hash, indices]).encode()).hexdigest()[:6]}"
+    wav, no_wav_reason = audio_choice(wav)
+    os.makedirs(out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
+        written = write_outputs(load_config(config_name).data_converter, tensors["outputs"][indices], staging, name,
+                                wav, png, stems)
+        windows = [{"index": i, "midi": stem + ".mid"} for i, stem in zip(indices, stems)]
+        for record in windows:  # what preprocess stored about each window (absent for bare tensor files)
+            for key, cast in (("source_id", str), ("start_bar", int), ("bpm", float)):
+                if key in tensors:
+                    record[key] = cast(tensors[key][record["index"]])
+        entry = {"mode": "windows", "config": config_name, "data": os.path.basename(tensor_path),
+                 "data_sha256": data_hash, "seed": seed if picked else None, "n": len(indices), "windows": windows,
+                 "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png,
+                 "files": {f: files.sha256_of(os.path.join(staging, f)) for f in written},
+                 "versions": package_versions()}
+        replace_run(out_dir, staging, entry)
+    return written
+
+
+def audio_choice(wav):
+    """(wav, why not): WAV files only where FluidSynth can render them; the reason goes into the manifest."""
+    if not wav:
+        return False, "not asked for (--no_wav)"  # recorded: the listening page says why
+    no_audio = audio.unavailable_reason()
+    if no_audio:  # MIDI, PNG and manifest are still worth having (e.g. after hours of training)
+        _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
+        return False, no_audio
+    return True, None
 
 
 def package_versions():
@@ -213,11 +244,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     prefix = prefix or run_prefix(mode, temperature, seed, {
         "config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
         "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None})
-    no_audio = wav and audio.unavailable_reason()
-    no_wav_reason = None if wav else "not asked for (--no_wav)"  # recorded: the listening page says why
-    if no_audio:  # MIDI, PNG and manifest are still worth having (e.g. after hours of training)
-        _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
-        wav, no_wav_reason = False, no_audio
+    wav, no_wav_reason = audio_choice(wav)
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
         written = write_outputs(model.converter, tensors, staging, prefix, wav, png)
@@ -309,6 +336,13 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
     (where the manifest lives); checkpoint and inputs must have the sha256
     the manifest recorded.
     """
+    if entry.get("mode") == "windows":  # no model made them; the tensor file is not beside the manifest
+        split = os.path.splitext(entry.get("data") or "?")[0]
+        raise GenerateError(
+            f"{os.path.join(manifest_dir, MANIFEST)}: run {entry.get('prefix')} holds windows of {entry.get('data')}, "
+            f"not a model's grooves; write them again with groovae windows --data DIR --split {split} "
+            f"--config {entry.get('config')} "
+            f"--indices {' '.join(str(w['index']) for w in entry.get('windows', []))}")
     prefix = resolve_recorded_checkpoint(entry, manifest_dir, checkpoint, public_url, cache_dir)
     inputs = []
     for record in entry["inputs"]:

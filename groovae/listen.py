@@ -28,8 +28,9 @@ PAGE = "index.html"
 MANIFEST = "manifest.json"
 SUMMARY = "training_summary.json"  # written beside the grooves by scripts/private_samples.sh
 GENERATOR = '<meta name="generator" content="groovae listen">'  # marks pages this module may overwrite
-MODE_ORDER = {"sample": 0, "interpolate": 1, "reconstruct": 2}
-MODE_TITLES = {"sample": "Samples", "interpolate": "Interpolation", "reconstruct": "Reconstruction"}
+MODE_ORDER = {"windows": 0, "sample": 1, "interpolate": 2, "reconstruct": 3}
+MODE_TITLES = {"windows": "Grooves from the data", "sample": "Samples", "interpolate": "Interpolation",
+               "reconstruct": "Reconstruction"}
 
 # Scoped under .groovae-listen so the same player can sit inside a notebook's output.
 CSS = """
@@ -134,14 +135,27 @@ def run_grooves(folder, run):
         for record in run.get("inputs", []):
             if _inside(record.get("path", "")) and os.path.isfile(os.path.join(folder, record["path"])):
                 out.append(dict(groove(folder, record["path"], "input", wav_expected=False), input=True))
+    windows = {w.get("midi"): w for w in run.get("windows", [])} if run.get("mode") == "windows" else {}
     for i, midi in enumerate(midis):
         label = None
-        if run.get("mode") == "interpolate":
+        if midi in windows:
+            label = describe_window(windows[midi])
+        elif run.get("mode") == "interpolate":
             label = f"step {i + 1} of {len(midis)}"
         elif run.get("mode") == "reconstruct":
             label = "reconstruction"
         out.append(groove(folder, midi, label, wav_expected=wav))
     return out
+
+
+def describe_window(window):
+    """'drummer1/session1/5, bars 9-12, played at 120 bpm' (what preprocess recorded), or 'window 12'."""
+    parts = [str(window.get("source_id") or f"window {window.get('index', '?')}")]
+    if window.get("start_bar") is not None:
+        parts.append(f"bars {window['start_bar'] + 1}–{window['start_bar'] + 4}")
+    if window.get("bpm"):
+        parts.append(f"played at {window['bpm']:g} bpm")  # the MIDI here is at the converter's 120
+    return ", ".join(parts)
 
 
 def _inside(relative):
@@ -224,6 +238,11 @@ def describe_model(runs):
     for run in runs:
         if run.get("mode") is None:
             continue
+        if run.get("mode") == "windows":
+            text = "from the data, not generated"
+            if text not in parts:
+                parts.append(text)
+            continue
         origin = "Google's public checkpoint" if (run.get("checkpoint") == "public"
                                                  or files.is_url(run.get("checkpoint") or "")) else "trained here"
         config = run.get("config") or "?"
@@ -239,7 +258,12 @@ def run_title(run, anchor_of):
     if mode is None:
         return "MIDI files without a manifest"
     title = MODE_TITLES.get(mode, str(mode))
-    if mode == "sample":
+    if mode == "windows":
+        data = run.get("data") or "?"
+        title += f": {run.get('n', '?')} windows of <code>{_text(data)}</code>"
+        if data.startswith("test."):
+            title += " (the test split: no model here trained on them)"
+    elif mode == "sample":
         title += f" at temperature {run.get('temperature'):g}"
     elif mode in ("interpolate", "reconstruct"):
         inputs = [i.get("path", "?") for i in run.get("inputs", [])]
@@ -254,6 +278,11 @@ def run_title(run, anchor_of):
 def run_meta(run):
     if run.get("mode") is None:
         return ""
+    if run.get("mode") == "windows":
+        how = (f"picked with seed {run['seed']} from distinct source files" if run.get("seed") is not None
+               else "picked by index")
+        return " · ".join([f"data sha256 <code>{_text((run.get('data_sha256') or '?')[:12])}</code>", how,
+                           f"config <code>{_text(run.get('config', '?'))}</code>"])
     name, step = describe_checkpoint(run)
     parts = [f"checkpoint <code>{_text(name)}</code>" + (f" ({step:,} training steps)" if step is not None else ""),
              f"config <code>{_text(run.get('config', '?'))}</code>"]

@@ -145,6 +145,15 @@ def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny
         generate.pick_windows(tensors, 9, seed=0, min_hits_per_bar=1)
     names = generate.export_windows("groovae_tiny", tiny_tensors_path, str(tmp_path), indices=picked, wav=False)
     assert names == [f"train_window_{i:05d}.{ext}" for i in picked for ext in ("mid", "png")]
+    [run] = generate.read_manifest(str(tmp_path))  # recorded, so the listening page says what they are
+    assert run["mode"] == "windows" and run["data"] == "train.npz" and run["seed"] is None  # indices given
+    assert [w["index"] for w in run["windows"]] == picked and sorted(run["files"]) == sorted(names)
+    assert [w["midi"] for w in run["windows"]] == [f"train_window_{i:05d}.mid" for i in picked]
+    assert run["data_sha256"] == files.sha256_of(tiny_tensors_path) and run["no_wav_reason"]
+    with pytest.raises(generate.GenerateError, match=r"holds windows of train.npz, not a model's grooves; .*"
+                                                     r"--split train --config groovae_tiny --indices " +
+                                                     " ".join(map(str, picked))):
+        generate.regenerate(run, str(tmp_path / "again"), str(tmp_path))
     for index in picked:
         groove = generate.pick_window(str(tmp_path / f"train_window_{index:05d}.mid"), tiny_model.converter)
         hits, velocities, offsets = split_groove(groove)

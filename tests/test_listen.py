@@ -177,6 +177,24 @@ def test_a_folder_without_wavs_shows_drum_rolls_and_midi_and_says_why(samples):
     assert "No grooves in this folder yet" in todo and 'href="todo/README.md"' in todo
 
 
+def test_dataset_windows_are_shown_as_data_with_where_each_comes_from(tmp_path):
+    folder = tmp_path / "private" / "test_grooves"
+    write_run(str(folder), "windows", "test_window", 2)
+    path = folder / "manifest.json"
+    run = json.load(open(path))["runs"][0]
+    run.update(data="test.npz", data_sha256="ab" * 32, seed=0, windows=[
+        {"index": 7, "midi": "test_window_00.mid", "source_id": "drummer1/session1/5", "start_bar": 8, "bpm": 120.0},
+        {"index": 9, "midi": "test_window_01.mid"}])
+    json.dump({"runs": [run]}, open(path, "w"))
+    part = section(listen.render_page(str(tmp_path)), "private/test_grooves")
+    assert "without a manifest" not in part and "from the data, not generated" in part
+    assert re.sub("<[^>]+>", "", re.search(r"<h3>(.*?)</h3>", part).group(1)) == (
+        "Grooves from the data: 2 windows of test.npz (the test split: no model here trained on them)")
+    assert re.findall(r"<b>test_window_0\d</b> · ([^<]+)</span>", part) == [
+        "drummer1/session1/5, bars 9–12, played at 120 bpm", "window 9"]
+    assert "picked with seed 0 from distinct source files" in part and "abababababab" in part
+
+
 def test_a_missing_wav_is_named(samples, tmp_path):
     shutil.copytree(os.path.join(samples, "public"), tmp_path / "public")
     os.remove(tmp_path / "public" / "sample_t0.5_s0_01.wav")
