@@ -151,6 +151,8 @@ def main():
     parser.add_argument("--skip_magenta", action="store_true")
     parser.add_argument("--rounds", type=int, default=1, help="alternate ours and magenta's this many times")
     args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be at least 1")
     tmp = tempfile.mkdtemp(prefix="bench_train_")
     data = args.data or synthetic_data(tmp)
 
@@ -173,11 +175,6 @@ def main():
     print(f"== groovae_4bar, batch 512, {args.steps} steps; {gflop:.0f} GFLOP/step, "
           f"so the fp32 GEMM floor is {gflop / peak:.2f} s/step")
     shapes = list(lstm_gemms(config.hparams, config.data_converter.input_depth, config.data_converter.output_depth))
-    out, _, _ = run([sys.executable, "-c", "import groovae.compat\n" + SHAPE_GEMMS, json.dumps(shapes),
-                     str(config.hparams.max_seq_len)], env=dict(os.environ, PYTHONPATH=ROOT))
-    print(out.strip().rsplit("\n", 1)[0])
-    shape_floor = float(re.search(r"SECONDS ([\d.]+)", out).group(1))
-    print(f"the step's GEMMs at their own shapes, each alone: {shape_floor:.2f} s/step")
     runs = [("groovae fp32", ["--precision", "fp32"])]
     if bf16 == "bf16":
         runs.append(("groovae bf16", ["--precision", "bf16"]))
@@ -187,29 +184,47 @@ def main():
     with_magenta = not args.skip_magenta and os.path.exists(tfrecord)
     if not args.skip_magenta and not with_magenta:
         print("magenta loop: skipped (needs train.tfrecord of NoteSequences: pass --data of a preprocess run)")
-    # Rounds alternate ours and magenta's, so that drift of a shared machine's speed
-    # over minutes lands on both; the ratios are of the per-round medians.
-    per_step = {}
-    for round_ in range(1, args.rounds + 1):
-        tag = f"[round {round_}] " if args.rounds > 1 else ""
+
+    def shape_gemms(tag):
+        out, _, _ = run([sys.executable, "-c", "import groovae.compat\n" + SHAPE_GEMMS, json.dumps(shapes),
+                         str(config.hparams.max_seq_len)], env=dict(os.environ, PYTHONPATH=ROOT))
+        if not tag:
+            print(out.strip().rsplit("\n", 1)[0])
+        seconds = float(re.search(r"SECONDS ([\d.]+)", out).group(1))
+        print(f"{tag}the step's GEMMs at their own shapes, each alone: {seconds:.2f} s/step")
+        return seconds
+
+    def ours(tag, round_):
         for name, extra in runs:
             result, rss = groovae_train(data, os.path.join(tmp, f"{name.replace(' ', '_')}_{round_}"), args.steps, *extra)
             per_step.setdefault(name, []).append(result["seconds_per_step"])
             print(f"{tag}{name:14s} setup {result['setup_seconds']:6.1f} s | first step {result['first_step_seconds']:5.1f} s"
                   f" (start-up to first step {result['setup_seconds'] + result['first_step_seconds']:5.1f} s)"
                   f" | steady {result['seconds_per_step']:5.2f} s/step | peak RSS {rss:6.0f} MB")
-        if with_magenta:
-            walls = {}
-            for steps in (2, 2 + args.steps):
-                cmd = [sys.executable, "-c", MAGENTA_LOOP, tfrecord, os.path.join(tmp, f"magenta_{steps}_{round_}"),
-                       str(steps)]
-                out, rss = peak_rss_mb(cmd)
-                walls[steps] = float(re.search(r"WALL ([\d.]+)", out).group(1))
-            seconds = (walls[2 + args.steps] - walls[2]) / args.steps
-            per_step.setdefault("magenta", []).append(seconds)
-            print(f"{tag}{'magenta loop':14s} 2 steps {walls[2]:5.1f} s (start-up + first steps) | "
-                  f"steps 3-{2 + args.steps}: {seconds:5.2f} s/step (first pass over the data) | peak RSS {rss:6.0f} MB")
+
+    def magenta(tag, round_):
+        walls = {}
+        for steps in (2, 2 + args.steps):
+            cmd = [sys.executable, "-c", MAGENTA_LOOP, tfrecord, os.path.join(tmp, f"magenta_{steps}_{round_}"),
+                   str(steps)]
+            out, rss = peak_rss_mb(cmd)
+            walls[steps] = float(re.search(r"WALL ([\d.]+)", out).group(1))
+        seconds = (walls[2 + args.steps] - walls[2]) / args.steps
+        per_step.setdefault("magenta", []).append(seconds)
+        print(f"{tag}{'magenta loop':14s} 2 steps {walls[2]:5.1f} s (start-up + first steps) | "
+              f"steps 3-{2 + args.steps}: {seconds:5.2f} s/step (first pass over the data) | peak RSS {rss:6.0f} MB")
+
+    # Each round times the GEMMs alone, ours and magenta's, in ABBA order from round to round, so that
+    # a shared machine's speed drifting over minutes lands on both; the ratios are of the medians.
+    per_step, shape_floors = {}, []
+    for round_ in range(1, args.rounds + 1):
+        tag = f"[round {round_}] " if args.rounds > 1 else ""
+        shape_floors.append(shape_gemms(tag if round_ > 1 else ""))
+        loops = [ours] + ([magenta] if with_magenta else [])
+        for loop in (loops if round_ % 2 else loops[::-1]):
+            loop(tag, round_)
     median = {name: statistics.median(values) for name, values in per_step.items()}
+    shape_floor = statistics.median(shape_floors)
     fp32 = median["groovae fp32"]
     print(f"ratio  ours fp32 / GEMM floor: {fp32 / (gflop / peak):.2f} ({gflop / fp32:.0f} GFLOP/s of {peak:.0f}); "
           f"/ GEMMs at their shapes: {fp32 / shape_floor:.2f}")
@@ -217,8 +232,8 @@ def main():
         print(f"ratio  ours bf16 / ours fp32: {median['groovae bf16'] / fp32:.2f}")
     if "magenta" in median:
         rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(per_step["groovae fp32"], per_step["magenta"]))
-        print(f"ratio  ours fp32 / magenta: {fp32 / median['magenta']:.2f} (per round: {rounds}; "
-              f"0.85 x magenta is {0.85 * median['magenta']:.2f} s/step, the step's GEMMs alone {shape_floor:.2f})")
+        print(f"ratio  ours fp32 / magenta: {fp32 / median['magenta']:.2f} (per round: {rounds}); "
+              f"magenta / GEMMs at their shapes: {median['magenta'] / shape_floor:.2f}")
 
     if args.quality_steps:
         print(f"== validation loss after {args.quality_steps} steps (same data, same batches)")

@@ -54,18 +54,31 @@ def _generate(args):
                               hparams=args.hparams or None)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
+    _refresh_page(args.output_dir, "generate")
+
+
+def _refresh_page(folder, command):
     from groovae import listen
-    page = listen.refresh_page_above(args.output_dir)  # a listening page showing this folder stays current
+    page = listen.refresh_page_above(folder)  # a listening page showing this folder stays current
     if page:
-        print(f"groovae generate: refreshed {page}", file=sys.stderr)
+        print(f"groovae {command}: refreshed {page}", file=sys.stderr)
 
 
 def _regenerate(args):
-    from groovae import generate
+    from groovae import files, generate
     manifest_dir = os.path.dirname(os.path.abspath(args.manifest))
     runs = generate.read_manifest_file(args.manifest)
     differ = 0
     for entry in runs:
+        if entry.get("mode") == "windows":  # data, not a model's output: its files are checked where they are
+            changed = sorted(f for f, sha in entry["files"].items()
+                             if not os.path.isfile(os.path.join(manifest_dir, f))
+                             or files.sha256_of(os.path.join(manifest_dir, f)) != sha)
+            differ += bool(changed)
+            print(f"{entry['prefix']}: {len(entry['files'])} files of dataset windows, checked in place: "
+                  + ("identical" if not changed else f"{len(changed)} missing or changed ({', '.join(changed[:3])}); "
+                     f"write them again with {generate.windows_command(entry)}"))
+            continue
         again = generate.regenerate(entry, args.output_dir, manifest_dir, args.checkpoint, args.public_url,
                                     args.cache_dir)
         changed = sorted(f for f in entry["files"] if again["files"].get(f) != entry["files"][f])
@@ -84,6 +97,7 @@ def _windows(args):
     for name in generate.export_windows(args.config, path, args.output_dir, n=args.n, seed=args.seed,
                                         indices=args.indices or None, wav=not args.no_wav, png=not args.no_png):
         print(os.path.join(args.output_dir, name))
+    _refresh_page(args.output_dir, "windows")
 
 
 def _listen(args):

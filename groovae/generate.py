@@ -21,6 +21,7 @@ from groovae.model import GrooveModel, check_request, sample
 
 MODES = ("sample", "interpolate", "reconstruct")
 MANIFEST = "manifest.json"
+NO_WAV_ASKED = "not asked for (--no_wav)"
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -115,9 +116,9 @@ def pick_windows(tensors, n, seed=0, min_hits_per_bar=8.0):
 
     The same tensors and seed give the same windows.
     """
-    from groovae.metrics import split_groove
+    from groovae.metrics import STEPS_PER_BAR, split_groove
     hits, _, _ = split_groove(tensors["outputs"])
-    bars = hits.shape[1] / 16
+    bars = hits.shape[1] / STEPS_PER_BAR
     busy = np.nonzero(hits.sum((1, 2)) / bars >= min_hits_per_bar)[0]
     sources = tensors.get("source_id", np.arange(len(hits)))
     picked, seen = [], set()
@@ -141,6 +142,7 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     listening page says what they are.  Returns the written file names.
     """
     from groovae.configs import load_config
+    from groovae.metrics import STEPS_PER_BAR
     tensors = data.load_tensors(tensor_path)
     total = len(tensors["lengths"])
     picked = indices is None
@@ -149,32 +151,40 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     if bad:
         raise GenerateError(f"{tensor_path}: window index {bad[0]} out of range 0..{total - 1}")
     name = os.path.splitext(os.path.basename(tensor_path))[0]
+    indices = sorted(set(indices))
     stems = [f"{name}_window_{i:05d}" for i in indices]
     data_hash = files.sha256_of(tensor_path)
-    prefix = f"{name}_windows_{hashlib.sha256(json.dumps([data_hash, indices]).encode()).hexdigest()[:6]}"
     wav, no_wav_reason = audio_choice(wav)
-    os.makedirs(out_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
-        written = write_outputs(load_config(config_name).data_converter, tensors["outputs"][indices], staging, name,
-                                wav, png, stems)
-        windows = [{"index": i, "midi": stem + ".mid"} for i, stem in zip(indices, stems)]
-        for record in windows:  # what preprocess stored about each window (absent for bare tensor files)
-            for key, cast in (("source_id", str), ("start_bar", int), ("bpm", float)):
-                if key in tensors:
-                    record[key] = cast(tensors[key][record["index"]])
-        entry = {"mode": "windows", "config": config_name, "data": os.path.basename(tensor_path),
-                 "data_sha256": data_hash, "seed": seed if picked else None, "n": len(indices), "windows": windows,
-                 "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png,
-                 "files": {f: files.sha256_of(os.path.join(staging, f)) for f in written},
-                 "versions": package_versions()}
-        replace_run(out_dir, staging, entry)
-    return written
+    windows = [{"index": i, "midi": stem + ".mid"} for i, stem in zip(indices, stems)]
+    for record in windows:  # what preprocess stored about each window (absent for bare tensor files)
+        for key, cast in (("source_id", str), ("start_bar", int), ("bpm", float)):
+            if key in tensors:
+                record[key] = cast(tensors[key][record["index"]])
+    # One entry per tensor file and folder: a new windows run of the same data replaces the
+    # last one (and its files it does not write again), so no file is claimed twice.
+    entry = {"mode": "windows", "config": config_name, "data": os.path.basename(tensor_path),
+             "data_sha256": data_hash, "bars": tensors["outputs"].shape[1] // STEPS_PER_BAR,
+             "seed": seed if picked else None, "n": len(indices), "windows": windows,
+             "prefix": f"{name}_windows_{data_hash[:6]}", "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
+    converter = load_config(config_name).data_converter
+    entry = record_run(out_dir, entry, lambda staging: write_outputs(converter, tensors["outputs"][indices], staging,
+                                                                     name, wav, png, stems))
+    return list(entry["files"])
+
+
+def windows_command(entry):
+    """The command that writes a windows entry's files again (DATA_DIR and OUT_DIR to fill in)."""
+    split = os.path.splitext(entry.get("data") or "?")[0]
+    flags = (" --no_wav" if entry.get("no_wav_reason") == NO_WAV_ASKED else "") + (
+        "" if entry.get("png", True) else " --no_png")
+    return (f"groovae windows --data DATA_DIR --split {split} --config {entry.get('config')} --indices "
+            f"{' '.join(str(w['index']) for w in entry.get('windows', []))} --output_dir OUT_DIR{flags}")
 
 
 def audio_choice(wav):
     """(wav, why not): WAV files only where FluidSynth can render them; the reason goes into the manifest."""
     if not wav:
-        return False, "not asked for (--no_wav)"  # recorded: the listening page says why
+        return False, NO_WAV_ASKED  # recorded: the listening page says why
     no_audio = audio.unavailable_reason()
     if no_audio:  # MIDI, PNG and manifest are still worth having (e.g. after hours of training)
         _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
@@ -245,16 +255,23 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
         "config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
         "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None})
     wav, no_wav_reason = audio_choice(wav)
+    entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
+             "checkpoint": portable_source(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
+             "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
+             "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
+             "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
+    return record_run(out_dir, entry, lambda staging: write_outputs(model.converter, tensors, staging, prefix, wav, png))
+
+
+def record_run(out_dir, entry, write):
+    """Writes a run's files with ``write(staging)`` (returns their names), then moves them into
+    ``out_dir`` and records ``entry`` + their sha256 in its manifest.  Files appear only when all
+    of them were written: a failure leaves ``out_dir`` as it was.  Returns the recorded entry."""
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
-        written = write_outputs(model.converter, tensors, staging, prefix, wav, png)
-        entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
-                 "checkpoint": portable_source(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
-                 "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
-                 "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
-                 "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png,
-                 "files": {f: files.sha256_of(os.path.join(staging, f)) for f in written},
-                 "versions": package_versions()}
+        written = write(staging)
+        entry = dict(entry, files={f: files.sha256_of(os.path.join(staging, f)) for f in written},
+                     versions=package_versions())
         replace_run(out_dir, staging, entry)
     return entry
 
@@ -337,12 +354,9 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
     the manifest recorded.
     """
     if entry.get("mode") == "windows":  # no model made them; the tensor file is not beside the manifest
-        split = os.path.splitext(entry.get("data") or "?")[0]
-        raise GenerateError(
-            f"{os.path.join(manifest_dir, MANIFEST)}: run {entry.get('prefix')} holds windows of {entry.get('data')}, "
-            f"not a model's grooves; write them again with groovae windows --data DIR --split {split} "
-            f"--config {entry.get('config')} "
-            f"--indices {' '.join(str(w['index']) for w in entry.get('windows', []))}")
+        raise GenerateError(f"{os.path.join(manifest_dir, MANIFEST)}: run {entry.get('prefix')} holds windows of "
+                            f"{entry.get('data')}, not a model's grooves; write them again with "
+                            f"{windows_command(entry)}")
     prefix = resolve_recorded_checkpoint(entry, manifest_dir, checkpoint, public_url, cache_dir)
     inputs = []
     for record in entry["inputs"]:

@@ -139,7 +139,7 @@ def run_grooves(folder, run):
     for i, midi in enumerate(midis):
         label = None
         if midi in windows:
-            label = describe_window(windows[midi])
+            label = describe_window(windows[midi], run.get("bars") or 4)
         elif run.get("mode") == "interpolate":
             label = f"step {i + 1} of {len(midis)}"
         elif run.get("mode") == "reconstruct":
@@ -148,11 +148,11 @@ def run_grooves(folder, run):
     return out
 
 
-def describe_window(window):
+def describe_window(window, bars):
     """'drummer1/session1/5, bars 9-12, played at 120 bpm' (what preprocess recorded), or 'window 12'."""
     parts = [str(window.get("source_id") or f"window {window.get('index', '?')}")]
     if window.get("start_bar") is not None:
-        parts.append(f"bars {window['start_bar'] + 1}–{window['start_bar'] + 4}")
+        parts.append(f"bars {window['start_bar'] + 1}–{window['start_bar'] + bars}")
     if window.get("bpm"):
         parts.append(f"played at {window['bpm']:g} bpm")  # the MIDI here is at the converter's 120
     return ", ".join(parts)

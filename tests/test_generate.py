@@ -149,10 +149,11 @@ def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny
     assert run["mode"] == "windows" and run["data"] == "train.npz" and run["seed"] is None  # indices given
     assert [w["index"] for w in run["windows"]] == picked and sorted(run["files"]) == sorted(names)
     assert [w["midi"] for w in run["windows"]] == [f"train_window_{i:05d}.mid" for i in picked]
-    assert run["data_sha256"] == files.sha256_of(tiny_tensors_path) and run["no_wav_reason"]
-    with pytest.raises(generate.GenerateError, match=r"holds windows of train.npz, not a model's grooves; .*"
-                                                     r"--split train --config groovae_tiny --indices " +
-                                                     " ".join(map(str, picked))):
+    assert run["data_sha256"] == files.sha256_of(tiny_tensors_path) and run["bars"] == 4
+    assert all("source_id" not in w for w in run["windows"])  # a bare tensor file records none
+    with pytest.raises(generate.GenerateError, match=r"holds windows of train.npz, not a model's grooves; write them "
+                       r"again with groovae windows --data DATA_DIR --split train --config groovae_tiny --indices "
+                       + " ".join(map(str, picked)) + " --output_dir OUT_DIR --no_wav$"):
         generate.regenerate(run, str(tmp_path / "again"), str(tmp_path))
     for index in picked:
         groove = generate.pick_window(str(tmp_path / f"train_window_{index:05d}.mid"), tiny_model.converter)
@@ -166,8 +167,30 @@ def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny
     entry = generate.generate("groovae_tiny", tiny_model.checkpoint, str(tmp_path), "reconstruct", wav=False,
                               inputs=[str(tmp_path / f"train_window_{picked[0]:05d}.mid")], model=tiny_model)
     assert entry["inputs"][0]["path"] == f"train_window_{picked[0]:05d}.mid"  # inside the folder: portable
+    # regenerate rebuilds the model's run and checks the windows where they are
+    manifest = str(tmp_path / "manifest.json")
+    assert cli.main(["regenerate", manifest, "--output_dir", str(tmp_path / "again")]) == 0
+    with open(tmp_path / f"train_window_{picked[1]:05d}.mid", "ab") as f:
+        f.write(b"\0")
+    assert cli.main(["regenerate", manifest, "--output_dir", str(tmp_path / "again2")]) != 0
     assert cli.main(["windows", "--data", tiny_tensors_path, "--config", "groovae_tiny", "--indices", "99",
                      "--output_dir", str(tmp_path / "bad"), "--no_wav"]) != 0
+
+
+def test_picked_windows_record_their_seed_and_a_rerun_replaces_the_last(tiny_tensors_path, tmp_path):
+    from groovae import cli
+    out = str(tmp_path / "test_grooves")
+    args = ["windows", "--data", tiny_tensors_path, "--config", "groovae_tiny", "--output_dir", out, "--no_wav",
+            "--no_png"]
+    assert cli.main(args + ["--n", "3", "--seed", "1"]) == 0
+    [run] = generate.read_manifest(out)
+    first = [w["index"] for w in run["windows"]]
+    assert run["seed"] == 1 and len(first) == 3
+    assert first == generate.pick_windows(data.load_tensors(tiny_tensors_path), 3, seed=1, min_hits_per_bar=8)
+    assert cli.main(args + ["--indices", str(first[0]), str(first[0])]) == 0  # duplicates once
+    [run] = generate.read_manifest(out)  # one entry per tensor file: no file claimed twice
+    assert run["seed"] is None and list(run["files"]) == [f"train_window_{first[0]:05d}.mid"]
+    assert sorted(os.listdir(out)) == ["manifest.json", f"train_window_{first[0]:05d}.mid"]
 
 
 def test_slerp_endpoints_and_norm():
