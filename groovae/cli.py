@@ -65,15 +65,13 @@ def _refresh_page(folder, command):
 
 
 def _regenerate(args):
-    from groovae import files, generate
+    from groovae import generate
     manifest_dir = os.path.dirname(os.path.abspath(args.manifest))
     runs = generate.read_manifest_file(args.manifest)
     differ = 0
     for entry in runs:
         if entry.get("mode") == "windows":  # data, not a model's output: its files are checked where they are
-            changed = sorted(f for f, sha in entry["files"].items()
-                             if not os.path.isfile(os.path.join(manifest_dir, f))
-                             or files.sha256_of(os.path.join(manifest_dir, f)) != sha)
+            changed = generate.changed_in_place(entry, manifest_dir)
             differ += bool(changed)
             print(f"{entry['prefix']}: {len(entry['files'])} files of dataset windows, checked in place: "
                   + ("identical" if not changed else f"{len(changed)} missing or changed ({', '.join(changed[:3])}); "

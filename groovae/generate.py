@@ -172,6 +172,13 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     return list(entry["files"])
 
 
+def changed_in_place(entry, folder):
+    """The files of a manifest entry that are missing from ``folder`` or differ from their recorded sha256."""
+    paths = {name: os.path.join(folder, name) for name in entry["files"]}
+    return sorted(name for name, sha in entry["files"].items()
+                  if not os.path.isfile(paths[name]) or files.sha256_of(paths[name]) != sha)
+
+
 def windows_command(entry):
     """The command that writes a windows entry's files again (DATA_DIR and OUT_DIR to fill in)."""
     split = os.path.splitext(entry.get("data") or "?")[0]
