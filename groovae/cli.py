@@ -1,4 +1,4 @@
-"""Command line: ``groovae {preprocess,train,generate,evaluate}`` (thin over the package)."""
+"""Command line: ``groovae {preprocess,train,generate,evaluate,summary,regenerate,windows,listen}`` (thin over the package)."""
 import argparse
 import json
 import os

@@ -150,15 +150,16 @@ def test_notebooks_chain_across_fresh_runtimes_through_the_drive_folder(tmp_path
     with open(drive / "data" / "gmd" / "report.json") as f:
         assert json.load(f)["totals"]["tensors"] == 20
 
-    train_params = {"CONFIG": "groovae_tiny", "RUN_DIR": "runs/tiny", "NUM_STEPS": 20, "VALIDATE_EVERY": 10}
+    # No RUN_DIR: 02 trains CONFIG into runs/CONFIG and 03 reads it from there.
+    train_params = {"CONFIG": "groovae_tiny", "NUM_STEPS": 20, "VALIDATE_EVERY": 10}
     nb, text = runtime("rt2", "02_train.ipynb", train_params)
     assert "'global_step': 20" in text and "'steps_this_run': 20" in text and _images(nb)
     _, text = runtime("rt3", "02_train.ipynb", {**train_params, "NUM_STEPS": 30})  # resumes from the drive
     assert "'global_step': 30" in text and "'steps_this_run': 10" in text
 
     nb, text = runtime("rt4", "03_generate.ipynb", {"CHECKPOINT": "private", "CONFIG": "groovae_tiny",
-                                                    "RUN_DIR": "runs/tiny", "N": 2, "INTERPOLATION_STEPS": 3})
-    assert "model.ckpt-30" in text
+                                                    "N": 2, "INTERPOLATION_STEPS": 3})
+    assert "model.ckpt-30" in text and os.listdir(drive / "runs") == ["groovae_tiny"]
     assert len(_images(nb)) == 2 + 3  # a drum roll per sample and per interpolation step
     names = sorted(os.listdir(drive / "samples" / "notebook"))
     assert "manifest.json" in names and len([n for n in names if n.endswith(".mid")]) == 5
