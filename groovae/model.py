@@ -11,10 +11,13 @@ import math
 import os
 
 import numpy as np
-import tensorflow.compat.v1 as tf
-from tensorflow.core.protobuf import rewriter_config_pb2
 
-from groovae import checkpoints, compat, data
+from groovae import compat  # first: shims and the stderr filter before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402
+
+from groovae import checkpoints, data  # noqa: E402
 from groovae.configs import load_config
 from groovae.errors import GenerateError
 

@@ -19,9 +19,12 @@ import sys
 import time
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
-from groovae import checkpoints, compat, data, files
+from groovae import compat  # first: shims and the stderr filter before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from groovae import checkpoints, data, files  # noqa: E402
 from groovae.model import (TrainGraph, ValidationGraph, choose_precision, describe_device, feed, session_config,
                            summary_values)
 from groovae.errors import GroovaeError, TrainError

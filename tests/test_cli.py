@@ -34,20 +34,31 @@ def test_generate_without_fluidsynth_writes_midi_png_manifest_and_exits_0(tiny_r
     assert "No audio: generated without WAV files: the fluidsynth program is not installed" in page
 
 
+TF_STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard")
+
+
+def assert_quiet(proc):
+    """The README's promise: commands print none of TensorFlow's native start-up lines."""
+    assert not [noise for noise in TF_STARTUP_NOISE if noise in proc.stderr], proc.stderr[-2000:]
+
+
 def test_train_then_generate(tiny_tensors_path, tmp_path):
     run_dir, out = str(tmp_path / "run"), str(tmp_path / "samples")
     proc = groovae("train", "--config", "groovae_tiny", "--data", tiny_tensors_path, "--run_dir", run_dir,
                    "--num_steps", "3", "--no_progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["global_step"] == 3
+    assert_quiet(proc)
     proc = groovae("summary", "--run_dir", run_dir, "--output", str(tmp_path / "summary.json"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert json.loads(proc.stdout) == summary
     assert summary["config"] == "groovae_tiny" and summary["global_step"] == 3
+    assert_quiet(proc)
     proc = groovae("generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", run_dir,
                    "--output_dir", out, "--n", "2", "--seed", "3", "--no_wav")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_quiet(proc)
     prefix = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]["prefix"]
     names = [f"{prefix}_{i:02d}.{ext}" for i in range(2) for ext in ("mid", "png")]
     assert sorted(os.listdir(out)) == ["manifest.json"] + names
