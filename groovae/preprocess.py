@@ -440,7 +440,7 @@ def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverif
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import resource as tfds_resource
     cache_dir = cache_dir or files.DEFAULT_CACHE
-    source = str(source)
+    source = str(source or OFFICIAL_URL)  # the CLI passes None when --source is left out
     if files.is_url(source):
         zip_path = os.path.join(cache_dir, "downloads", ARCHIVE_NAME)
         if not os.path.isfile(zip_path):

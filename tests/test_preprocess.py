@@ -384,6 +384,17 @@ def test_official_checksum_matches_tfds():
     assert [gmd.OFFICIAL_URL, str(gmd.OFFICIAL_SIZE), pp.OFFICIAL_SHA256] in [line[:3] for line in lines]
 
 
+def test_cli_tfds_without_source_fetches_the_official_archive(tmp_path, monkeypatch, capsys):
+    fetched = []
+
+    def download(url, path, *args, **kwargs):
+        fetched.append(url)
+        raise pp.DataError(f"{url}: offline in this test")
+    monkeypatch.setattr(pp.files, "download", download)
+    assert cli.main(["preprocess", "--tfds", "--cache_dir", str(tmp_path)]) == 2
+    assert fetched == [gmd.OFFICIAL_URL], capsys.readouterr().err
+
+
 def test_cli(gmd_zip, processed, tmp_path, capsys):
     _, _, cache = processed
     out = str(tmp_path / "out")
