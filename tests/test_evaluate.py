@@ -351,6 +351,17 @@ def test_reports(tiny_results, tmp_path):
         report.write_comparison_report([tiny_results, tiny_results], str(tmp_path / "bad"))
 
 
+def test_targets_table_known_answers():
+    def results(label, density, overlap):
+        return {"label": label, "test_statistics": {"hit_density_per_bar": [4, 5, 6, 0.5, 0.4, 0.3, 0.3, 0.1, 2]},
+                "samples": {"0.5": {"statistics": {"hit_density_per_bar": density},
+                                    "vs_test": {"velocity": {"overlap": overlap}}}}}
+    rows = report._targets_table([results("a", [3.5, 5.5, 5.0, 0, 0, 0, 0, 0, 2.28], 0.7994),
+                                  results("b", [3.3, 5.0, 7.0, 0, 0, 0, 0, 0, 2.0], 0.8)]).splitlines()
+    assert rows[-2] == "| a | -12 % ✓ | +10 % ✓ | -17 % ✗ | +14 % ✓ | 0.799 ✗ |"
+    assert rows[-1] == "| b | -18 % ✗ | +0 % ✓ | +17 % ✗ | +0 % ✓ | 0.800 ✓ |"
+
+
 def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path):
     out = str(tmp_path / "report")
     assert cli.main(["evaluate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0],
