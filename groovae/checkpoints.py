@@ -1,14 +1,14 @@
 """Checkpoints: which one a request means, and whether it fits a config.
 
 ``resolve_checkpoint`` turns 'public' (Google's groovae_4bar.tar, downloaded
-once and read whole), 'private' (the newest in a run dir), a run dir, a tar
-or a prefix into a checkpoint prefix.  TF's ``checkpoint`` state file
+once and read whole), 'private' (the newest in a run dir, or the model
+committed in checkpoints/), a run dir, a tar or a prefix into a checkpoint
+prefix.  TF's ``checkpoint`` state file
 records the paths it was saved under; a run dir that was moved or copied (a
 Drive folder mounted elsewhere, a copied run) then names files that are not
 there, so the state file is trusted only when it names a complete
-checkpoint, and otherwise the files are looked at.  ``check_compatible``
-compares a checkpoint's variables with a config's and names the config it
-looks like.
+checkpoint, and otherwise the files are looked at.  Whether a checkpoint
+fits a config is groovae.model's question (it builds the graph).
 """
 import hashlib
 import os
@@ -17,6 +17,7 @@ import sys
 import tarfile
 
 from groovae import files
+from groovae.configs import DEFAULT_CONFIG
 from groovae.errors import GenerateError
 
 _INDEX = re.compile(r"^(?P<name>.+-(?P<step>\d+))\.index$")
@@ -84,9 +85,21 @@ def newest_checkpoint(folder):
 
 
 PUBLIC_CHECKPOINT_URL = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints/groovae_4bar.tar"
+# The models trained in this project and committed with it (weights only, with their run.json): one folder
+# per config, e.g. checkpoints/groovae_4bar; 'private' without a run dir means the one of the config.
+COMMITTED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints")
 
 
-PUBLIC_CONFIG = "groovae_4bar"
+def committed_model(config=None):
+    """The folder of the committed model of ``config`` (default: the flat groovae_4bar); GenerateError if absent."""
+    config = config or DEFAULT_CONFIG
+    folder = os.path.join(COMMITTED_DIR, os.path.basename(config))
+    if not newest_checkpoint(folder):
+        have = sorted(f for f in os.listdir(COMMITTED_DIR) if newest_checkpoint(os.path.join(COMMITTED_DIR, f))) \
+            if os.path.isdir(COMMITTED_DIR) else []
+        raise GenerateError(f"'private' without a run dir means the model committed in checkpoints/{config}, and "
+                            f"there is none (committed: {', '.join(have) or 'none'}); name a run dir or checkpoint")
+    return folder
 
 
 def checkpoint_in_dir(folder, origin):
@@ -151,15 +164,17 @@ def public_checkpoint(url=PUBLIC_CHECKPOINT_URL, cache_dir=files.DEFAULT_CACHE, 
     return checkpoint_from_tar(tar_path, cache_dir)
 
 
-def resolve_checkpoint(checkpoint, run_dir=None, public_url=None, cache_dir=None, progress=True):
-    """A checkpoint prefix from 'public', 'private' (newest in ``run_dir``), a dir, a tar or a prefix."""
+def resolve_checkpoint(checkpoint, run_dir=None, public_url=None, cache_dir=None, progress=True, config=None):
+    """A checkpoint prefix from 'public', 'private', a dir, a tar or a prefix.
+
+    'private' is the newest checkpoint in ``run_dir``, or without one the
+    model of ``config`` committed in checkpoints/ (the flat one by default).
+    """
     public_url, cache_dir = public_url or PUBLIC_CHECKPOINT_URL, cache_dir or files.DEFAULT_CACHE
     if checkpoint == "public":
         return public_checkpoint(public_url, cache_dir, progress)
     if checkpoint == "private":
-        if not run_dir:
-            raise GenerateError("--checkpoint private needs --run_dir (the training run)")
-        checkpoint = run_dir
+        checkpoint = run_dir or committed_model(config)
     if os.path.isdir(checkpoint):
         return checkpoint_in_dir(checkpoint, checkpoint)
     if os.path.isfile(checkpoint) and tarfile.is_tarfile(checkpoint):
@@ -191,24 +206,3 @@ def read_checkpoint_variables(prefix):
         return dict(tf.train.list_variables(prefix))
     except Exception as e:
         raise GenerateError(f"{prefix}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-
-
-def guess_config(stored):
-    """Name of the config whose variables all are in ``stored`` with equal shapes, or None."""
-    from groovae.configs import config_names
-    from groovae.model import model_variables  # builds graphs: imported only when needed
-    for name in config_names():
-        wanted = model_variables(name)
-        if all(stored.get(n) == shape for n, shape in wanted.items()):
-            return name
-    return None
-
-
-def check_compatible(config_name, prefix, stored, wanted):
-    """GenerateError naming the config the checkpoint looks like, if it is not ``config_name``."""
-    mismatched = [n for n, shape in wanted.items() if stored.get(n) != shape]
-    if mismatched:
-        looks_like = guess_config(stored)
-        hint = f"it looks like '{looks_like}'" if looks_like else "it matches no config in groovae/configs/"
-        raise GenerateError(f"{prefix}: not a '{config_name}' checkpoint ({len(mismatched)} variables differ, "
-                            f"e.g. {mismatched[0]}); {hint}")

@@ -1,8 +1,16 @@
-"""Command line: ``groovae {preprocess,train,generate,evaluate,summary,regenerate,windows,listen}`` (thin over the package)."""
+"""Command line: ``groovae {preprocess,train,summary,generate,regenerate,evaluate,windows,listen,export}``.
+
+One small function per command over library calls; each command's options
+are declared beside it.  Expected failures (GroovaeError) print one line and
+exit 2; anything else is a bug and keeps its traceback.
+"""
 import argparse
 import json
 import os
 import sys
+
+
+# ---------------------------------------------------------------- preprocess
 
 def _preprocess(args):
     from groovae import preprocess
@@ -22,154 +30,7 @@ def _preprocess(args):
     print(preprocess.main_report_line(report, args.output_dir))
 
 
-def _train(args):
-    from groovae import train
-    result = train.train(args.config, args.data, args.run_dir, args.num_steps, hparams=args.hparams,
-                         seed=args.seed, validation_path=args.validation, validate_every=args.validate_every,
-                         checkpoint_every_secs=args.checkpoint_every_secs, precision=args.precision,
-                         progress=not args.no_progress, init_from=args.init_from, public_url=args.public_url,
-                         cache_dir=args.cache_dir)
-    print(json.dumps(result))
-
-
-def _summary(args):
-    from groovae import files, train
-    text = json.dumps(train.summarize_run(args.run_dir), indent=1) + "\n"
-    if args.output:
-        files.atomic_write(args.output, lambda f: f.write(text), mode="w")
-    print(text, end="")
-
-
-def _generate(args):
-    from groovae import checkpoints, generate
-    spec = args.checkpoint or ("private" if args.run_dir else "public")
-    prefix = checkpoints.resolve_checkpoint(spec, args.run_dir, args.public_url, args.cache_dir,
-                                         progress=not args.no_progress)
-    windows = (args.window + [None, None])[:2]
-    entry = generate.generate(args.config, prefix, args.output_dir, args.mode, n=args.n,
-                              temperature=args.temperature, seed=args.seed, inputs=args.inputs,
-                              windows=windows, steps=args.steps, wav=not args.no_wav, png=not args.no_png,
-                              source=(args.public_url or "public") if spec == "public" else
-                              spec if os.path.isfile(spec) else None,  # a .tar by its own name, not the cache's
-                              hparams=args.hparams or None)
-    for name in entry["files"]:
-        print(os.path.join(args.output_dir, name))
-    _refresh_page(args.output_dir, "generate")
-
-
-def _refresh_page(folder, command):
-    from groovae import listen
-    page = listen.refresh_page_above(folder)  # a listening page showing this folder stays current
-    if page:
-        print(f"groovae {command}: refreshed {page}", file=sys.stderr)
-
-
-def _regenerate(args):
-    from groovae import generate
-    manifest_dir = os.path.dirname(os.path.abspath(args.manifest))
-    runs = generate.read_manifest_file(args.manifest)
-    differ = 0
-    for entry in runs:
-        if entry.get("mode") == "windows":  # data, not a model's output: its files are checked where they are
-            changed = generate.changed_in_place(entry, manifest_dir)
-            differ += bool(changed)
-            print(f"{entry['prefix']}: {len(entry['files'])} files of dataset windows, checked in place: "
-                  + ("identical" if not changed else f"{len(changed)} missing or changed ({', '.join(changed[:3])}); "
-                     f"write them again with {generate.windows_command(entry)}"))
-            continue
-        again = generate.regenerate(entry, args.output_dir, manifest_dir, args.checkpoint, args.public_url,
-                                    args.cache_dir)
-        changed = sorted(f for f in entry["files"] if again["files"].get(f) != entry["files"][f])
-        differ += bool(changed)
-        print(f"{entry['prefix']}: {len(entry['files'])} files, "
-              + ("identical" if not changed else f"{len(changed)} differ ({', '.join(changed[:3])})"))
-    if differ:
-        raise generate.GenerateError(f"{args.manifest}: {differ} of {len(runs)} runs did not regenerate bit for bit")
-
-
-def _windows(args):
-    from groovae import generate
-    path = args.data
-    if os.path.isdir(path):
-        path = os.path.join(path, f"{args.split}.npz")
-    for name in generate.export_windows(args.config, path, args.output_dir, n=args.n, seed=args.seed,
-                                        indices=args.indices or None, wav=not args.no_wav, png=not args.no_png):
-        print(os.path.join(args.output_dir, name))
-    _refresh_page(args.output_dir, "windows")
-
-
-def _listen(args):
-    from groovae import listen
-    print(listen.write_page(args.folder, args.title))
-
-
-def _evaluate(args):
-    from groovae import checkpoints, evaluate, report
-    from groovae.errors import RequestError
-    test_path, train_path = args.test, args.train
-    if args.data:
-        test_path = test_path or os.path.join(args.data, "test.npz")
-        if train_path is None and os.path.exists(os.path.join(args.data, "train.npz")):
-            train_path = os.path.join(args.data, "train.npz")
-    if not test_path:
-        raise RequestError("give --data (a preprocess output dir) or --test (a tensor .npz)")
-    from groovae.errors import DataError
-    for path in (test_path, train_path):
-        if path and not os.path.isfile(path):  # before any checkpoint download
-            raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
-
-    def resolve(spec, run_dir=None):
-        return checkpoints.resolve_checkpoint(spec, run_dir, args.public_url, args.cache_dir,
-                                           progress=not args.no_progress)
-
-    if args.compare:
-        pairs = []
-        for item in args.compare:
-            label, rest = item.split("=", 1) if "=" in item.split(":", 1)[0] else ("", item)
-            config, sep, checkpoint = rest.partition(":")
-            if not sep or not config or not checkpoint:
-                raise RequestError(f"--compare takes [label=]config:checkpoint, got '{item}'")
-            pairs.append((label or config, config, checkpoint))
-        labels = [p[0] for p in pairs]
-        if len(set(labels)) != len(labels):
-            raise RequestError(f"--compare: labels must differ ({', '.join(labels)}); name them label=config:checkpoint")
-    else:
-        spec = args.checkpoint or ("private" if args.run_dir else "public")
-        pairs = [(args.config, args.config, spec)]
-    results, curves = [], {}
-    for label, config, spec in pairs:
-        prefix = resolve(spec, args.run_dir)
-        print(f"groovae evaluate: {label}: {config} @ {prefix}", file=sys.stderr)
-        results.append(evaluate.evaluate_checkpoint(
-            config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
-            seed=args.seed, batch_size=args.batch_size, hparams=args.hparams or None, label=label,
-            log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
-        from groovae import train  # a checkpoint in a run dir: its training curve up to the evaluated step
-        curves[label] = [row for row in train.read_metrics(os.path.join(os.path.dirname(prefix), train.METRICS_CSV))
-                         if int(row["step"]) <= results[-1]["global_step"]]
-    if args.compare:
-        path = report.write_comparison_report(results, args.output_dir, title=args.title, curves=curves)
-    else:
-        path = report.write_report(results[0], args.output_dir)
-    print(path)
-
-
-def _checkpoint_options(p):
-    p.add_argument("--config", default="groovae_4bar")
-    p.add_argument("--checkpoint", help="'public' (Google's groovae_4bar), 'private' (newest in --run_dir), "
-                   "a run dir, a checkpoint .tar or prefix; default: private if --run_dir else public")
-    p.add_argument("--run_dir", help="training run dir (for --checkpoint private)")
-
-
-def _download_options(p):
-    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
-    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="groovae", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_preprocess(sub):
     p = sub.add_parser("preprocess", help="Groove MIDI Dataset or a folder of drum MIDI -> split NoteSequences + "
                                           "4-bar window tensors")
     p.add_argument("--source", default=None,
@@ -180,7 +41,7 @@ def main(argv=None):
     p.add_argument("--window_mode", choices=("tfds", "magenta"), default="tfds",
                    help="tfds: 4-bar windows, 1-bar hop (as the official model); "
                         "magenta: converter on whole files, non-overlapping")
-    p.add_argument("--config", default="groovae_4bar")
+    p.add_argument("--config", default="groovae_4bar", help="whose data converter makes the tensors")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--allow_unverified", action="store_true",
                    help="accept an archive whose size/sha256 differ from the official one")
@@ -196,13 +57,31 @@ def main(argv=None):
                    help="own MIDI: split fractions by a hash of each file's path (default 0.8,0.1,0.1)")
     p.add_argument("--split_csv", default=None,
                    help="own MIDI: a file,split CSV choosing files' splits (default: split.csv in the folder)")
+    _drum_options(p)
+    p.set_defaults(run=_preprocess)
+
+
+def _drum_options(p):
     p.add_argument("--drum_map", default=None,
                    help="CSV of pitch,class rows mapping your kit's pitches onto the 9 drum classes "
                         "(overrides the default map for the pitches it lists; see README)")
     p.add_argument("--drum_channel", type=int, default=None,
                    help="MIDI channel (1-16) whose notes are drums too, besides channel 10")
-    p.set_defaults(run=_preprocess)
 
+
+# ---------------------------------------------------------------- train, summary
+
+def _train(args):
+    from groovae import train
+    result = train.train(args.config, args.data, args.run_dir, args.num_steps, hparams=args.hparams,
+                         seed=args.seed, validation_path=args.validation, validate_every=args.validate_every,
+                         checkpoint_every_secs=args.checkpoint_every_secs, precision=args.precision,
+                         progress=not args.no_progress, init_from=args.init_from, public_url=args.public_url,
+                         cache_dir=args.cache_dir)
+    print(json.dumps(result))
+
+
+def _add_train(sub):
     p = sub.add_parser("train", help="train a config on window tensors")
     p.add_argument("--config", default="groovae_4bar")
     p.add_argument("--data", required=True,
@@ -221,22 +100,56 @@ def main(argv=None):
     p.add_argument("--no_progress", action="store_true")
     p.add_argument("--init_from", default=None,
                    help="start a new run from a checkpoint's weights (fresh optimizer, step 0) to fine-tune: "
-                        "'public' (Google's groovae_4bar), a run dir, a checkpoint .tar or prefix of the same config")
+                        "'public' (Google's groovae_4bar), 'private' (the committed model of --config), a run dir, "
+                        "a checkpoint .tar or prefix; weights of the same name and shape are taken, the rest initialised")
     _download_options(p)
     p.set_defaults(run=_train)
 
+
+def _summary(args):
+    from groovae import files, runs
+    text = json.dumps(runs.summarize_run(args.run_dir), indent=1) + "\n"
+    if args.output:
+        files.atomic_write(args.output, lambda f: f.write(text), mode="w")
+    print(text, end="")
+
+
+def _add_summary(sub):
     p = sub.add_parser("summary", help="a training run's steps, hours and final losses as JSON")
     p.add_argument("--run_dir", required=True)
     p.add_argument("--output", help="also write the JSON here")
     p.set_defaults(run=_summary)
 
+
+# ---------------------------------------------------------------- generate, regenerate, windows, listen
+
+def _resolve_model(args):
+    from groovae import runs
+    return runs.resolve_model(args.checkpoint, args.run_dir, args.config, args.hparams or None, args.public_url,
+                              args.cache_dir, progress=not getattr(args, "no_progress", False))
+
+
+def _generate(args):
+    from groovae import generate
+    prefix, config, hparams = _resolve_model(args)
+    spec = args.checkpoint or ("private" if args.run_dir else "public")
+    entry = generate.generate(config, prefix, args.output_dir, args.mode, n=args.n,
+                              temperature=args.temperature, seed=args.seed, inputs=args.inputs,
+                              windows=(args.window + [None, None])[:2], steps=args.steps, wav=not args.no_wav,
+                              png=not args.no_png, source=generate.request_source(spec, args.public_url),
+                              hparams=hparams or None)
+    for name in entry["files"]:
+        print(os.path.join(args.output_dir, name))
+    _refresh_page(args.output_dir, "generate")
+
+
+def _add_generate(sub):
     p = sub.add_parser("generate", help="drum grooves as MIDI, WAV and PNG (+ manifest.json)")
     _checkpoint_options(p)
     p.add_argument("--mode", choices=["sample", "interpolate", "reconstruct"], default="sample")
     p.add_argument("--inputs", nargs="*", default=[], help="drum MIDI file(s): 2 to interpolate, 1 to reconstruct")
     p.add_argument("--window", type=int, nargs="*", default=[], help="4-bar window index per input file")
     p.add_argument("--steps", type=int, default=5, help="interpolation steps")
-    p.add_argument("--hparams", default="", help="the hparams overrides the run was trained with (if any)")
     p.add_argument("--output_dir", required=True)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.5)
@@ -247,6 +160,25 @@ def main(argv=None):
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_generate)
 
+
+def _refresh_page(folder, command):
+    from groovae import listen
+    page = listen.refresh_page_above(folder)  # a listening page showing this folder stays current
+    if page:
+        print(f"groovae {command}: refreshed {page}", file=sys.stderr)
+
+
+def _regenerate(args):
+    from groovae import generate
+    lines, differ, total = generate.regenerate_manifest(args.manifest, args.output_dir, args.checkpoint,
+                                                       args.public_url, args.cache_dir)
+    for line in lines:
+        print(line)
+    if differ:
+        raise generate.GenerateError(f"{args.manifest}: {differ} of {total} runs did not regenerate bit for bit")
+
+
+def _add_regenerate(sub):
     p = sub.add_parser("regenerate", help="rebuild every run of a manifest.json and check it bit for bit")
     p.add_argument("manifest", help="a manifest.json written by generate")
     p.add_argument("--output_dir", required=True, help="where the rebuilt files go")
@@ -254,11 +186,76 @@ def main(argv=None):
     _download_options(p)
     p.set_defaults(run=_regenerate)
 
+
+def _windows(args):
+    from groovae import generate
+    path = os.path.join(args.data, f"{args.split}.npz") if os.path.isdir(args.data) else args.data
+    for name in generate.export_windows(args.config, path, args.output_dir, n=args.n, seed=args.seed,
+                                        indices=args.indices or None, wav=not args.no_wav, png=not args.no_png):
+        print(os.path.join(args.output_dir, name))
+    _refresh_page(args.output_dir, "windows")
+
+
+def _add_windows(sub):
+    p = sub.add_parser("windows", help="dataset windows (e.g. test-split grooves) as drum MIDI, WAV and PNG")
+    p.add_argument("--data", required=True, help="a preprocess output dir or a tensor .npz")
+    p.add_argument("--split", default="test", help="which split's tensors, when --data is a dir")
+    p.add_argument("--config", default="groovae_4bar", help="whose data converter turns tensors into MIDI")
+    p.add_argument("--n", type=int, default=5, help="how many windows, from distinct files (with --seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--indices", type=int, nargs="*", default=[], help="these windows instead")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--no_wav", action="store_true")
+    p.add_argument("--no_png", action="store_true")
+    p.set_defaults(run=_windows)
+
+
+def _listen(args):
+    from groovae import listen
+    print(listen.write_page(args.folder, args.title))
+
+
+def _add_listen(sub):
+    p = sub.add_parser("listen", help="a static listening page (index.html) for a folder of generated grooves")
+    p.add_argument("folder", help="e.g. samples/: every subfolder with a manifest.json or MIDI files is shown")
+    p.add_argument("--title", default="groovae samples")
+    p.set_defaults(run=_listen)
+
+
+# ---------------------------------------------------------------- evaluate
+
+def _evaluate(args):
+    from groovae import evaluate, report, runs
+    test_path, train_path = evaluate.data_paths(args.data, args.test, args.train)
+    requests = ([evaluate.parse_compare(item) for item in args.compare] if args.compare
+                else [(None, args.config, args.checkpoint)])
+    models = []
+    for label, config, spec in requests:
+        prefix, config, hparams = runs.resolve_model(spec, args.run_dir, config, args.hparams or None,
+                                                     args.public_url, args.cache_dir, not args.no_progress)
+        models.append((label or config, config, prefix, hparams))
+    evaluate.check_labels([label for label, _, _, _ in models])
+    results, curves = [], {}
+    for label, config, prefix, hparams in models:
+        print(f"groovae evaluate: {label}: {config} @ {prefix}", file=sys.stderr)
+        results.append(evaluate.evaluate_checkpoint(
+            config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
+            seed=args.seed, batch_size=args.batch_size, hparams=hparams or None, label=label,
+            log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
+        curves[label] = runs.curve_of(prefix)  # a checkpoint in a run dir: its training curve up to its step
+    if args.compare:
+        path = report.write_comparison_report(results, args.output_dir, title=args.title, curves=curves)
+    else:
+        path = report.write_report(results[0], args.output_dir)
+    print(path)
+
+
+def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="reconstruction, sample and latent metrics of checkpoints -> report.md")
     _checkpoint_options(p)
-    p.add_argument("--compare", nargs="+", metavar="[LABEL=]CONFIG:CHECKPOINT",
-                   help="evaluate several checkpoints into one comparison report, "
-                        "e.g. flat=groovae_4bar:runs/flat hier=groovae_4bar_hier:runs/hier")
+    p.add_argument("--compare", nargs="+", metavar="[LABEL=][CONFIG:]CHECKPOINT",
+                   help="evaluate several checkpoints into one comparison report, e.g. flat=runs/flat hier=runs/hier "
+                        "(a run's config comes from its run.json)")
     p.add_argument("--title", default="Flat vs hierarchical decoder", help="title of a --compare report")
     p.add_argument("--data", help="preprocess output dir: test.npz (and train.npz for the novelty check)")
     p.add_argument("--test", help="test tensor .npz (overrides --data's)")
@@ -268,28 +265,61 @@ def main(argv=None):
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.3, 0.5, 1.0, 1.5])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=256, help="windows per teacher-forced batch")
-    p.add_argument("--hparams", default="", help="the hparams overrides the run was trained with (if any)")
     _download_options(p)
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("windows", help="dataset windows (e.g. test-split grooves) as drum MIDI, WAV and PNG")
-    p.add_argument("--data", required=True, help="a preprocess output dir or a tensor .npz")
-    p.add_argument("--split", default="test", help="which split's tensors, when --data is a dir")
-    p.add_argument("--config", default="groovae_4bar")
-    p.add_argument("--n", type=int, default=5, help="how many windows, from distinct files (with --seed)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--indices", type=int, nargs="*", default=[], help="these windows instead")
-    p.add_argument("--output_dir", required=True)
-    p.add_argument("--no_wav", action="store_true")
-    p.add_argument("--no_png", action="store_true")
-    p.set_defaults(run=_windows)
 
-    p = sub.add_parser("listen", help="a static listening page (index.html) for a folder of generated grooves")
-    p.add_argument("folder", help="e.g. samples/: every subfolder with a manifest.json or MIDI files is shown")
-    p.add_argument("--title", default="groovae samples")
-    p.set_defaults(run=_listen)
+# ---------------------------------------------------------------- export
 
+def _export(args):
+    from groovae import export
+    prefix, config, hparams = _resolve_model(args)
+    spec = args.checkpoint or ("private" if args.run_dir else "public")
+    print(export.export_checkpoint(prefix, args.output_dir, config, hparams,
+                                   source=spec if spec == "public" else None))
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="a trained model as a weights-only checkpoint folder (with its run.json), "
+                                      "to commit or share")
+    p.add_argument("checkpoint", nargs="?", help="'public', 'private' (newest in --run_dir, or the committed model "
+                   "of --config), a run dir, a checkpoint .tar or prefix")
+    p.add_argument("--run_dir", help="training run dir (for 'private')")
+    p.add_argument("--config", default=None, help="only for a checkpoint without run.json (default groovae_4bar)")
+    p.add_argument("--hparams", default="", help="only for a checkpoint without run.json")
+    p.add_argument("--output_dir", required=True, help="new folder (or an earlier export's, replaced whole)")
+    _download_options(p)
+    p.add_argument("--no_progress", action="store_true")
+    p.set_defaults(run=_export)
+
+
+# ---------------------------------------------------------------- shared options
+
+def _checkpoint_options(p):
+    p.add_argument("--checkpoint", help="'public' (Google's groovae_4bar), 'private' (newest in --run_dir, or the "
+                   "model committed in checkpoints/CONFIG), a run dir, a checkpoint .tar or prefix; default: private "
+                   "if --run_dir else public")
+    p.add_argument("--run_dir", help="training run dir (for --checkpoint private)")
+    p.add_argument("--config", default=None, help="only for a checkpoint without run.json (the public one: "
+                   "groovae_4bar, the default); a run's own comes from its run.json")
+    p.add_argument("--hparams", default="", help="only for a checkpoint without run.json: its hparams overrides")
+
+
+def _download_options(p):
+    p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
+    p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+
+
+COMMANDS = (_add_preprocess, _add_train, _add_summary, _add_generate, _add_regenerate, _add_evaluate,
+            _add_windows, _add_listen, _add_export)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="groovae", description="groovae: GrooVAE 4-bar drum grooves (preprocess -> train -> generate)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     args = parser.parse_args(argv)
     from groovae.errors import GroovaeError
     try:

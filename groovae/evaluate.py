@@ -24,13 +24,14 @@ runs the model over the test split and samples from it, and groovae.report
 writes the numbers up.
 """
 import math
+import os
 import time
 
 import numpy as np
 
 from groovae import checkpoints, data
 from groovae.model import MAX_GROOVES, GrooveModel, ModelPass, check_request, sample
-from groovae.errors import RequestError
+from groovae.errors import DataError, RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
     reconstruction_metrics, loss_terms, kl_per_dim, active_units, groove_statistics,
     compare_statistics, novelty, _floats)
@@ -52,6 +53,39 @@ def model_loss(terms, mu, sigma, hparams, global_step):
             "offsets_loss": float(np.mean(terms["offsets_loss"])),
             "kl_loss": float(np.mean(kl_cost)), "kl_bits": float(np.mean(kl_nats) / math.log(2.0)),
             "kl_beta": float(beta)}
+
+
+# ---------------------------------------------------------------- what to evaluate
+
+def data_paths(data_dir=None, test_path=None, train_path=None):
+    """(test .npz, train .npz or None) from a preprocess dir and/or explicit paths, checked to exist."""
+    if data_dir:
+        test_path = test_path or os.path.join(data_dir, "test.npz")
+        if train_path is None and os.path.exists(os.path.join(data_dir, "train.npz")):
+            train_path = os.path.join(data_dir, "train.npz")
+    if not test_path:
+        raise RequestError("give --data (a preprocess output dir) or --test (a tensor .npz)")
+    for path in (test_path, train_path):
+        if path and not os.path.isfile(path):  # before any checkpoint download
+            raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
+    return test_path, train_path
+
+
+def parse_compare(item):
+    """(label or None, config or None, checkpoint) of a --compare item '[label=][config:]checkpoint'."""
+    from groovae.configs import config_names
+    label, rest = item.split("=", 1) if "=" in item.split(":", 1)[0] else (None, item)
+    config, sep, checkpoint = rest.partition(":")
+    if not sep or config not in config_names():
+        config, checkpoint = None, rest
+    if not checkpoint or label == "":
+        raise RequestError(f"--compare takes [label=][config:]checkpoint, got '{item}'")
+    return label, config, checkpoint
+
+
+def check_labels(labels):
+    if len(set(labels)) != len(labels):
+        raise RequestError(f"--compare: labels must differ ({', '.join(labels)}); name them label=checkpoint")
 
 
 # ---------------------------------------------------------------- evaluate a checkpoint

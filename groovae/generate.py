@@ -24,12 +24,6 @@ MANIFEST = "manifest.json"
 NO_WAV_ASKED = "not asked for (--no_wav)"
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-# ---------------------------------------------------------------- the model
-
-
 def slerp(a, b, t):
     """Spherical interpolation between vectors a and b (t in [0, 1])."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -351,6 +345,37 @@ def resolve_recorded_checkpoint(entry, manifest_dir, checkpoint=None, public_url
         raise GenerateError(f"{prefix}: sha256 {digest[:12]} is not the {entry['checkpoint_sha256'][:12]} "
                             f"this manifest's grooves came from")
     return prefix
+
+
+def regenerate_manifest(manifest_path, out_dir, checkpoint=None, public_url=None, cache_dir=None):
+    """Rebuilds every run of a manifest into ``out_dir`` (windows runs: checked in place).
+
+    Returns (one line per run saying whether it came out identical, how many
+    differ, how many runs).
+    """
+    manifest_dir = os.path.dirname(os.path.abspath(manifest_path))
+    runs = read_manifest_file(manifest_path)
+    lines, differ = [], 0
+    for entry in runs:
+        if entry.get("mode") == "windows":  # data, not a model's output: its files are checked where they are
+            changed = changed_in_place(entry, manifest_dir)
+            lines.append(f"{entry['prefix']}: {len(entry['files'])} files of dataset windows, checked in place: "
+                         + ("identical" if not changed else f"{len(changed)} missing or changed "
+                            f"({', '.join(changed[:3])}); write them again with {windows_command(entry)}"))
+        else:
+            again = regenerate(entry, out_dir, manifest_dir, checkpoint, public_url, cache_dir)
+            changed = sorted(f for f in entry["files"] if again["files"].get(f) != entry["files"][f])
+            lines.append(f"{entry['prefix']}: {len(entry['files'])} files, "
+                         + ("identical" if not changed else f"{len(changed)} differ ({', '.join(changed[:3])})"))
+        differ += bool(changed)
+    return lines, differ, len(runs)
+
+
+def request_source(spec, public_url=None):
+    """How a manifest should name a requested checkpoint: 'public' (or its URL), a .tar by its own name, else None."""
+    if spec == "public":
+        return public_url or "public"
+    return spec if spec and os.path.isfile(spec) else None  # a .tar by its own name, not the cache's
 
 
 def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):

@@ -37,10 +37,41 @@ def inference_graph(config_name, hparams=None, seed=0):
         yield graph
 
 
+def graph_variables():
+    """{name: shape} of the default graph's global variables."""
+    return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+
+
 def model_variables(config_name, hparams=None):
-    """{name: shape} of the variables an inference graph of the config restores."""
+    """{name: shape} of the variables an inference graph of the config restores (what magenta's TrainedModel restores)."""
     with inference_graph(config_name, hparams):
-        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+        return graph_variables()
+
+
+def check_checkpoint(config_name, prefix, wanted=None, stored=None, hparams=None):
+    """GenerateError unless the checkpoint holds every variable the config restores, with equal shapes.
+
+    The one check of a checkpoint against a config.  ``wanted`` ({name:
+    shape}) defaults to the config's inference variables; ``stored`` to the
+    checkpoint's.  The error names the config the checkpoint looks like.
+    """
+    stored = checkpoints.read_checkpoint_variables(prefix) if stored is None else stored
+    wanted = model_variables(config_name, hparams) if wanted is None else wanted
+    mismatched = [n for n, shape in wanted.items() if stored.get(n) != shape]
+    if mismatched:
+        looks_like = guess_config(stored)
+        hint = f"it looks like '{looks_like}'" if looks_like else "it matches no config in configs/"
+        raise GenerateError(f"{prefix}: not a '{config_name}' checkpoint ({len(mismatched)} variables differ, "
+                            f"e.g. {mismatched[0]}); {hint}")
+
+
+def guess_config(stored):
+    """Name of the config whose variables all are in ``stored`` ({name: shape}) with equal shapes, or None."""
+    from groovae.configs import config_names
+    for name in config_names():
+        if all(stored.get(n) == shape for n, shape in model_variables(name).items()):
+            return name
+    return None
 
 
 class GrooveModel:
@@ -79,8 +110,7 @@ class GrooveModel:
                                              "inputs")
                 t["lengths"] = tf.placeholder(tf.int32, [batch_size], "lengths")
                 t["mu"] = model.encode(t["inputs"], t["lengths"]).loc
-                checkpoints.check_compatible(self.config_name, self.checkpoint, self.stored_variables,
-                                 {v.op.name: v.shape.as_list() for v in tf.global_variables()})
+                check_checkpoint(self.config_name, self.checkpoint, graph_variables(), self.stored_variables)
                 t["saver"] = tf.train.Saver()
             self._graphs[key] = (graph, t)
         return self._graphs[key]
@@ -339,7 +369,7 @@ class ModelPass:
             r_loss, _, decoded = model.decoder.reconstruction_loss(x_input, self.outputs, self.lengths, mu)[:3]
             self.fetches = {"mu": mu, "sigma": posterior.stddev(), "logits": decoded.rnn_output, "r_loss": r_loss}
             self.global_step = model.global_step
-            check_checkpoint(config_name, checkpoint, {v.op.name: v.shape.as_list() for v in tf.global_variables()})
+            check_checkpoint(config_name, checkpoint, graph_variables())
             self.saver = tf.train.Saver()
             self.session = tf.Session(graph=self.graph)
             self.saver.restore(self.session, checkpoint)
@@ -366,8 +396,3 @@ class ModelPass:
 
     def close(self):
         self.session.close()
-
-
-def check_checkpoint(config_name, checkpoint, wanted):
-    """GenerateError unless the checkpoint holds every variable in ``wanted`` ({name: shape})."""
-    checkpoints.check_compatible(config_name, checkpoint, checkpoints.read_checkpoint_variables(checkpoint), wanted)

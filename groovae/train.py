@@ -6,13 +6,10 @@ clip-to-zero guard), so checkpoints are variable-compatible with magenta's
 TrainedModel and the public checkpoints.  Batches are numpy arrays fed per
 step (groovae.data.batch_indices), which makes a resumed run deterministic.
 
-A run dir holds: run.json (config + hparams), model.ckpt-N.* checkpoints,
-TensorBoard events (train in the dir, validation in eval/), metrics.csv.
+What a run dir holds, and who may train in it, is groovae.runs'.
 """
-import csv
+import contextlib
 import hashlib
-import io
-import json
 import math
 import os
 import sys
@@ -24,15 +21,12 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from groovae import checkpoints, data, files  # noqa: E402
-from groovae.model import (TrainGraph, ValidationGraph, choose_precision, describe_device, feed, session_config,
-                           summary_values)
+from groovae import checkpoints, data, runs  # noqa: E402
+from groovae.model import (TrainGraph, ValidationGraph, choose_precision, describe_device, feed, guess_config,
+                           model_variables, session_config, summary_values)
 from groovae.errors import GroovaeError, TrainError
 from groovae.configs import load_config
 
-RUN_INFO = "run.json"
-METRICS_CSV = "metrics.csv"
-STOPPED_GAP_SECONDS = 900  # metrics.csv gap longer than this: no training process was running
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
 
 
@@ -44,186 +38,18 @@ def data_fingerprint(tensors):
     return {"windows": int(len(tensors["lengths"])), "sha256": digest.hexdigest()}
 
 
-def check_run_dir(run_dir, config_name, hparams, seed=0, fingerprint=None, init=None):
-    """Refuses a run dir that holds another run (config, hparams, seed, data or init); records ours.
-
-    Also refuses a run dir whose checkpoints are gone while its metrics.csv
-    says it trained: restarting would silently drop that history.  ``init``
-    is the --init_from record (resolve_init); a run that has checkpoints
-    resumes from them, so it must come with the same one or none.
-    """
-    info_path = os.path.join(run_dir, RUN_INFO)
-    info = {"config": config_name, "hparams": hparams, "seed": seed, "data": fingerprint}
-    if init:
-        info["init_from"] = init
-    new_run = "rerun with the same --config/--hparams/--seed/--data, or start a new run with another --run_dir"
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            old = json.load(f)
-        if old.get("config") != config_name:
-            raise TrainError(f"{run_dir}: holds a run of config '{old.get('config')}', "
-                             f"not '{config_name}'; use another --run_dir")
-        old_hp = old.get("hparams", {})
-        changed = sorted(k for k in set(hparams) | set(old_hp) if hparams.get(k) != old_hp.get(k))
-        if changed:
-            raise TrainError(f"{run_dir}: holds a {config_name} run with other hparams "
-                             f"({', '.join(changed)}); use another --run_dir")
-        if old.get("seed", seed) != seed:
-            raise TrainError(f"{run_dir}: was trained with --seed {old['seed']}, not {seed}; {new_run}")
-        if old.get("data") and fingerprint and old["data"] != fingerprint:
-            raise TrainError(f"{run_dir}: was trained on other data ({old['data']['windows']} windows, sha256 "
-                             f"{old['data']['sha256'][:12]}; now {fingerprint['windows']}, "
-                             f"{fingerprint['sha256'][:12]}); {new_run}")
-        if "seed" not in old or ("data" not in old and fingerprint):  # run dirs from before these were recorded
-            files.atomic_write(info_path, lambda f: json.dump({**old, **info}, f, indent=1), mode="w")
-        trained = [r for r in read_metrics(os.path.join(run_dir, METRICS_CSV)) if r.get("step")]
-        if trained and not checkpoints.newest_checkpoint(run_dir):
-            raise TrainError(f"{run_dir}: {METRICS_CSV} records training up to step {trained[-1]['step']} but no "
-                             f"complete checkpoint (model.ckpt-N.index + .data) is left; restore those files, "
-                             f"or start a new run with another --run_dir")
-        _check_init(run_dir, info_path, old, info, init)
-    elif checkpoints.newest_checkpoint(run_dir):
-        raise TrainError(f"{run_dir}: holds checkpoints of an unknown run (no {RUN_INFO}); use another --run_dir")
-    else:
-        files.atomic_write(info_path, lambda f: json.dump(info, f, indent=1), mode="w")
-
-
-class MetricsLog:
-    """metrics.csv in the run dir: one row per (step, split) with loss terms.
-
-    On resume, rows past the restored step (written after the last
-    checkpoint of a killed run) are dropped, so each step appears once.
-    Each row carries ``train_seconds``: wall time spent training the run so
-    far, summed over resumed sessions (time while no process ran excluded).
-    """
-
-    def __init__(self, run_dir, resume_step):
-        self.path = os.path.join(run_dir, METRICS_CSV)
-        self.rows = [r for r in read_metrics(self.path) if int(r["step"]) <= resume_step]
-        self.base_seconds = training_seconds(self.rows)
-        self.session_start = time.time()
-        self._write()
-
-    def add(self, step, split, values):
-        now = time.time()
-        row = {"step": step, "split": split, "time": round(now, 1),
-               "train_seconds": round(self.base_seconds + now - self.session_start, 1)}
-        row.update({k.split("/")[-1]: round(v, 6) for k, v in values.items()})
-        self.rows.append(row)
-        self._write()
-
-    def _write(self):
-        columns = []
-        for row in self.rows:
-            columns += [k for k in row if k not in columns]
-        out = io.StringIO()
-        writer = csv.DictWriter(out, columns)
-        writer.writeheader()
-        writer.writerows(self.rows)
-        files.atomic_write(self.path, lambda f: f.write(out.getvalue()), mode="w")
-
-
-def read_metrics(path):
-    """Rows of a run's metrics.csv as dicts (values as strings; '' if absent)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def training_seconds(rows, max_gap=STOPPED_GAP_SECONDS):
-    """Wall seconds spent training up to the last of ``rows`` (metrics.csv dicts).
-
-    Uses the last row's ``train_seconds`` when it has one; rows written
-    before that column existed are timed by their ``time`` stamps, counting
-    gaps up to ``max_gap`` (a row is logged every few minutes at most, so a
-    longer gap means no process was running).
-    """
-    if not rows:
-        return 0.0
-    if rows[-1].get("train_seconds") not in (None, ""):
-        return float(rows[-1]["train_seconds"])
-    total, previous = 0.0, None
-    for row in rows:
-        if row.get("train_seconds") not in (None, ""):
-            total, previous = float(row["train_seconds"]), float(row["time"])
-            continue
-        now = float(row["time"])
-        if previous is not None and now - previous <= max_gap:
-            total += now - previous
-        previous = now
-    return total
-
-
-def summarize_run(run_dir, tail=5):
-    """A small dict describing a training run: config, steps, wall time, losses, last validation.
-
-    ``final_train`` averages the last ``tail`` logged train rows (single
-    batches are noisy); ``final_validation`` is the newest validation row.
-    """
-    info_path = os.path.join(run_dir, RUN_INFO)
-    if not os.path.exists(info_path):
-        raise TrainError(f"{run_dir}: no {RUN_INFO}; not a training run dir")
-    with open(info_path) as f:
-        info = json.load(f)
-    checkpoint = checkpoints.newest_checkpoint(run_dir)
-    if not checkpoint:
-        raise TrainError(f"{run_dir}: holds no checkpoint")
-    step = checkpoints.step_of(checkpoint)
-    rows = [r for r in read_metrics(os.path.join(run_dir, METRICS_CSV)) if int(r["step"]) <= step]
-
-    def numbers(row):
-        return {k: float(v) for k, v in row.items() if k not in ("step", "split", "time", "train_seconds")
-                and v not in (None, "")}
-
-    train_rows = [r for r in rows if r["split"] == "train"][-tail:]
-    validation_rows = [r for r in rows if r["split"] == "validation"]
-    train_values = [numbers(r) for r in train_rows]
-    final_train = {}
-    for key in sorted({k for values in train_values for k in values}):
-        column = [values[key] for values in train_values if key in values]
-        final_train[key] = round(sum(column) / len(column), 4)
-    batch_size = info["hparams"]["batch_size"]
-    return {
-        "config": info["config"], "init_from": info.get("init_from"), "hparams_batch_size": batch_size,
-        "global_step": step,
-        "examples_seen": step * batch_size, "checkpoint": os.path.basename(checkpoint),
-        "train_hours": round(training_seconds(rows) / 3600, 2),
-        "final_train": {"steps": [int(r["step"]) for r in train_rows], **final_train},
-        "final_validation": ({"step": int(validation_rows[-1]["step"]),
-                              **{k: round(v, 4) for k, v in numbers(validation_rows[-1]).items()}}
-                             if validation_rows else None),
-        "validation_curve": [{"step": int(r["step"]), "loss": round(float(r["loss"]), 3)} for r in validation_rows],
-    }
-
-
-def _check_init(run_dir, info_path, old, info, init):
-    """The --init_from part of check_run_dir for an existing run.json."""
-    old_init = old.get("init_from")
-    if checkpoints.newest_checkpoint(run_dir):  # it resumes from its own checkpoints
-        if init and (old_init or {}).get("sha256") != init["sha256"]:
-            began = (f"was started from {old_init['checkpoint']} (sha256 {old_init['sha256'][:12]}), not from "
-                     f"{init['checkpoint']} ({init['sha256'][:12]})" if old_init
-                     else "holds a run trained from scratch")
-            raise TrainError(f"{run_dir}: {began}; --init_from starts a new run: use another --run_dir "
-                             f"(or leave --init_from out to resume this one)")
-    elif old_init and not init:
-        raise TrainError(f"{run_dir}: was started with --init_from {old_init['checkpoint']} and has no checkpoint "
-                         f"yet; pass --init_from again (or use another --run_dir)")
-    elif init and init != old_init:  # nothing trained yet: the new start point is recorded
-        files.atomic_write(info_path, lambda f: json.dump({**old, **info}, f, indent=1), mode="w")
-
-
-def resolve_init(spec, run_dir, public_url=None, cache_dir=None, progress=True):
-    """(checkpoint prefix, run.json record) of --init_from: 'public', a run dir, a checkpoint .tar or prefix.
+def resolve_init(spec, run_dir, config_name, hparams=None, public_url=None, cache_dir=None, progress=True,
+                 check=True):
+    """(checkpoint prefix, run.json record) of --init_from: 'public', 'private', a run dir, a .tar or a prefix.
 
     The record is portable: 'public' (or the --public_url), or the path
-    relative to the run dir, with the checkpoint's sha256 and step.
+    relative to the run dir, with the checkpoint's sha256 and step, and the
+    model variables it does not hold (``fresh``; initialised), if any.
+    ``check`` (a new run) refuses a checkpoint that shares no variable with
+    the config before anything is written.
     """
-    if spec == "private":
-        raise TrainError("--init_from private: name the run dir (or checkpoint) to start from instead")
     try:
-        prefix = checkpoints.resolve_checkpoint(spec, None, public_url, cache_dir, progress)
+        prefix = checkpoints.resolve_checkpoint(spec, None, public_url, cache_dir, progress, config=config_name)
     except GroovaeError as e:
         raise TrainError(f"--init_from: {e}") from None
     own = os.path.realpath(run_dir)
@@ -233,23 +59,55 @@ def resolve_init(spec, run_dir, public_url=None, cache_dir=None, progress=True):
         name = public_url or "public"
     else:
         name = os.path.relpath(spec if os.path.isfile(spec) else prefix, run_dir)  # a .tar by its own name
-    return prefix, {"checkpoint": name, "sha256": checkpoints.checkpoint_sha256(prefix),
-                    "step": checkpoints.step_of(prefix)}
+    record = {"checkpoint": name, "sha256": checkpoints.checkpoint_sha256(prefix), "step": checkpoints.step_of(prefix)}
+    if check:
+        fresh = init_plan(config_name, hparams, prefix)
+        if fresh:
+            record["fresh"] = fresh
+    return prefix, record
 
 
-def check_init_compatible(config_name, hparams, prefix):
-    """TrainError unless the checkpoint holds every model variable of the config (same shapes)."""
-    from groovae.model import model_variables
+MIN_INIT_SHARE = 0.5  # --init_from must give at least this share of the config's parameters
+
+
+def init_plan(config_name, hparams, prefix):
+    """The config's weights that --init_from ``prefix`` cannot give (absent, or another shape), sorted.
+
+    TrainError when it gives under half of the config's parameters: then it
+    is a checkpoint of another model, not a start point for this one.
+    """
     stored = checkpoints.read_checkpoint_variables(prefix)
-    try:
-        checkpoints.check_compatible(config_name, prefix, stored, model_variables(config_name, hparams))
-    except GroovaeError as e:
-        raise TrainError(f"--init_from: {e}") from None
+    wanted = {n: s for n, s in model_variables(config_name, hparams).items() if n != "global_step"}
+    fresh = sorted(n for n, shape in wanted.items() if stored.get(n) != shape)
+    total = sum(int(np.prod(shape)) for shape in wanted.values())
+    given = total - sum(int(np.prod(wanted[n])) for n in fresh)
+    if given < MIN_INIT_SHARE * total:
+        looks_like = guess_config(stored)
+        raise TrainError(f"--init_from: {prefix}: gives {given:,} of the {total:,} parameters of '{config_name}' "
+                         f"(same name and shape); not a start point for it"
+                         + (f"; it looks like '{looks_like}'" if looks_like else ""))
+    return fresh
 
 
 def restore_weights(sess, prefix):
-    """Restores only the model's weights (trainable variables): not the step, not the optimizer's slots."""
-    tf.train.Saver(var_list=tf.trainable_variables()).restore(sess, prefix)
+    """Restores the model's weights (trainable variables) that the checkpoint holds with the same shape.
+
+    Not the step, not the optimizer's slots; the rest keep their initial
+    values.  Returns the names restored.
+    """
+    stored = checkpoints.read_checkpoint_variables(prefix)
+    var_list = {v.op.name: v for v in tf.trainable_variables() if stored.get(v.op.name) == v.shape.as_list()}
+    tf.train.Saver(var_list=var_list).restore(sess, prefix)
+    return sorted(var_list)
+
+
+def describe_init(restored, init):
+    """'all 24 weights' or '20 of 24 weights; initialised: a, b, ...'."""
+    fresh = init.get("fresh", [])
+    if not fresh:
+        return f"all {len(restored)} weights"
+    shown = ", ".join(fresh[:4]) + (f" (+{len(fresh) - 4} more)" if len(fresh) > 4 else "")
+    return f"{len(restored)} of {len(restored) + len(fresh)} weights; initialised: {shown}"
 
 
 def check_numbers(**values):
@@ -276,136 +134,192 @@ def resolve_data(data_path, validation_path=None):
     return data_path, validation_path
 
 
+def load_training_data(data_path, validation_path=None):
+    """(train tensors, validation tensors or None, train path) of a preprocess dir or an .npz path."""
+    train_path, validation_path = resolve_data(data_path, validation_path)
+    tensors = data.load_tensors(train_path)
+    if len(tensors["lengths"]) == 0:
+        raise TrainError(f"{train_path}: holds no training windows")
+    validation = data.load_tensors(validation_path) if validation_path else None
+    if validation is not None and not len(validation["lengths"]):
+        validation = None
+    return tensors, validation, train_path
+
+
 def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, validation_path=None,
           validate_every=250, checkpoint_every_secs=180, summary_every=10, precision="auto", progress=True,
           log=print, init_from=None, public_url=None, cache_dir=None):
     """Trains until global step ``num_steps``, resuming from ``run_dir``.
 
     ``data_path`` is a preprocess output dir (train.npz, validation.npz) or a
-    tensor file.  ``init_from`` ('public', a run dir, a checkpoint .tar or
-    prefix) starts a new run from that checkpoint's weights, with a fresh
-    optimizer and step 0 (fine-tuning); the run then resumes from its own
-    checkpoints.  ``precision`` is 'auto' (bf16 on CPUs with bf16 units,
-    else fp32), 'fp32' or 'bf16' (fp32 where bf16 would be no faster; said
-    so).  Returns a dict with steps, losses, timings and the last
-    validation metrics.
+    tensor file.  ``init_from`` ('public', 'private' (the committed model of
+    the config), a run dir, a checkpoint .tar or prefix) starts a new run
+    from that checkpoint's weights (every variable whose name and shape
+    match; the rest initialised), with a fresh optimizer and step 0
+    (fine-tuning); the run then resumes from its own checkpoints.
+    ``precision`` is 'auto' (bf16 on CPUs with bf16 units, else fp32),
+    'fp32' or 'bf16' (fp32 where bf16 would be no faster; said so).  Returns
+    a dict with steps, losses, timings and the last validation metrics.
     """
     check_numbers(num_steps=num_steps, validate_every=validate_every, checkpoint_every_secs=checkpoint_every_secs,
                   summary_every=summary_every, seed=seed)
     config = load_config(config_name, hparams)
-    hp = config.hparams
-    train_path, validation_path = resolve_data(data_path, validation_path)
-    tensors = data.load_tensors(train_path)
-    num_examples = len(tensors["lengths"])
-    if num_examples == 0:
-        raise TrainError(f"{train_path}: holds no training windows")
-    validation = data.load_tensors(validation_path) if validation_path else None
-    init_prefix, init = resolve_init(init_from, run_dir, public_url, cache_dir, progress) if init_from else (None, None)
-    if init_prefix and not checkpoints.newest_checkpoint(run_dir):  # checked before anything is written
-        check_init_compatible(config_name, hparams, init_prefix)
+    tensors, validation, train_path = load_training_data(data_path, validation_path)
+    resuming = runs.newest_checkpoint(run_dir)
+    init_prefix, init = (resolve_init(init_from, run_dir, config_name, hparams, public_url, cache_dir, progress,
+                                      check=not resuming) if init_from else (None, None))
     os.makedirs(run_dir, exist_ok=True)
-    check_run_dir(run_dir, config_name, hp.values(), seed, data_fingerprint(tensors), init)
+    runs.claim(run_dir, config_name, config.hparams.values(), seed, data_fingerprint(tensors), init)
     precision, why = choose_precision(precision)
-    log(f"train: {config_name} on {num_examples} windows ({train_path}), batch {hp.batch_size}, "
+    log(f"train: {config_name} on {len(tensors['lengths'])} windows ({train_path}), batch {config.hparams.batch_size}, "
         f"device {describe_device()}, {precision} ({why})", file=sys.stderr)
-
-    setup_start = time.time()
-    validator = None
-    if validation is not None and len(validation["lengths"]):
-        validator = ValidationGraph(config_name, hparams, validation, seed, precision)
-    last_validation = {}
-    with compat.magenta_graph():
-        graph = TrainGraph(config, seed)
-        # Relative paths in the state file: the run dir resumes after a move or copy.
-        saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=1, save_relative_paths=True)
-        writer = tf.summary.FileWriter(run_dir)
-        eval_writer = tf.summary.FileWriter(os.path.join(run_dir, "eval")) if validator else None
-        with tf.Session(config=session_config(precision, fast_start=True)) as sess:
-            latest = checkpoints.newest_checkpoint(run_dir)
-            if latest:
-                saver.restore(sess, latest)
-                saver.recover_last_checkpoints(checkpoints.complete_checkpoints(run_dir))  # keep rotating them
-            else:
-                sess.run(tf.global_variables_initializer())
-                if init_prefix:
-                    restore_weights(sess, init_prefix)
-                    log(f"train: weights from {init['checkpoint']} (step {init['step']}); fresh optimizer, step 0",
-                        file=sys.stderr)
-            step = int(sess.run(graph.global_step))
-            if latest:
-                log(f"train: resumed from {latest}", file=sys.stderr)
-            else:  # so that a run dir with metrics always has a checkpoint to resume from
-                saver.save(sess, os.path.join(run_dir, "model.ckpt"), global_step=step)
-            metrics = MetricsLog(run_dir, step)
-
-            def save_and_validate():
-                checkpoint = saver.save(sess, os.path.join(run_dir, "model.ckpt"), global_step=step)
-                if validator and (not metrics.rows or metrics.rows[-1]["split"] != "validation"
-                                  or int(metrics.rows[-1]["step"]) != step):
-                    values, serialized = validator.run(checkpoint)
-                    eval_writer.add_summary(serialized, step)
-                    eval_writer.flush()
-                    metrics.add(step, "validation", values)
-                    last_validation.update(values)
-                return checkpoint
-
-            start_step, start_time = step, time.time()
-            setup_seconds = start_time - setup_start  # graphs built, checkpoint restored
-            first_step_seconds, steady_start, validation_seconds = None, None, 0.0
-            last_save, loss, losses = time.time(), float("nan"), []
-            bar = _progress(step, num_steps, progress)
-            while step < num_steps:
-                window_batch = data.batch(tensors, data.batch_indices(num_examples, hp.batch_size, seed, step))
-                want_summary = (step + 1) % summary_every == 0
-                fetches = [graph.train_op, graph.loss] + ([graph.summaries] if want_summary else [])
-                results = sess.run(fetches, feed(graph, window_batch))
-                loss, step = float(results[1]), step + 1
-                losses.append(loss)
-                if first_step_seconds is None:
-                    first_step_seconds, steady_start = time.time() - start_time, time.time()
-                    log(f"train: first step done {setup_seconds + first_step_seconds:.1f} s after start-up "
-                        f"({setup_seconds:.1f} s building graphs and session, {first_step_seconds:.1f} s the step)",
-                        file=sys.stderr)
-                if not math.isfinite(loss):
-                    raise TrainError(
-                        f"{run_dir}: loss is {loss} at step {step}; stopped without saving "
-                        f"(last checkpoint: {checkpoints.newest_checkpoint(run_dir)})")
-                if want_summary:
-                    writer.add_summary(results[2], step)
-                    metrics.add(step, "train", summary_values(results[2]))
-                if step - start_step == 1 + ETA_AFTER_STEPS and step < num_steps:
-                    seconds = (time.time() - steady_start) / ETA_AFTER_STEPS
-                    log(f"train: {seconds:.2f} s/step on {describe_device().split(' (')[0]}; "
-                        f"{num_steps - step} steps to go take about {format_duration(seconds * (num_steps - step))}",
-                        file=sys.stderr)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.2f}")
-                if validator and step % validate_every == 0:
-                    t = time.time()
-                    save_and_validate()
-                    validation_seconds += time.time() - t
-                    last_save = time.time()
-                    bar.set_postfix(loss=f"{loss:.2f}", val=f"{last_validation['loss']:.2f}")
-                elif time.time() - last_save >= checkpoint_every_secs:
-                    saver.save(sess, os.path.join(run_dir, "model.ckpt"), global_step=step)
-                    last_save = time.time()
-            bar.close()
-            end_time = time.time()
-            checkpoint = save_and_validate()
-        writer.close()
-        if eval_writer:
-            eval_writer.close()
-    if validator:
-        validator.close()
-    steps_done = step - start_step
-    steady = (end_time - steady_start - validation_seconds) / (steps_done - 1) if steps_done > 1 else None
-    return {"config": config_name, "global_step": step, "steps_this_run": steps_done,
-            "first_loss": losses[0] if losses else None, "final_loss": loss,
-            "wall_seconds": round(time.time() - start_time, 2),
-            "setup_seconds": round(setup_seconds, 2), "first_step_seconds": first_step_seconds,
-            "seconds_per_step": steady,
-            "validation": last_validation, "checkpoint": checkpoint, "device": describe_device(),
+    session = TrainingSession(config, config_name, hparams, run_dir, validation, seed, precision)
+    try:
+        session.start(resuming, init_prefix, init, log)
+        loop = TrainingLoop(session, tensors, seed, summary_every, log)
+        loop.run(num_steps, validate_every, checkpoint_every_secs, progress)
+        checkpoint = session.save_and_validate()
+    finally:
+        session.close()
+    return {"config": config_name, "global_step": session.step, "steps_this_run": loop.steps_done,
+            "first_loss": loop.losses[0] if loop.losses else None, "final_loss": loop.loss,
+            "wall_seconds": round(time.time() - loop.start_time, 2),
+            "setup_seconds": round(loop.start_time - session.setup_start, 2),
+            "first_step_seconds": loop.first_step_seconds, "seconds_per_step": loop.seconds_per_step(),
+            "validation": session.last_validation, "checkpoint": checkpoint, "device": describe_device(),
             "precision": precision, "init_from": init}
+
+
+class TrainingSession:
+    """The training graph, its session and saver, the validation graph and the run's metrics log."""
+
+    def __init__(self, config, config_name, hparams, run_dir, validation, seed, precision):
+        self.run_dir, self.setup_start, self.last_validation = run_dir, time.time(), {}
+        self.validator = ValidationGraph(config_name, hparams, validation, seed, precision) if validation else None
+        self._scope = contextlib.ExitStack()  # the graph stays the default one until close()
+        self._scope.enter_context(compat.magenta_graph())
+        self.graph = TrainGraph(config, seed)
+        # Relative paths in the state file: the run dir resumes after a move or copy.
+        self.saver = tf.train.Saver(max_to_keep=5, keep_checkpoint_every_n_hours=1, save_relative_paths=True)
+        self.writer = tf.summary.FileWriter(run_dir)
+        self.eval_writer = tf.summary.FileWriter(os.path.join(run_dir, runs.EVAL_DIR)) if self.validator else None
+        self.sess = tf.Session(config=session_config(precision, fast_start=True))
+        self.step, self.metrics = None, None
+
+    def start(self, resume_from, init_prefix, init, log):
+        """Restores the newest checkpoint, or initialises (from --init_from's weights) and saves step 0."""
+        if resume_from:
+            self.saver.restore(self.sess, resume_from)
+            self.saver.recover_last_checkpoints(checkpoints.complete_checkpoints(self.run_dir))  # keep rotating them
+        else:
+            self.sess.run(tf.global_variables_initializer())
+            if init_prefix:
+                restored = restore_weights(self.sess, init_prefix)
+                log(f"train: weights from {init['checkpoint']} (step {init['step']}): {describe_init(restored, init)}; "
+                    f"fresh optimizer, step 0", file=sys.stderr)
+        self.step = int(self.sess.run(self.graph.global_step))
+        if resume_from:
+            log(f"train: resumed from {resume_from}", file=sys.stderr)
+        else:  # so that a run dir with metrics always has a checkpoint to resume from
+            self.save()
+        self.metrics = runs.MetricsLog(self.run_dir, self.step)
+
+    def train_step(self, window_batch, want_summary):
+        fetches = [self.graph.train_op, self.graph.loss] + ([self.graph.summaries] if want_summary else [])
+        results = self.sess.run(fetches, feed(self.graph, window_batch))
+        self.step += 1
+        if want_summary:
+            self.writer.add_summary(results[2], self.step)
+            self.metrics.add(self.step, "train", summary_values(results[2]))
+        return float(results[1])
+
+    def save(self):
+        return self.saver.save(self.sess, runs.save_prefix(self.run_dir), global_step=self.step)
+
+    def save_and_validate(self):
+        checkpoint = self.save()
+        if self.validator and not self.metrics.last_is_validation_at(self.step):
+            values, serialized = self.validator.run(checkpoint)
+            self.eval_writer.add_summary(serialized, self.step)
+            self.eval_writer.flush()
+            self.metrics.add(self.step, "validation", values)
+            self.last_validation.update(values)
+        return checkpoint
+
+    def close(self):
+        self.sess.close()
+        for writer in (self.writer, self.eval_writer):
+            if writer:
+                writer.close()
+        self._scope.close()
+        if self.validator:
+            self.validator.close()
+
+
+class TrainingLoop:
+    """Steps with per-(seed, step) batches, periodic checkpoints and validation, timings and the estimate."""
+
+    def __init__(self, session, tensors, seed, summary_every, log):
+        self.session, self.tensors, self.seed, self.summary_every, self.log = session, tensors, seed, summary_every, log
+        self.start_step, self.start_time = session.step, time.time()
+        self.first_step_seconds = self.steady_start = self.end_time = None
+        self.validation_seconds, self.loss, self.losses = 0.0, float("nan"), []
+
+    @property
+    def steps_done(self):
+        return self.session.step - self.start_step
+
+    def run(self, num_steps, validate_every, checkpoint_every_secs, progress):
+        session, batch_size = self.session, session_batch_size(self.session)
+        num_examples = len(self.tensors["lengths"])
+        last_save, bar = time.time(), _progress(session.step, num_steps, progress)
+        while session.step < num_steps:
+            window_batch = data.batch(self.tensors, data.batch_indices(num_examples, batch_size, self.seed,
+                                                                      session.step))
+            self.loss = session.train_step(window_batch, (session.step + 1) % self.summary_every == 0)
+            self.losses.append(self.loss)
+            self._after_step(num_steps)
+            bar.update(1)
+            bar.set_postfix(loss=f"{self.loss:.2f}")
+            if session.validator and session.step % validate_every == 0:
+                t = time.time()
+                session.save_and_validate()
+                self.validation_seconds += time.time() - t
+                last_save = time.time()
+                bar.set_postfix(loss=f"{self.loss:.2f}", val=f"{session.last_validation['loss']:.2f}")
+            elif time.time() - last_save >= checkpoint_every_secs:
+                session.save()
+                last_save = time.time()
+        bar.close()
+        self.end_time = time.time()
+
+    def _after_step(self, num_steps):
+        """The first-step line, the loss check and the time estimate."""
+        step, log = self.session.step, self.log
+        if self.first_step_seconds is None:
+            self.first_step_seconds, self.steady_start = time.time() - self.start_time, time.time()
+            setup = self.start_time - self.session.setup_start
+            log(f"train: first step done {setup + self.first_step_seconds:.1f} s after start-up "
+                f"({setup:.1f} s building graphs and session, {self.first_step_seconds:.1f} s the step)",
+                file=sys.stderr)
+        if not math.isfinite(self.loss):
+            raise TrainError(f"{self.session.run_dir}: loss is {self.loss} at step {step}; stopped without saving "
+                             f"(last checkpoint: {runs.newest_checkpoint(self.session.run_dir)})")
+        if step - self.start_step == 1 + ETA_AFTER_STEPS and step < num_steps:
+            seconds = (time.time() - self.steady_start) / ETA_AFTER_STEPS
+            log(f"train: {seconds:.2f} s/step on {describe_device().split(' (')[0]}; "
+                f"{num_steps - step} steps to go take about {format_duration(seconds * (num_steps - step))}",
+                file=sys.stderr)
+
+    def seconds_per_step(self):
+        """Steady seconds per step: after the first, validation excluded."""
+        if self.steps_done <= 1:
+            return None
+        return (self.end_time - self.steady_start - self.validation_seconds) / (self.steps_done - 1)
+
+
+def session_batch_size(session):
+    return session.graph.inputs.shape.as_list()[0]
 
 
 def format_duration(seconds):

@@ -6,13 +6,14 @@ its traceback.  Faults that need a separate process (kill -9) are in test_train.
 """
 import io
 import os
+import shutil
 import tarfile
 import zipfile
 
 import pretty_midi
 import pytest
 
-from groovae import cli, synthetic
+from groovae import checkpoints, cli, synthetic
 from tests.test_preprocess import INFO_HEADER, make_gmd_zip
 
 
@@ -74,6 +75,12 @@ def bad(tmp_path_factory, tiny_run, tiny_tensors_path):
         paths[f"{name}_tar"] = str(d / f"{name}.tar")
     (d / "not.npz").write_bytes(b"not numpy")
     paths["not_npz"] = str(d / "not.npz")
+    (d / "bare").mkdir()  # the run's checkpoint without its run.json (as an old run or a download)
+    prefix = checkpoints.newest_checkpoint(tiny_run[0])
+    for name in os.listdir(tiny_run[0]):
+        if name.startswith(os.path.basename(prefix) + "."):
+            shutil.copy(os.path.join(tiny_run[0], name), d / "bare" / name)
+    paths["bare"] = str(d / "bare")
     (d / "bad.json").write_text("{ not json")
     paths["bad_manifest"] = str(d / "bad.json")
     return paths
@@ -126,16 +133,24 @@ CASES = [
      "seed must be"),
     ("checkpoint missing", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", b["dir"] + "/no/ckpt",
                                       "--output_dir", _out(b, "x")], 2, "no such checkpoint"),
-    ("checkpoint of another config", lambda b: ["generate", "--config", "groovae_tiny_hier", "--checkpoint", b["run"],
-                                                "--output_dir", _out(b, "x"), "--no_wav"], 2, "looks like 'groovae_tiny'"),
+    ("checkpoint of another config", lambda b: ["generate", "--config", "groovae_tiny_hier", "--checkpoint",
+                                                b["bare"], "--output_dir", _out(b, "x"), "--no_wav"], 2,
+     "looks like 'groovae_tiny'"),
+    ("config disagrees with run.json", lambda b: ["generate", "--config", "groovae_tiny_hier", "--checkpoint",
+                                                  b["run"], "--output_dir", _out(b, "x"), "--no_wav"], 2,
+     "--config groovae_tiny_hier disagrees with"),
+    ("hparams disagree with run.json", lambda b: ["generate", "--hparams", "z_size=8", "--checkpoint", b["run"],
+                                                  "--output_dir", _out(b, "x"), "--no_wav"], 2,
+     "--hparams 'z_size=8' disagrees with"),
     ("tar escaping its folder", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", b["evil_tar"],
                                            "--output_dir", _out(b, "x"), "--cache_dir", _out(b, "cache")], 2,
      "outside the target folder"),
     ("tar without checkpoint", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", b["nockpt_tar"],
                                           "--output_dir", _out(b, "x"), "--cache_dir", _out(b, "cache")], 2,
      "no checkpoint"),
-    ("private without run dir", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint", "private",
-                                           "--output_dir", _out(b, "x")], 2, "needs --run_dir"),
+    ("private without run dir or committed model", lambda b: ["generate", "--config", "groovae_tiny", "--checkpoint",
+                                                              "private", "--output_dir", _out(b, "x")], 2,
+     "means the model committed in checkpoints/groovae_tiny, and there is none"),
     ("source missing", lambda b: ["preprocess", "--source", b["dir"] + "/none.zip", "--output_dir", _out(b, "p")], 2,
      "no such file, folder or URL"),
     ("source not a zip", lambda b: ["preprocess", "--source", b["not_a_zip"], "--allow_unverified", "--output_dir",
@@ -185,11 +200,17 @@ CASES = [
                                        "--hparams", "no_such_thing=3"], 2, "bad --hparams"),
     ("init_from missing", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r2"), "--num_steps", "1",
                                              "--init_from", b["dir"] + "/none"], 2, "no such checkpoint"),
-    ("init_from of another config", lambda b: ["train", "--config", "groovae_tiny_hier", "--data", b["tensors"],
-                                               "--run_dir", _out(b, "r2"), "--num_steps", "1", "--init_from",
-                                               b["run"], "--no_progress"], 2, "looks like 'groovae_tiny'"),
-    ("init_from private", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", _out(b, "r2"), "--num_steps", "1",
-                                             "--init_from", "private"], 2, "--init_from private"),
+    ("init_from of another model", lambda b: ["train", "--config", "groovae_4bar", "--data", b["tensors"],
+                                                "--run_dir", _out(b, "r2"), "--num_steps", "1", "--init_from",
+                                                b["run"], "--no_progress"], 2,
+     "of 'groovae_4bar' (same name and shape); not a start point for it; it looks like 'groovae_tiny'"),
+    ("init_from private without a committed model", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir",
+                                                                        _out(b, "r2"), "--num_steps", "1",
+                                                                        "--init_from", "private"], 2,
+     "--init_from: 'private' without a run dir means the model committed in checkpoints/groovae_tiny"),
+    ("export into a folder with other files", lambda b: ["export", b["run"], "--output_dir", b["dir"]], 2,
+     "exists with other files"),
+    ("export into a file", lambda b: ["export", b["run"], "--output_dir", b["tensors"]], 2, "is a file"),
     ("init_from its own run", lambda b: TRAIN + ["--data", b["tensors"], "--run_dir", b["run"], "--num_steps", "50",
                                                  "--init_from", b["run"]], 2, "this run's own checkpoint"),
     ("run dir of another config", lambda b: ["train", "--config", "groovae_tiny_hier", "--data", b["tensors"],

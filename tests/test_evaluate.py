@@ -392,7 +392,7 @@ def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--compare", "groovae_tiny", "--test", os.path.abspath(__file__)], "--compare takes [label=]config:checkpoint"),
+    (["--compare", "flat=", "--test", os.path.abspath(__file__)], "--compare takes [label=][config:]checkpoint"),
     (["--test", "/nonexistent/test.npz"], "/nonexistent/test.npz: no such tensor file"),
     ([], "give --data"),
     (["--checkpoint", "/nonexistent/ckpt", "--test", os.path.abspath(__file__)], "no such checkpoint"),

@@ -219,7 +219,7 @@ def test_input_windows_zero_or_several(tiny_model, four_bar_midi, tmp_path):
         generate.pick_window(str(tmp_path / "waltz.mid"), tiny_model.converter)
 
 
-def test_bad_requests(tiny_model, tmp_path):
+def test_bad_requests(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(generate.GenerateError, match="nothing to decode"):
         generate.sample(tiny_model, n=0)
     with pytest.raises(generate.GenerateError, match="n must be 1..1000"):  # a generate run writes files
@@ -228,8 +228,9 @@ def test_bad_requests(tiny_model, tmp_path):
         generate.sample(tiny_model, n=1, temperature=0)
     with pytest.raises(generate.GenerateError, match="no checkpoint"):
         checkpoints.resolve_checkpoint(str(tmp_path))
-    with pytest.raises(generate.GenerateError, match="needs --run_dir"):
-        checkpoints.resolve_checkpoint("private")
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", str(tmp_path / "checkpoints"))  # a clone without models
+    with pytest.raises(generate.GenerateError, match="checkpoints/groovae_tiny, and there is none"):
+        checkpoints.resolve_checkpoint("private", config="groovae_tiny")
 
 
 def test_corrupt_checkpoint_and_wrong_config(tiny_run, tiny_tensors_path, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import groovae.compat  # noqa: F401  (shims before TF)
-from groovae import checkpoints, cli, corpus, data, gmd, preprocess as pp, synthetic, train
+from groovae import checkpoints, cli, corpus, data, gmd, preprocess as pp, runs, synthetic, train
 from groovae.errors import DataError, RequestError, TrainError
 from tests.conftest import GMD_ZIP
 
@@ -338,7 +338,7 @@ def test_init_from_starts_from_the_weights_with_a_fresh_optimizer_and_step(tiny_
     adam = [n for n in start if n.endswith("/Adam")]
     assert adam and all(not start[n].any() for n in adam) and any(theirs[n].any() for n in adam)  # fresh slots
     assert any("weights from " in line and "step 0" in line for line in lines)
-    with open(os.path.join(run_dir, train.RUN_INFO)) as f:
+    with open(os.path.join(run_dir, runs.RUN_JSON)) as f:
         info = json.load(f)
     assert info["init_from"] == {"checkpoint": os.path.relpath(source, run_dir),
                                  "sha256": checkpoints.checkpoint_sha256(source), "step": 40}
@@ -348,7 +348,7 @@ def test_init_from_starts_from_the_weights_with_a_fresh_optimizer_and_step(tiny_
     more = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=5, progress=False)
     assert more["global_step"] == 5 and more["steps_this_run"] == 2
     assert not np.array_equal(_weights(more["checkpoint"])["encoder/mu/kernel"], theirs["encoder/mu/kernel"])
-    assert train.summarize_run(run_dir)["init_from"]["sha256"] == info["init_from"]["sha256"]
+    assert runs.summarize_run(run_dir)["init_from"]["sha256"] == info["init_from"]["sha256"]
 
 
 def test_init_from_public_and_a_tar(tiny_run, tiny_tensors_path, http_server, tmp_path):
@@ -377,8 +377,10 @@ def test_bad_init_from_is_refused_before_anything_is_written(tiny_run, tiny_tens
     run_dir = str(tmp_path / "new")
     for spec, config, message in (
             (str(tmp_path / "none"), "groovae_tiny", "--init_from: .*none: no such checkpoint"),
-            (source_dir, "groovae_tiny_hier", "not a 'groovae_tiny_hier' checkpoint .*looks like 'groovae_tiny'"),
-            ("private", "groovae_tiny", "--init_from private: name the run dir")):
+            (source_dir, "groovae_tiny_hier", "gives 17,440 of the 57,499 parameters of 'groovae_tiny_hier' .*"
+                                              "not a start point for it; it looks like 'groovae_tiny'"),
+            ("private", "groovae_tiny", "--init_from: 'private' without a run dir means the model committed in "
+                                        "checkpoints/groovae_tiny, and there is none")):
         with pytest.raises(TrainError, match=message) as e:
             train.train(config, tiny_tensors_path, run_dir, num_steps=1, init_from=spec, progress=False)
         assert "\n" not in str(e.value)

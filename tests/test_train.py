@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from groovae import checkpoints, data, train
+from groovae import checkpoints, data, runs, train
 
 
 def test_loss_goes_down(tiny_run):
@@ -92,7 +92,7 @@ def test_validation_metrics_and_csv(tiny_tensors_path, tmp_path):
     for key in ("loss", "losses/r_loss", "losses/kl_bits", "metrics/hits_loss", "metrics/velocities_loss",
                 "metrics/offsets_loss"):
         assert np.isfinite(result["validation"][key]), key
-    rows = train.read_metrics(os.path.join(run_dir, train.METRICS_CSV))
+    rows = runs.read_metrics(run_dir)
     assert [(int(r["step"]), r["split"]) for r in rows if r["split"] == "validation"] == [(3, "validation"), (6, "validation")]
     assert [int(r["step"]) for r in rows if r["split"] == "train"] == [2, 4, 6]
     assert float(rows[-1]["hits_loss"]) > 0
@@ -100,7 +100,7 @@ def test_validation_metrics_and_csv(tiny_tensors_path, tmp_path):
     seconds = [float(r["train_seconds"]) for r in rows]
     assert seconds == sorted(seconds) and seconds[0] > 0
 
-    summary = train.summarize_run(run_dir, tail=2)
+    summary = runs.summarize_run(run_dir, tail=2)
     assert summary["config"] == "groovae_tiny" and summary["global_step"] == 6
     assert summary["examples_seen"] == 6 * summary["hparams_batch_size"]
     assert summary["final_train"]["steps"] == [4, 6]
@@ -116,15 +116,15 @@ def test_training_seconds_skips_gaps_when_no_process_ran():
     """Rows from before the train_seconds column are timed by their stamps, gaps > max_gap excluded."""
     rows = [{"time": "100"}, {"time": "160"}, {"time": "220"},  # one session: 120 s
             {"time": "5000"}, {"time": "5030"}]                  # stopped, then 30 s more
-    assert train.training_seconds(rows, max_gap=900) == 150
+    assert runs.training_seconds(rows, max_gap=900) == 150
     rows.append({"time": "5090", "train_seconds": "400.5"})
-    assert train.training_seconds(rows) == 400.5
-    assert train.training_seconds([]) == 0
+    assert runs.training_seconds(rows) == 400.5
+    assert runs.training_seconds([]) == 0
 
 
 def test_summarize_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(train.TrainError, match="not a training run dir"):
-        train.summarize_run(str(tmp_path))
+        runs.summarize_run(str(tmp_path))
 
 
 def test_bf16_is_chosen_only_on_cpus_with_bf16_units():
@@ -200,7 +200,7 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_tensors_path, tmp_path):
     proc = subprocess.Popen(cmd + ["--checkpoint_every_secs", "0"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(train.read_metrics(os.path.join(run_dir, train.METRICS_CSV))) < 3:
+    while time.time() < deadline and len(runs.read_metrics(run_dir)) < 3:
         time.sleep(0.2)
     time.sleep(0.37)
     proc.send_signal(signal.SIGKILL)
@@ -210,7 +210,7 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_tensors_path, tmp_path):
     assert start >= 30
     result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=start + 2, progress=False)
     assert result["global_step"] == start + 2 and result["steps_this_run"] == 2
-    rows = train.read_metrics(os.path.join(run_dir, train.METRICS_CSV))
+    rows = runs.read_metrics(run_dir)
     steps = [int(r["step"]) for r in rows if r["split"] == "train"]
     assert steps == sorted(set(steps)) and all(s <= start + 2 for s in steps)
 
@@ -228,7 +228,7 @@ def test_moved_run_dir_resumes_where_it_was(tiny_tensors_path, tmp_path):
     shutil.rmtree(tmp_path / "a")
     again = train.train("groovae_tiny", tiny_tensors_path, moved, num_steps=25, summary_every=5, progress=False)
     assert again["steps_this_run"] == 5 and again["global_step"] == 25
-    steps = [int(r["step"]) for r in train.read_metrics(os.path.join(moved, train.METRICS_CSV))]
+    steps = [int(r["step"]) for r in runs.read_metrics(moved)]
     assert steps == [5, 10, 15, 20, 25]
     with open(os.path.join(moved, "checkpoint")) as f:
         assert str(tmp_path) not in f.read()  # relative paths from now on
@@ -240,11 +240,11 @@ def test_run_dir_whose_checkpoints_are_gone_is_refused_and_keeps_its_metrics(tin
     for name in os.listdir(run_dir):
         if name.startswith("model.ckpt-") and name.endswith(".index"):
             os.remove(os.path.join(run_dir, name))
-    with open(os.path.join(run_dir, train.METRICS_CSV)) as f:
+    with open(os.path.join(run_dir, runs.METRICS_CSV)) as f:
         metrics = f.read()
     with pytest.raises(train.TrainError, match="records training up to step 10 but no complete checkpoint"):
         train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=20, progress=False)
-    with open(os.path.join(run_dir, train.METRICS_CSV)) as f:
+    with open(os.path.join(run_dir, runs.METRICS_CSV)) as f:
         assert f.read() == metrics
 
 
@@ -259,7 +259,7 @@ def test_resume_with_other_seed_or_data_is_refused(tiny_tensors_path, tmp_path):
     data.save_tensors(other, {k: v[:-1] for k, v in tensors.items()})
     with pytest.raises(train.TrainError, match=r"trained on other data \(16 windows.*now 15"):
         train.train("groovae_tiny", other, run_dir, num_steps=4, progress=False)
-    info_path = os.path.join(run_dir, train.RUN_INFO)
+    info_path = os.path.join(run_dir, runs.RUN_JSON)
     with open(info_path) as f:
         info = json.load(f)
     assert info["seed"] == 0 and info["data"]["windows"] == 16

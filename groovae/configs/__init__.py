@@ -12,6 +12,7 @@ import runpy
 from groovae import compat  # noqa: F401  (config files import magenta)
 from groovae.errors import ConfigError
 
+DEFAULT_CONFIG = "groovae_4bar"  # the public checkpoint's; what a checkpoint without run.json is taken to be
 CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))  # shipped inside the package
 
 
@@ -46,6 +47,18 @@ def load_config(name_or_path, hparams=None):
         except (ValueError, KeyError) as e:
             raise ConfigError(f"bad --hparams '{hparams}' for {name_or_path}: {e}") from None
     return config
+
+
+def groove_converter(split_bars=4, **flags):
+    """magenta's GrooveConverter as the groove configs use it: 16 steps per bar, the GMD's 9 drum classes.
+
+    ``flags`` are the converter's input transforms (humanize, tapify,
+    fixed_velocities, hits_as_controls, ...).
+    """
+    from magenta.models.music_vae import data
+    return data.GrooveConverter(split_bars=split_bars, steps_per_quarter=4, quarters_per_bar=4,
+                                max_tensors_per_notesequence=20, pitch_classes=data.ROLAND_DRUM_PITCH_CLASSES,
+                                inference_pitch_classes=data.REDUCED_DRUM_PITCH_CLASSES, **flags)
 
 
 def with_hparams(config, **overrides):

@@ -1,0 +1,95 @@
+"""Taking a trained model out of its run: a weights-only checkpoint folder to commit or share.
+
+``export_checkpoint`` writes the variables magenta's ``TrainedModel`` restores
+(the config's inference variables, ``global_step`` included), float32 and bit
+for bit as trained, without the optimizer's slots (which triple a run's
+checkpoint), beside the run's ``run.json`` (so the folder knows its model),
+``metrics.csv`` and ``training_summary.json``.  Such a folder is a run dir
+of its own: ``--checkpoint``, ``--init_from`` and ``regenerate`` take it as
+they take any run.  The project's own models are committed this way in
+``checkpoints/<config>/``.
+"""
+import json
+import os
+
+from groovae import compat  # first: shims and the stderr filter before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from groovae import checkpoints, files, runs  # noqa: E402
+from groovae.errors import GroovaeError, RequestError  # noqa: E402
+from groovae.model import check_checkpoint, model_variables  # noqa: E402
+
+SUMMARY = "training_summary.json"
+
+
+def export_checkpoint(prefix, output_dir, config=None, hparams=None, source=None):
+    """Writes ``prefix``'s weights-only copy into ``output_dir`` (replaced whole); returns the new prefix.
+
+    ``config``/``hparams`` are needed only where no run.json lies beside the
+    checkpoint (e.g. the public one).  ``source`` is how the checkpoint was
+    asked for, recorded in run.json (default: its file name).  An
+    ``output_dir`` that exists must be an earlier export (it holds
+    run.json and a checkpoint); anything else is refused untouched.
+    """
+    config, hparams = runs.model_of(prefix, config, hparams)
+    _check_output_dir(output_dir)
+    wanted = model_variables(config, hparams or None)
+    check_checkpoint(config, prefix, wanted)
+    reader = tf.train.load_checkpoint(prefix)
+    values = {name: reader.get_tensor(name) for name in sorted(wanted)}
+    step = int(values["global_step"]) if "global_step" in values else checkpoints.step_of(prefix) or 0
+    run_dir = runs.run_dir_of(prefix)
+    with files.atomic_directory(output_dir) as staging:
+        saved = _save_variables(values, runs.save_prefix(staging), step)
+        info = dict(runs.read_run_info(run_dir)) if run_dir else {"config": config, "hparams": _hparams_values(config, hparams)}
+        info["weights_from"] = {"checkpoint": source or os.path.basename(prefix),
+                                "sha256": checkpoints.checkpoint_sha256(prefix), "step": step}
+        runs.write_run_info(staging, info)
+        if run_dir:
+            _copy_history(run_dir, prefix, staging)
+        name = os.path.basename(saved)
+    return os.path.join(output_dir, name)
+
+
+def _check_output_dir(output_dir):
+    """RequestError unless ``output_dir`` is new, empty or an earlier export (which is then replaced)."""
+    if os.path.isfile(output_dir):
+        raise RequestError(f"{output_dir}: is a file; --output_dir must be a folder (new, or an earlier export)")
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        try:
+            earlier = "weights_from" in (runs.read_run_info(output_dir) or {})
+        except GroovaeError:
+            earlier = False
+        if not earlier:
+            raise RequestError(f"{output_dir}: exists with other files; choose a new --output_dir "
+                               f"(an earlier export's folder is replaced whole)")
+
+
+def _save_variables(values, save_prefix, step):
+    """A checkpoint holding exactly ``values`` ({name: array}) under their names; returns its prefix."""
+    with compat.magenta_graph():
+        variables = {name: tf.Variable(tf.zeros(value.shape, tf.as_dtype(value.dtype)), name=name.replace("/", "_"),
+                                       trainable=False)
+                     for name, value in values.items()}
+        saver = tf.train.Saver(var_list=variables, save_relative_paths=True)
+        with tf.Session() as session:
+            session.run(tf.variables_initializer(list(variables.values())))
+            for name, variable in variables.items():
+                variable.load(values[name], session)
+            return saver.save(session, save_prefix, global_step=step, write_meta_graph=False)
+
+
+def _hparams_values(config, hparams):
+    from groovae.configs import load_config
+    return load_config(config, hparams or None).hparams.values()
+
+
+def _copy_history(run_dir, prefix, staging):
+    """metrics.csv up to the exported step, and the training summary at that step."""
+    rows = runs.curve_of(prefix)
+    if rows:
+        runs.write_metrics(staging, rows)
+    summary = runs.summarize_run(run_dir, checkpoint=prefix)
+    files.atomic_write(os.path.join(staging, SUMMARY),
+                       lambda f: f.write(json.dumps(summary, indent=1) + "\n"), mode="w")
