@@ -67,14 +67,16 @@ def resolve_init(spec, run_dir, config_name, hparams=None, public_url=None, cach
     return prefix, record
 
 
-MIN_INIT_SHARE = 0.5  # --init_from must give at least this share of the config's parameters
+# --init_from must give at least this share of the config's parameters: a model that shares its encoder
+# (the hierarchical from the flat one, hits-as-controls from plain) gives a third or more, another size ~0.
+MIN_INIT_SHARE = 0.1
 
 
 def init_plan(config_name, hparams, prefix):
     """The config's weights that --init_from ``prefix`` cannot give (absent, or another shape), sorted.
 
-    TrainError when it gives under half of the config's parameters: then it
-    is a checkpoint of another model, not a start point for this one.
+    TrainError when it gives under a tenth of the config's parameters: then
+    it is a checkpoint of another model, not a start point for this one.
     """
     stored = checkpoints.read_checkpoint_variables(prefix)
     wanted = {n: s for n, s in model_variables(config_name, hparams).items() if n != "global_step"}
@@ -102,12 +104,12 @@ def restore_weights(sess, prefix):
 
 
 def describe_init(restored, init):
-    """'all 24 weights' or '20 of 24 weights; initialised: a, b, ...'."""
+    """'all 24 weights' or '20 of 24 weights (same name and shape); initialised: a, b, ...'."""
     fresh = init.get("fresh", [])
     if not fresh:
         return f"all {len(restored)} weights"
     shown = ", ".join(fresh[:4]) + (f" (+{len(fresh) - 4} more)" if len(fresh) > 4 else "")
-    return f"{len(restored)} of {len(restored) + len(fresh)} weights; initialised: {shown}"
+    return f"{len(restored)} of {len(restored) + len(fresh)} weights (same name and shape); initialised: {shown}"
 
 
 def check_numbers(**values):
