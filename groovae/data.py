@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from groovae.errors import DataError, NoDrumNotes, NoNotes, UnmappedPitches  # noqa: E402,F401  (for callers)
 
 TENSOR_KEYS = ("inputs", "outputs", "lengths")
+CONTROLS = "controls"  # [n, T, control_depth]: only for configs whose converter has controls
 
 
 def midi_file_to_sequence(path):
@@ -202,26 +203,37 @@ def sequence_to_tensors(sequence, converter):
     k = len(tensors.outputs)
     if not k:
         return empty_tensors(converter)
-    return {
+    arrays = {
         "inputs": np.stack(tensors.inputs).astype(np.float32),
         "outputs": np.stack(tensors.outputs).astype(np.float32),
         "lengths": np.asarray(tensors.lengths, np.int32).reshape(k),
     }
+    if converter.control_depth:  # e.g. hits as controls: what the decoder is told at each step
+        arrays[CONTROLS] = np.stack(tensors.controls).astype(np.float32)
+    return arrays
 
 
 def empty_tensors(converter, max_seq_len=64):
-    return {
+    arrays = {
         "inputs": np.zeros((0, max_seq_len, converter.input_depth), np.float32),
         "outputs": np.zeros((0, max_seq_len, converter.output_depth), np.float32),
         "lengths": np.zeros((0,), np.int32),
     }
+    if converter.control_depth:
+        arrays[CONTROLS] = np.zeros((0, max_seq_len, converter.control_depth), np.float32)
+    return arrays
+
+
+def model_keys(tensors):
+    """The arrays a model reads: inputs, outputs, lengths, and controls where the config has them."""
+    return TENSOR_KEYS + ((CONTROLS,) if CONTROLS in tensors else ())
 
 
 def concat_tensors(parts, converter):
     parts = [p for p in parts if len(p["lengths"])]
     if not parts:
         return empty_tensors(converter)
-    return {key: np.concatenate([p[key] for p in parts]) for key in TENSOR_KEYS}
+    return {key: np.concatenate([p[key] for p in parts]) for key in model_keys(parts[0])}
 
 
 def midi_files_to_tensors(paths, converter):
@@ -290,4 +302,4 @@ def batch_indices(num_examples, batch_size, seed, step):
 
 
 def batch(tensors, indices):
-    return {k: tensors[k][indices] for k in TENSOR_KEYS}
+    return {k: tensors[k][indices] for k in model_keys(tensors)}

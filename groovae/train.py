@@ -33,7 +33,7 @@ ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) befo
 def data_fingerprint(tensors):
     """What identifies the training data: window count and a sha256 of the model's arrays."""
     digest = hashlib.sha256()
-    for key in data.TENSOR_KEYS:
+    for key in data.model_keys(tensors):
         digest.update(np.ascontiguousarray(tensors[key]).tobytes())
     return {"windows": int(len(tensors["lengths"])), "sha256": digest.hexdigest()}
 

@@ -1,4 +1,6 @@
 """Named configs: groovae_4bar equals magenta's; the others derive from it."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -126,3 +128,57 @@ def test_groovae_4bar_variables_match_magentas():
     theirs = _graph_variables(magenta_configs.CONFIG_MAP["groovae_4bar"], batch_size=2)
     assert ours == theirs
     assert ours["encoder/mu/kernel:0"] == [1024, 256]  # 2 x 512 bidirectional -> z 256
+
+
+YOUR_BEAT = {"groovae_4bar_humanize": "groovae_2bar_humanize",
+             "groovae_4bar_tap2drum": "groovae_2bar_tap_fixed_velocity",
+             "groovae_4bar_hits_control": "groovae_2bar_hits_control_tfds"}
+
+
+@pytest.mark.parametrize("ours_name, theirs_name", YOUR_BEAT.items())
+def test_your_beat_configs_are_magentas_2bar_configs_at_4_bars(ours_name, theirs_name):
+    ours, theirs = load_config(ours_name), magenta_configs.CONFIG_MAP[theirs_name]
+    assert type(ours.model.encoder) is type(theirs.model.encoder)
+    assert type(ours.model.decoder) is type(theirs.model.decoder)
+    assert {**theirs.hparams.values(), "max_seq_len": 64} == ours.hparams.values()
+    assert type(ours.data_converter) is type(theirs.data_converter)
+    theirs_converter = _plain_attributes(theirs.data_converter)
+    assert theirs_converter.pop("_split_bars") == 2
+    assert _plain_attributes(ours.data_converter) == {**theirs_converter, "_split_bars": 4}
+    assert ours.hparams.values() == {**load_config("groovae_4bar").hparams.values()}  # the flat model's hparams
+
+
+@pytest.mark.parametrize("name", sorted(YOUR_BEAT))
+def test_your_beat_tensors_equal_magentas_converter(name, midi_dir):
+    """Our config's windows are magenta's converter's (its 2-bar one, set to 4 bars) on the same drums."""
+    import copy
+    from tests.conftest import GMD_ZIP
+    from groovae import data
+    theirs = copy.deepcopy(magenta_configs.CONFIG_MAP[YOUR_BEAT[name]].data_converter)
+    theirs._split_bars = 4
+    ours = load_config(name).data_converter
+    sequences = [data.drum_midi(data.read_bytes(os.path.join(midi_dir, f)), f).sequence
+                 for f in sorted(os.listdir(midi_dir))[:3]]
+    if os.path.exists(GMD_ZIP):  # and three real performances, micro-timing and all
+        import zipfile
+        with zipfile.ZipFile(GMD_ZIP) as z:
+            names = sorted(n for n in z.namelist() if n.endswith("_beat_4-4.mid"))[:3]
+            sequences += [data.drum_midi(z.read(n), n).sequence for n in names]
+    for sequence in sequences:
+        mine = data.sequence_to_tensors(sequence, ours)
+        theirs.set_mode("eval")
+        expected = theirs.to_tensors(sequence)
+        assert len(mine["lengths"]) == len(expected.inputs) > 0
+        np.testing.assert_array_equal(mine["inputs"], np.stack(expected.inputs).astype(np.float32))
+        np.testing.assert_array_equal(mine["outputs"], np.stack(expected.outputs).astype(np.float32))
+        if ours.control_depth:
+            np.testing.assert_array_equal(mine["controls"], np.stack(expected.controls).astype(np.float32))
+    hits = mine["outputs"][..., :9]
+    if name.endswith("humanize"):  # the input: the same hits, on the grid, at one velocity
+        np.testing.assert_array_equal(mine["inputs"][..., :9], hits)
+        assert not mine["inputs"][..., 9:].any()
+    elif name.endswith("tap2drum"):  # the input: one instrument, one velocity, the drummer's timing
+        assert mine["inputs"][..., :9].sum(-1).max() == 1 and mine["inputs"][..., :9].any()
+        np.testing.assert_array_equal(mine["inputs"][..., :9].max(-1), hits.max(-1))
+    else:  # hits as controls: the decoder is told the hits
+        np.testing.assert_array_equal(mine["controls"], hits)

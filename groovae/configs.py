@@ -1,11 +1,14 @@
-"""Named configs: one small file per config in this package (``groovae/configs/``).
+"""Named configs: one small file per config in the repo's top-level ``configs/`` folder.
 
 Each file defines ``config``, a magenta ``music_vae.Config`` (model + hparams +
 data converter).  Files are executed on every lookup so each caller gets fresh
 model/converter objects (they are stateful).  ``CONFIG_MAP`` mirrors magenta's
-``configs.CONFIG_MAP`` interface.
+``configs.CONFIG_MAP`` interface.  A wheel ships the folder as the package
+``groovae.bundled_configs`` (pyproject.toml), which is used where the repo's
+folder is not beside the package.
 """
 import collections.abc
+import importlib.util
 import os
 import runpy
 
@@ -13,11 +16,22 @@ from groovae import compat  # noqa: F401  (config files import magenta)
 from groovae.errors import ConfigError
 
 DEFAULT_CONFIG = "groovae_4bar"  # the public checkpoint's; what a checkpoint without run.json is taken to be
-CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))  # shipped inside the package
+
+
+def _config_dir():
+    """The repo's configs/ (a clone, an editable install), else the copy a wheel installed."""
+    repo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    if os.path.isfile(os.path.join(repo, DEFAULT_CONFIG + ".py")):
+        return repo
+    spec = importlib.util.find_spec("groovae.bundled_configs")
+    return list(spec.submodule_search_locations)[0] if spec else repo
+
+
+CONFIG_DIR = _config_dir()
 
 
 def config_names():
-    """Names of the configs in this package, sorted."""
+    """Names of the configs in configs/, sorted."""
     if not os.path.isdir(CONFIG_DIR):
         return []
     return sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
