@@ -30,10 +30,11 @@ def inference_graph(config_name, hparams=None, seed=0):
     with compat.magenta_graph() as graph:
         tf.set_random_seed(seed)
         config.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
-        config.model.sample(1, max_length=config.hparams.max_seq_len,
-                            z=tf.zeros([1, config.hparams.z_size]), temperature=1.0)
-        config.model.encode(tf.zeros([1, config.hparams.max_seq_len, config.data_converter.input_depth]),
-                            tf.ones([1], tf.int32))
+        steps, converter = config.hparams.max_seq_len, config.data_converter
+        controls = control_placeholder(converter, 1, steps)
+        config.model.sample(1, max_length=steps, z=tf.zeros([1, config.hparams.z_size]), temperature=1.0,
+                            c_input=None if controls is None else controls[0])
+        config.model.encode(tf.zeros([1, steps, converter.input_depth]), tf.ones([1], tf.int32), controls)
         yield graph
 
 
@@ -103,13 +104,16 @@ class GrooveModel:
                 model = config.model
                 model.build(config.hparams, self.converter.output_depth, is_training=False)
                 t = {"temperature": tf.placeholder(tf.float32, [], "temperature"),
-                     "z": tf.placeholder(tf.float32, [batch_size, self.z_size], "z")}
+                     "z": tf.placeholder(tf.float32, [batch_size, self.z_size], "z"),
+                     "controls": control_placeholder(self.converter, batch_size, self.length)}
+                if t["controls"] is not None:  # decoding: one control sequence for the whole batch (magenta's)
+                    t["control"] = tf.placeholder(tf.float32, [self.length, self.converter.control_depth], "control")
                 t["outputs"], _ = model.sample(batch_size, max_length=self.length, z=t["z"],
-                                               temperature=t["temperature"])
+                                               temperature=t["temperature"], c_input=t.get("control"))
                 t["inputs"] = tf.placeholder(tf.float32, [batch_size, self.length, self.converter.input_depth],
                                              "inputs")
                 t["lengths"] = tf.placeholder(tf.int32, [batch_size], "lengths")
-                t["mu"] = model.encode(t["inputs"], t["lengths"]).loc
+                t["mu"] = model.encode(t["inputs"], t["lengths"], t["controls"]).loc
                 check_checkpoint(self.config_name, self.checkpoint, graph_variables(), self.stored_variables)
                 t["saver"] = tf.train.Saver()
             self._graphs[key] = (graph, t)
@@ -121,18 +125,39 @@ class GrooveModel:
             t["saver"].restore(session, self.checkpoint)
             return session.run(t[fetch], {t[k]: v for k, v in feed.items()})
 
-    def decode(self, z, temperature=0.5, seed=0):
-        """Groove tensors [n, 64, 27] decoded from latent vectors ``z`` [n, z_size] (any n: evaluate decodes a split)."""
+    @property
+    def has_controls(self):
+        return bool(self.converter.control_depth)
+
+    def decode(self, z, temperature=0.5, seed=0, control=None):
+        """Groove tensors [n, 64, 27] decoded from latent vectors ``z`` [n, z_size] (any n: evaluate decodes a split).
+
+        ``control`` [64, control_depth]: the controls every groove is decoded
+        with, for a config that has them (e.g. the hits to play; those hits
+        are then the grooves' hits, exactly).
+        """
         check_temperature(temperature)
         if len(z) == 0:
             raise GenerateError("nothing to decode (no latent vectors)")
-        return self._run(seed, len(z), "outputs", {"z": np.asarray(z, np.float32), "temperature": temperature})
+        values = {"z": np.asarray(z, np.float32), "temperature": temperature}
+        if self.has_controls:
+            if control is None:
+                raise GenerateError(f"{self.config_name} decodes with controls (the hits to play); none given")
+            values["control"] = np.asarray(control, np.float32)
+        outputs = self._run(seed, len(z), "outputs", values)
+        if self.has_controls and self.converter._hits_as_controls:
+            outputs[..., :self.converter._num_drums] = values["control"][..., :self.converter._num_drums]
+        return outputs
 
-    def encode(self, tensors, seed=0):
-        """Posterior means [n, z_size] of groove tensors [n, 64, 27]."""
+    def encode(self, tensors, seed=0, controls=None):
+        """Posterior means [n, z_size] of groove tensors [n, 64, 27] (with their controls, where the config has them)."""
         tensors = np.asarray(tensors, np.float32)
-        return self._run(seed, len(tensors), "mu",
-                         {"inputs": tensors, "lengths": np.full(len(tensors), self.length, np.int32)})
+        values = {"inputs": tensors, "lengths": np.full(len(tensors), self.length, np.int32)}
+        if self.has_controls:
+            if controls is None:
+                raise GenerateError(f"{self.config_name} encodes with controls (the hits played); none given")
+            values["controls"] = np.asarray(controls, np.float32)
+        return self._run(seed, len(tensors), "mu", values)
 
 
 @contextlib.contextmanager
@@ -245,7 +270,8 @@ class TrainGraph:
         self.inputs = tf.placeholder(tf.float32, [batch, steps, converter.input_depth], "inputs")
         self.outputs = tf.placeholder(tf.float32, [batch, steps, converter.output_depth], "outputs")
         self.lengths = tf.placeholder(tf.int32, [batch], "lengths")
-        optimizer = self.model.train(self.inputs, self.outputs, self.lengths)
+        self.controls = control_placeholder(converter, batch, steps)
+        optimizer = self.model.train(self.inputs, self.outputs, self.lengths, self.controls)
         grads, variables = zip(*optimizer.compute_gradients(self.model.loss))
         global_norm = tf.global_norm(grads)
         tf.summary.scalar("gradient_norm", global_norm)
@@ -266,9 +292,20 @@ class TrainGraph:
         self.summaries = tf.summary.merge_all()
 
 
+def control_placeholder(converter, batch_size, steps):
+    """[batch, steps, control_depth] controls (e.g. hits as controls), or None for a config without them."""
+    if not converter.control_depth:
+        return None
+    return tf.placeholder(tf.float32, [batch_size, steps, converter.control_depth], "controls")
+
+
 def feed(graph, window_batch):
-    return {graph.inputs: window_batch["inputs"], graph.outputs: window_batch["outputs"],
-            graph.lengths: window_batch["lengths"]}
+    """Placeholders of a graph (inputs, outputs, lengths and controls, if it has them) -> a batch's arrays."""
+    values = {graph.inputs: window_batch["inputs"], graph.outputs: window_batch["outputs"],
+              graph.lengths: window_batch["lengths"]}
+    if graph.controls is not None:
+        values[graph.controls] = window_batch[data.CONTROLS]
+    return values
 
 
 class ValidationGraph:
@@ -295,7 +332,8 @@ class ValidationGraph:
             self.inputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.input_depth])
             self.outputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.output_depth])
             self.lengths = tf.placeholder(tf.int32, [n])
-            self.updates = self.model.eval(self.inputs, self.outputs, self.lengths)
+            self.controls = control_placeholder(config.data_converter, n, steps)
+            self.updates = self.model.eval(self.inputs, self.outputs, self.lengths, self.controls)
             self.summary = tf.summary.merge_all()
             self.init_metrics = tf.local_variables_initializer()
             self.saver = tf.train.Saver()
@@ -362,11 +400,13 @@ class ModelPass:
             self.inputs = tf.placeholder(tf.float32, [batch_size, self.length, self.input_depth], "inputs")
             self.outputs = tf.placeholder(tf.float32, [batch_size, self.length, self.output_depth], "outputs")
             self.lengths = tf.placeholder(tf.int32, [batch_size], "lengths")
-            posterior = model.encode(self.inputs, self.lengths)
+            self.controls = control_placeholder(converter, batch_size, self.length)
+            posterior = model.encode(self.inputs, self.lengths, self.controls)
             mu = posterior.loc
             # decoder inputs: the target shifted right by one step, a zero frame first (as in training)
             x_input = tf.pad(self.outputs[:, :self.length - 1], [(0, 0), (1, 0), (0, 0)])
-            r_loss, _, decoded = model.decoder.reconstruction_loss(x_input, self.outputs, self.lengths, mu)[:3]
+            r_loss, _, decoded = model.decoder.reconstruction_loss(x_input, self.outputs, self.lengths, mu,
+                                                                   self.controls)[:3]
             self.fetches = {"mu": mu, "sigma": posterior.stddev(), "logits": decoded.rnn_output, "r_loss": r_loss}
             self.global_step = model.global_step
             check_checkpoint(config_name, checkpoint, graph_variables())
@@ -383,7 +423,9 @@ class ModelPass:
             stop = min(start + self.batch_size, n)
             pad = self.batch_size - (stop - start)
             feed = {}
-            for placeholder, key in ((self.inputs, "inputs"), (self.outputs, "outputs")):
+            for placeholder, key in ((self.inputs, "inputs"), (self.outputs, "outputs"), (self.controls, data.CONTROLS)):
+                if placeholder is None:
+                    continue
                 chunk = np.asarray(tensors[key][start:stop], np.float32)
                 feed[placeholder] = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
             feed[self.lengths] = np.concatenate([np.minimum(tensors["lengths"][start:stop], self.length),
