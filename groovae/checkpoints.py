@@ -17,7 +17,6 @@ import sys
 import tarfile
 
 from groovae import files
-from groovae.configs import DEFAULT_CONFIG
 from groovae.errors import GenerateError
 
 _INDEX = re.compile(r"^(?P<name>.+-(?P<step>\d+))\.index$")
@@ -92,6 +91,7 @@ COMMITTED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 
 def committed_model(config=None):
     """The folder of the committed model of ``config`` (default: the flat groovae_4bar); GenerateError if absent."""
+    from groovae.configs import DEFAULT_CONFIG  # here: configs load magenta, and listen imports this module
     config = config or DEFAULT_CONFIG
     folder = os.path.join(COMMITTED_DIR, os.path.basename(config))
     if not newest_checkpoint(folder):

@@ -16,11 +16,12 @@ import tempfile
 import numpy as np
 
 from groovae import audio, checkpoints, data, files
+from groovae.manifest import (changed_in_place, manifest_path, package_versions, portable_source, read_manifest_file,
+                              replace_run)
 from groovae.errors import GenerateError
 from groovae.model import GrooveModel, check_request, sample
 
 MODES = ("sample", "interpolate", "reconstruct")
-MANIFEST = "manifest.json"
 NO_WAV_ASKED = "not asked for (--no_wav)"
 
 
@@ -166,13 +167,6 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     return list(entry["files"])
 
 
-def changed_in_place(entry, folder):
-    """The files of a manifest entry that are missing from ``folder`` or differ from their recorded sha256."""
-    paths = {name: os.path.join(folder, name) for name in entry["files"]}
-    return sorted(name for name, sha in entry["files"].items()
-                  if not os.path.isfile(paths[name]) or files.sha256_of(paths[name]) != sha)
-
-
 def windows_command(entry):
     """The command that writes a windows entry's files again (DATA_DIR and OUT_DIR to fill in)."""
     split = os.path.splitext(entry.get("data") or "?")[0]
@@ -191,29 +185,6 @@ def audio_choice(wav):
         _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
         return False, no_audio
     return True, None
-
-
-def package_versions():
-    import importlib.metadata as md
-    versions = {"python": platform.python_version()}
-    for name in ("groovae", "magenta", "note-seq", "tensorflow", "tf-keras", "tensorflow-probability", "numpy",
-                 "pretty_midi", "matplotlib"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def portable_source(source, prefix, out_dir):
-    """How a manifest in ``out_dir`` names its checkpoint: 'public', a URL, or a path relative to out_dir.
-
-    A local ``source`` (e.g. a .tar) is named rather than the cache folder it was unpacked into.
-    """
-    if source == "public" or files.is_url(source):
-        return source
-    local = source if source and os.path.exists(source) else prefix
-    return os.path.relpath(os.path.abspath(local), os.path.abspath(out_dir))
 
 
 def run_prefix(mode, temperature, seed, fingerprint):
@@ -286,41 +257,6 @@ def _warn_once(message):
         print(message, file=sys.stderr)
 
 
-def read_manifest(out_dir):
-    """The runs recorded in ``out_dir``/manifest.json ([] if there is none)."""
-    path = os.path.join(out_dir, MANIFEST)
-    return read_manifest_file(path) if os.path.exists(path) else []
-
-
-def read_manifest_file(path):
-    if not os.path.isfile(path):
-        raise GenerateError(f"{path}: no such manifest")
-    try:
-        with open(path) as f:
-            return json.load(f)["runs"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise GenerateError(f"{path}: not a groovae manifest ({type(e).__name__}: {e})") from None
-
-
-def replace_run(out_dir, staging, entry):
-    """Moves a run's files from ``staging`` into ``out_dir`` and records it in the manifest.
-
-    An earlier entry with the same prefix is replaced, and its files that the
-    new run does not write again (e.g. _03, _04 after a rerun with a smaller n)
-    are removed.
-    """
-    runs = read_manifest(out_dir)
-    old = [r for r in runs if r.get("prefix") == entry["prefix"]]
-    for name in {f for r in old for f in r.get("files", {})} - set(entry["files"]):
-        path = os.path.join(out_dir, name)
-        if os.path.dirname(os.path.normpath(name)) == "" and os.path.isfile(path):
-            os.remove(path)
-    for name in entry["files"]:
-        os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-    runs = [r for r in runs if r.get("prefix") != entry["prefix"]] + [entry]
-    files.atomic_write(os.path.join(out_dir, MANIFEST), lambda f: json.dump({"runs": runs}, f, indent=1), mode="w")
-
-
 def resolve_recorded_checkpoint(entry, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):
     """The checkpoint prefix a manifest entry names, checked against its recorded sha256.
 
@@ -347,14 +283,14 @@ def resolve_recorded_checkpoint(entry, manifest_dir, checkpoint=None, public_url
     return prefix
 
 
-def regenerate_manifest(manifest_path, out_dir, checkpoint=None, public_url=None, cache_dir=None):
+def regenerate_manifest(path, out_dir, checkpoint=None, public_url=None, cache_dir=None):
     """Rebuilds every run of a manifest into ``out_dir`` (windows runs: checked in place).
 
     Returns (one line per run saying whether it came out identical, how many
     differ, how many runs).
     """
-    manifest_dir = os.path.dirname(os.path.abspath(manifest_path))
-    runs = read_manifest_file(manifest_path)
+    manifest_dir = os.path.dirname(os.path.abspath(path))
+    runs = read_manifest_file(path)
     lines, differ = [], 0
     for entry in runs:
         if entry.get("mode") == "windows":  # data, not a model's output: its files are checked where they are
@@ -386,7 +322,7 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
     the manifest recorded.
     """
     if entry.get("mode") == "windows":  # no model made them; the tensor file is not beside the manifest
-        raise GenerateError(f"{os.path.join(manifest_dir, MANIFEST)}: run {entry.get('prefix')} holds windows of "
+        raise GenerateError(f"{manifest_path(manifest_dir)}: run {entry.get('prefix')} holds windows of "
                             f"{entry.get('data')}, not a model's grooves; write them again with "
                             f"{windows_command(entry)}")
     prefix = resolve_recorded_checkpoint(entry, manifest_dir, checkpoint, public_url, cache_dir)

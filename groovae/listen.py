@@ -23,9 +23,9 @@ import urllib.parse
 from groovae import files
 from groovae.checkpoints import step_of
 from groovae.errors import DataError
+from groovae.manifest import MANIFEST, read_manifest
 
 PAGE = "index.html"
-MANIFEST = "manifest.json"
 SUMMARY = "training_summary.json"  # written beside the grooves by scripts/private_samples.sh
 GENERATOR = '<meta name="generator" content="groovae listen">'  # marks pages this module may overwrite
 MODE_ORDER = {"windows": 0, "sample": 1, "interpolate": 2, "reconstruct": 3}
@@ -73,21 +73,6 @@ document.addEventListener('keydown',function(e){
 
 
 # ---------------------------------------------------------------- reading a folder
-
-
-def read_runs(folder):
-    """The runs of ``folder``/manifest.json ([] without one); read directly, without generate's TF imports."""
-    path = os.path.join(folder, MANIFEST)
-    if not os.path.exists(path):
-        return []
-    try:
-        with open(path) as f:
-            runs = json.load(f)["runs"]
-        if not isinstance(runs, list):
-            raise TypeError("'runs' is not a list")
-        return runs
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a groovae manifest ({type(e).__name__}: {e})") from None
 
 
 def read_summary(folder):
@@ -187,7 +172,7 @@ def read_folder(root, rel):
     folder = os.path.join(root, rel) if rel else root
     runs = []
     listed = set()
-    for run in sorted(read_runs(folder), key=run_order):
+    for run in sorted(read_manifest(folder), key=run_order):
         grooves = run_grooves(folder, run)
         listed.update(run.get("files", {}))
         runs.append({"run": run, "grooves": grooves, "no_audio": no_audio_reason(run, grooves)})

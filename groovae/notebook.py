@@ -41,7 +41,7 @@ def workspace(drive_dir):
 def environment():
     """One line: where groovae comes from, the versions that matter, and the device TF will use."""
     import groovae
-    from groovae.generate import package_versions
+    from groovae.manifest import package_versions
     from groovae.model import describe_device
     versions = package_versions()
     shown = " | ".join(f"{name} {versions.get(name)}" for name in ("tensorflow", "magenta", "note-seq", "numpy"))

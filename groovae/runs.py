@@ -19,7 +19,6 @@ import os
 import time
 
 from groovae import checkpoints, files
-from groovae.configs import DEFAULT_CONFIG
 from groovae.errors import GroovaeError, RequestError, TrainError
 
 RUN_JSON = "run.json"
@@ -92,6 +91,7 @@ def model_of(prefix, config=None, hparams=None):
     ``hparams`` must agree with the run's.  Without run.json (the public
     checkpoint, an old run): ``config``, by default the public checkpoint's.
     """
+    from groovae.configs import DEFAULT_CONFIG  # configs load magenta: only when asked
     run_dir = run_dir_of(prefix)
     info = read_run_info(run_dir) if run_dir else None
     if info is None:

@@ -10,7 +10,7 @@ import pretty_midi
 import pytest
 import tensorflow.compat.v1 as tf
 
-from groovae import checkpoints, data, files, generate, model, synthetic, train
+from groovae import checkpoints, data, files, generate, manifest, model, synthetic, train
 from groovae.errors import DataError
 from tests.conftest import needs_audio
 
@@ -45,7 +45,7 @@ def test_sample_outputs_and_manifest_regenerate_bit_for_bit(tiny_model, tmp_path
         assert os.path.getsize(os.path.join(out, name)) > 100
     sequence = data.midi_file_to_sequence(os.path.join(out, f"{prefix}_00.mid"))
     assert sequence.notes and all(n.is_drum for n in sequence.notes)
-    recorded = generate.read_manifest(out)[0]
+    recorded = manifest.read_manifest(out)[0]
     assert recorded["checkpoint_sha256"] == checkpoints.checkpoint_sha256(tiny_model.checkpoint)
     assert recorded["versions"]["tensorflow"] and recorded["versions"]["magenta"] == "2.1.4"
     again = generate.regenerate(recorded, str(tmp_path / "b"), out)  # a fresh model, as a user would
@@ -63,7 +63,7 @@ def test_manifest_regenerates_after_moving_everything(tiny_run, four_bar_midi, t
     prefix = checkpoints.resolve_checkpoint("private", str(project / "run"))
     generate.generate("groovae_tiny", prefix, str(out), "interpolate", inputs=[str(project / "a.mid"),
                       str(project / "b.mid")], steps=3, wav=False, source="private")
-    entry = generate.read_manifest(str(out))[0]
+    entry = manifest.read_manifest(str(out))[0]
     assert entry["checkpoint"] == os.path.join("..", "run", os.path.basename(prefix))
     assert [i["path"] for i in entry["inputs"]] == [os.path.join("..", "a.mid"), os.path.join("..", "b.mid")]
     assert entry["hparams"] == "" and entry["checkpoint_step"] == 40
@@ -82,7 +82,7 @@ def test_regenerate_refuses_another_checkpoint(tiny_run, tiny_tensors_path, tmp_
     run_dir, _ = tiny_run
     out = str(tmp_path / "out")
     generate.generate("groovae_tiny", checkpoints.resolve_checkpoint("private", run_dir), out, n=1, wav=False, png=False)
-    entry = generate.read_manifest(out)[0]
+    entry = manifest.read_manifest(out)[0]
     other = str(tmp_path / "other")
     train.train("groovae_tiny", tiny_tensors_path, other, num_steps=2, progress=False)
     with pytest.raises(generate.GenerateError, match="is not the .* this manifest's grooves came from"):
@@ -96,7 +96,7 @@ def test_rerun_replaces_its_files_and_other_runs_stay(tiny_model, tmp_path):
     again = generate.generate("groovae_tiny", tiny_model.checkpoint, out, n=2, wav=False, model=tiny_model)
     assert again["prefix"] == first["prefix"] != other["prefix"]
     assert sorted(os.listdir(out)) == sorted(["manifest.json", *again["files"], *other["files"]])  # _02, _03 gone
-    assert [r["prefix"] for r in generate.read_manifest(out)] == [other["prefix"], again["prefix"]]
+    assert [r["prefix"] for r in manifest.read_manifest(out)] == [other["prefix"], again["prefix"]]
 
 
 def test_failed_run_leaves_no_files(tiny_model, tmp_path, monkeypatch):
@@ -145,7 +145,7 @@ def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny
         generate.pick_windows(tensors, 9, seed=0, min_hits_per_bar=1)
     names = generate.export_windows("groovae_tiny", tiny_tensors_path, str(tmp_path), indices=picked, wav=False)
     assert names == [f"train_window_{i:05d}.{ext}" for i in picked for ext in ("mid", "png")]
-    [run] = generate.read_manifest(str(tmp_path))  # recorded, so the listening page says what they are
+    [run] = manifest.read_manifest(str(tmp_path))  # recorded, so the listening page says what they are
     assert run["mode"] == "windows" and run["data"] == "train.npz" and run["seed"] is None  # indices given
     assert [w["index"] for w in run["windows"]] == picked and sorted(run["files"]) == sorted(names)
     assert [w["midi"] for w in run["windows"]] == [f"train_window_{i:05d}.mid" for i in picked]
@@ -183,12 +183,12 @@ def test_picked_windows_record_their_seed_and_a_rerun_replaces_the_last(tiny_ten
     args = ["windows", "--data", tiny_tensors_path, "--config", "groovae_tiny", "--output_dir", out, "--no_wav",
             "--no_png"]
     assert cli.main(args + ["--n", "3", "--seed", "1"]) == 0
-    [run] = generate.read_manifest(out)
+    [run] = manifest.read_manifest(out)
     first = [w["index"] for w in run["windows"]]
     assert run["seed"] == 1 and len(first) == 3
     assert first == generate.pick_windows(data.load_tensors(tiny_tensors_path), 3, seed=1, min_hits_per_bar=8)
     assert cli.main(args + ["--indices", str(first[0]), str(first[0])]) == 0  # duplicates once
-    [run] = generate.read_manifest(out)  # one entry per tensor file: no file claimed twice
+    [run] = manifest.read_manifest(out)  # one entry per tensor file: no file claimed twice
     assert run["seed"] is None and list(run["files"]) == [f"train_window_{first[0]:05d}.mid"]
     assert sorted(os.listdir(out)) == ["manifest.json", f"train_window_{first[0]:05d}.mid"]
 
@@ -333,6 +333,6 @@ def test_a_tar_checkpoint_is_recorded_by_its_own_path_not_the_cache(tmp_path):
     tar.write_bytes(b"tar")
     cached = str(tmp_path / "cache" / "checkpoints" / "x" / "model.ckpt-5")
     out = str(tmp_path / "samples")
-    assert generate.portable_source(str(tar), cached, out) == os.path.join("..", "ckpts", "groovae_4bar.tar")
-    assert generate.portable_source(None, cached, out) == os.path.join("..", "cache", "checkpoints", "x", "model.ckpt-5")
-    assert generate.portable_source("https://host/x.tar", cached, out) == "https://host/x.tar"
+    assert manifest.portable_source(str(tar), cached, out) == os.path.join("..", "ckpts", "groovae_4bar.tar")
+    assert manifest.portable_source(None, cached, out) == os.path.join("..", "cache", "checkpoints", "x", "model.ckpt-5")
+    assert manifest.portable_source("https://host/x.tar", cached, out) == "https://host/x.tar"

@@ -20,6 +20,7 @@ import pytest
 
 from groovae import listen, synthetic
 from groovae.errors import DataError
+from groovae.manifest import ManifestError
 from tests.conftest import ROOT
 
 SAMPLES = os.path.join(ROOT, "samples")
@@ -231,7 +232,7 @@ def test_cli_writes_the_page_and_refuses_a_missing_folder(samples, tmp_path):
 def test_a_corrupt_manifest_is_one_clear_error(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "manifest.json").write_text("{not json")
-    with pytest.raises(DataError, match="manifest.json: not a groovae manifest"):
+    with pytest.raises(ManifestError, match="manifest.json: not a groovae manifest"):
         listen.render_page(str(tmp_path))
 
 
