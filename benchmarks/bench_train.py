@@ -159,7 +159,7 @@ def main():
     sys.path.insert(0, ROOT)
     import groovae.compat  # noqa: F401  (shims before TF)
     from groovae.configs import load_config
-    from groovae.model import choose_precision, cpu_flags, describe_device
+    from groovae.device import choose_precision, cpu_flags, describe_device
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?") \
         if os.path.exists("/proc/cpuinfo") else "?"
     bf16, why = choose_precision("bf16")

@@ -13,9 +13,9 @@ import sys
 # ---------------------------------------------------------------- preprocess
 
 def _preprocess(args):
-    from groovae import preprocess
+    from groovae import gmd, preprocess
     if args.tfds:
-        builder = preprocess.build_tfds(args.source, cache_dir=args.cache_dir,
+        builder = gmd.build_tfds(args.source, cache_dir=args.cache_dir,
                                         allow_unverified=args.allow_unverified)
         print(json.dumps({"tfds": "groove/4bar-midionly", "data_dir": builder.data_dir,
                           "splits": {k: v.num_examples for k, v in builder.info.splits.items()}}))

@@ -2,12 +2,10 @@
 
 Each file defines ``config``, a magenta ``music_vae.Config`` (model + hparams +
 data converter).  Files are executed on every lookup so each caller gets fresh
-model/converter objects (they are stateful).  ``CONFIG_MAP`` mirrors magenta's
-``configs.CONFIG_MAP`` interface.  A wheel ships the folder as the package
+model/converter objects (they are stateful).  A wheel ships the folder as the package
 ``groovae.bundled_configs`` (pyproject.toml), which is used where the repo's
 folder is not beside the package.
 """
-import collections.abc
 import importlib.util
 import os
 import runpy
@@ -82,21 +80,3 @@ def with_hparams(config, **overrides):
             raise ConfigError(f"unknown hparam '{key}'")
         config.hparams.set_hparam(key, value)
     return config
-
-
-class _ConfigMap(collections.abc.Mapping):
-    """Read-only name -> fresh Config mapping over ``configs/``."""
-
-    def __getitem__(self, name):
-        if name not in config_names():
-            raise KeyError(name)
-        return load_config(name)
-
-    def __iter__(self):
-        return iter(config_names())
-
-    def __len__(self):
-        return len(config_names())
-
-
-CONFIG_MAP = _ConfigMap()

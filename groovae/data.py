@@ -22,11 +22,6 @@ TENSOR_KEYS = ("inputs", "outputs", "lengths")
 CONTROLS = "controls"  # [n, T, control_depth]: only for configs whose converter has controls
 
 
-def midi_file_to_sequence(path):
-    """NoteSequence of a MIDI file; DataError naming the file if unreadable."""
-    return midi_bytes_to_sequence(read_bytes(path), path)
-
-
 def read_bytes(path):
     try:
         with open(path, "rb") as f:
@@ -35,20 +30,16 @@ def read_bytes(path):
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
 
 
-def midi_bytes_to_sequence(midi, name="<bytes>"):
-    if not midi:
-        raise DataError(f"{name}: empty MIDI file")
-    try:
-        return note_seq.midi_to_note_sequence(midi)
-    except Exception as e:  # mido/pretty_midi raise many types on corrupt files
-        raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
-
-
 DrumMidi = collections.namedtuple("DrumMidi", "pm sequence unmapped")
 DrumMidi.__doc__ = """A MIDI file's drums: PrettyMIDI, NoteSequence, and a Counter of the dropped pitches."""
 
 GM_DRUM_CHANNEL = 10  # General MIDI's drum channel, counted from 1 as in every DAW
 MAX_UNMAPPED_SHARE = 0.5  # more unmapped drum notes than this: another kit's mapping, not a few extras
+
+
+def read_drum_midi(path, drum_map=None, drum_channel=None):
+    """DrumMidi of a MIDI file (``drum_midi`` of its bytes); DataError naming the file if unreadable."""
+    return drum_midi(read_bytes(path), path, drum_map, drum_channel)
 
 
 def drum_midi(midi, name="<bytes>", drum_map=None, drum_channel=None):
@@ -244,7 +235,7 @@ def midi_files_to_tensors(paths, converter):
     parts, skipped = [], []
     for path in paths:
         try:
-            parts.append(sequence_to_tensors(midi_file_to_sequence(path), converter))
+            parts.append(sequence_to_tensors(read_drum_midi(path).sequence, converter))
         except DataError as e:
             skipped.append(str(e))
     return concat_tensors(parts, converter), skipped

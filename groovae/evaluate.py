@@ -30,11 +30,11 @@ import time
 import numpy as np
 
 from groovae import checkpoints, data
-from groovae.model import MAX_GROOVES, GrooveModel, ModelPass, check_request, sample
+from groovae.model import MAX_GROOVES, GrooveModel, check_request, sample
 from groovae.errors import DataError, RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
     reconstruction_metrics, loss_terms, kl_per_dim, active_units, groove_statistics,
-    compare_statistics, novelty, _floats)
+    compare_statistics, novelty, as_floats)
 
 
 def model_loss(terms, mu, sigma, hparams, global_step):
@@ -96,12 +96,59 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     """All evaluation numbers of one checkpoint on a test split; a JSON-friendly dict.
 
     ``config`` is a config name, ``checkpoint`` a checkpoint prefix (see
-    checkpoints.resolve_checkpoint), ``test_path`` a tensor .npz (per-window
-    ``bpm`` adds ms timing errors); ``train_path`` (optional) enables the
-    novelty check.  ``n_samples`` samples are drawn at each temperature from
-    z ~ N(0, I) with ``seed``.
+    runs.resolve_model), ``test_path`` a tensor .npz (per-window ``bpm`` adds
+    ms timing errors); ``train_path`` (optional) enables the novelty check.
+    ``n_samples`` samples are drawn at each temperature from z ~ N(0, I) with
+    ``seed``.
     """
     log = log or (lambda *a, **k: None)
+    temperatures = check_settings(temperatures, n_samples, batch_size, seed)
+    timings, start = {}, time.time()
+    test, train, bpm = load_split(test_path, train_path)
+    target = np.asarray(test["outputs"], np.float32)
+    timings["load"] = time.time() - start
+    model = GrooveModel(config, checkpoint, hparams)  # checks the checkpoint fits
+
+    t = time.time()
+    out, step = model.teacher_forced(test, batch_size, seed)
+    timings["teacher_forced"] = time.time() - t
+    log(f"evaluate: teacher-forced pass over {len(target)} windows in {timings['teacher_forced']:.1f}s")
+    probabilities = activate(out["logits"])
+    losses = model_loss(loss_terms(target, probabilities), out["mu"], out["sigma"], model.config.hparams, step)
+    losses["magenta_r_loss"] = float(np.mean(out["r_loss"]))  # from magenta's graph; equals r_loss
+
+    t = time.time()
+    free = model.decode(out["mu"], GREEDY_TEMPERATURE, seed)
+    timings["free_running"] = time.time() - t
+    log(f"evaluate: free-running decoding of {len(target)} windows in {timings['free_running']:.1f}s")
+
+    t = time.time()
+    data_stats = groove_statistics(target)
+    samples, sampled = sample_statistics(model, data_stats, train, n_samples, temperatures, seed)
+    timings["samples"] = time.time() - t
+    log(f"evaluate: {n_samples} samples x {len(temperatures)} temperatures in {timings['samples']:.1f}s")
+
+    t = time.time()
+    test_novelty, train_stats = data_reference(target, train, data_stats)
+    if train is not None:
+        timings["train_reference"] = time.time() - t
+    timings["total"] = time.time() - start
+    return {"label": label or config, "config": config, "checkpoint": checkpoint,
+            "checkpoint_sha256": checkpoints.checkpoint_sha256(checkpoint), "global_step": step,
+            "test_path": test_path, "train_path": train_path, "n_test": len(target), "n_samples": n_samples,
+            "temperatures": temperatures, "seed": seed, "has_bpm": bpm is not None,
+            "free_running_temperature": GREEDY_TEMPERATURE,
+            "reconstruction": {"teacher_forced": reconstruction_metrics(target, probabilities, bpm),
+                               "free_running": reconstruction_metrics(target, free, bpm)},
+            "losses": losses, "latent": latent_health(out["mu"], out["sigma"]), "test_statistics": data_stats,
+            "samples": samples, "test_novelty": test_novelty, "train_statistics": train_stats,
+            "examples": {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
+                         "free_running": free[:2].tolist(), "samples": sampled},
+            "timings": {k: round(v, 2) for k, v in timings.items()}}
+
+
+def check_settings(temperatures, n_samples, batch_size, seed):
+    """The temperatures as floats; RequestError for a setting out of range."""
     temperatures = [float(t) for t in temperatures]
     for t in temperatures:
         check_request(1, t, seed)
@@ -109,49 +156,34 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
         raise RequestError(f"n_samples must be 0..{MAX_GROOVES * 10}, got {n_samples}")
     if not 1 <= batch_size <= 4096:
         raise RequestError(f"batch_size must be 1..4096, got {batch_size}")
-    timings, start = {}, time.time()
+    return temperatures
+
+
+def load_split(test_path, train_path=None):
+    """(test tensors, train tensors or None, per-window bpm or None where unknown)."""
     test = data.load_tensors(test_path)
-    n = len(test["lengths"])
-    if n == 0:
+    if len(test["lengths"]) == 0:
         raise data.DataError(f"{test_path}: holds no windows")
     train = data.load_tensors(train_path) if train_path else None
     bpm = test.get("bpm")
     if bpm is not None and not np.all(np.asarray(bpm) > 0):
         bpm = None
-    target = np.asarray(test["outputs"], np.float32)
-    timings["load"] = time.time() - start
+    return test, train, bpm
 
-    t = time.time()
-    tf_pass = ModelPass(config, checkpoint, min(batch_size, n), hparams, seed)  # checks the checkpoint fits
-    model = GrooveModel(config, checkpoint, hparams)
-    try:
-        out = tf_pass.run(test)
-    finally:
-        tf_pass.close()
-    timings["teacher_forced"] = time.time() - t
-    log(f"evaluate: teacher-forced pass over {n} windows in {timings['teacher_forced']:.1f}s")
 
-    probabilities = activate(out["logits"])
-    terms = loss_terms(target, probabilities)
-    losses = model_loss(terms, out["mu"], out["sigma"], tf_pass.hparams, tf_pass.step)
-    losses["magenta_r_loss"] = float(np.mean(out["r_loss"]))  # from magenta's graph; equals r_loss
+def latent_health(mu, sigma):
+    """Active units and KL per dimension of the posteriors: the posterior-collapse signal."""
+    kl_dims = kl_per_dim(mu, sigma).mean(0)
+    active, variance = active_units(mu)
+    return {"z_size": int(mu.shape[1]), "active_units": active, "threshold": ACTIVE_UNIT_THRESHOLD,
+            "mu_variance": as_floats(variance), "kl_per_dim_bits": as_floats(kl_dims / math.log(2.0)),
+            "kl_bits": float(kl_dims.sum() / math.log(2.0)),
+            "dims_with_kl_over_0.1_bits": int(np.sum(kl_dims / math.log(2.0) > 0.1))}
 
-    t = time.time()
-    free = model.decode(out["mu"], GREEDY_TEMPERATURE, seed)
-    timings["free_running"] = time.time() - t
-    log(f"evaluate: free-running decoding of {n} windows in {timings['free_running']:.1f}s")
 
-    kl_dims = kl_per_dim(out["mu"], out["sigma"]).mean(0)
-    active, variance = active_units(out["mu"])
-    latent = {"z_size": int(out["mu"].shape[1]), "active_units": active, "threshold": ACTIVE_UNIT_THRESHOLD,
-              "mu_variance": _floats(variance), "kl_per_dim_bits": _floats(kl_dims / math.log(2.0)),
-              "kl_bits": float(kl_dims.sum() / math.log(2.0)),
-              "dims_with_kl_over_0.1_bits": int(np.sum(kl_dims / math.log(2.0) > 0.1))}
-
-    t = time.time()
-    data_stats = groove_statistics(target)
-    samples, examples = {}, {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
-                             "free_running": free[:2].tolist(), "samples": {}}
+def sample_statistics(model, data_stats, train, n_samples, temperatures, seed):
+    """({temperature: statistics, vs_test and novelty}, {temperature: two example grooves}) of prior samples."""
+    samples, examples = {}, {}
     for temperature in temperatures if n_samples else ():
         grooves = sample(model, n_samples, temperature, seed)
         stats = groove_statistics(grooves)
@@ -159,25 +191,14 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
         if train is not None:
             entry["novelty"] = novelty(grooves, train["outputs"])
         samples[f"{temperature:g}"] = entry
-        examples["samples"][f"{temperature:g}"] = grooves[:2].tolist()
-    timings["samples"] = time.time() - t
-    log(f"evaluate: {n_samples} samples x {len(temperatures)} temperatures in {timings['samples']:.1f}s")
+        examples[f"{temperature:g}"] = grooves[:2].tolist()
+    return samples, examples
 
-    test_novelty, train_stats = None, None
-    if train is not None:  # the data's own numbers, as the ceiling for the samples'
-        t = time.time()
-        test_novelty = novelty(target, train["outputs"])
-        train_stats = groove_statistics(train["outputs"])
-        train_stats["vs_test"] = compare_statistics(train_stats, data_stats)
-        timings["train_reference"] = time.time() - t
-    timings["total"] = time.time() - start
-    return {"label": label or config, "config": config, "checkpoint": checkpoint,
-            "checkpoint_sha256": checkpoints.checkpoint_sha256(checkpoint), "global_step": tf_pass.step,
-            "test_path": test_path, "train_path": train_path, "n_test": n, "n_samples": n_samples,
-            "temperatures": temperatures, "seed": seed, "has_bpm": bpm is not None,
-            "free_running_temperature": GREEDY_TEMPERATURE,
-            "reconstruction": {"teacher_forced": reconstruction_metrics(target, probabilities, bpm),
-                               "free_running": reconstruction_metrics(target, free, bpm)},
-            "losses": losses, "latent": latent, "test_statistics": data_stats, "samples": samples,
-            "test_novelty": test_novelty, "train_statistics": train_stats, "examples": examples,
-            "timings": {k: round(v, 2) for k, v in timings.items()}}
+
+def data_reference(target, train, data_stats):
+    """(test windows' novelty, training split's statistics): the data's own numbers, the samples' ceiling."""
+    if train is None:
+        return None, None
+    train_stats = groove_statistics(train["outputs"])
+    train_stats["vs_test"] = compare_statistics(train_stats, data_stats)
+    return novelty(target, train["outputs"]), train_stats

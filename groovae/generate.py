@@ -9,7 +9,6 @@ sampling from a TF graph seeded with the same seed, in a fresh session per call.
 import hashlib
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -38,7 +37,7 @@ def slerp(a, b, t):
 def groove_windows(path, converter):
     """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file."""
     try:
-        sequence = data.drum_midi(data.read_bytes(path), path).sequence
+        sequence = data.read_drum_midi(path).sequence
     except data.DataError as e:
         raise GenerateError(str(e)) from None
     if not sequence.notes:

@@ -131,7 +131,7 @@ def reconstruction_metrics(true_tensors, pred_tensors, bpm=None):
     return {"hit_accuracy": hit_accuracy(true_hits, pred_hits),
             "hit_precision": prf["micro_precision"], "hit_recall": prf["micro_recall"], "hit_f1": prf["micro_f1"],
             "hit_macro_f1": prf["macro_f1"],
-            "per_class": {key: _floats(prf[key]) for key in ("precision", "recall", "f1", "support", "predicted")},
+            "per_class": {key: as_floats(prf[key]) for key in ("precision", "recall", "f1", "support", "predicted")},
             "velocity_mae": velocity_mae(true_tensors, pred_tensors),
             "offset_mae_steps": offset_mae_steps(true_tensors, pred_tensors),
             "offset_mae_ms": None if bpm is None else offset_mae_ms(true_tensors, pred_tensors, bpm)}
@@ -261,10 +261,10 @@ def per_class_timing_spread(tensors):
 
 def groove_statistics(tensors):
     """Per-class hit density per bar, velocity and timing spread, and the feature histograms of a set of grooves."""
-    return {"n": len(tensors), "hit_density_per_bar": _floats(hit_density_per_bar(tensors)),
-            "velocity_per_class": _floats(per_class_velocity(tensors)),
-            "timing_spread_per_class": _floats(per_class_timing_spread(tensors)),
-            "histograms": {name: _floats(histogram(fn(tensors), HISTOGRAM_BINS[name]))
+    return {"n": len(tensors), "hit_density_per_bar": as_floats(hit_density_per_bar(tensors)),
+            "velocity_per_class": as_floats(per_class_velocity(tensors)),
+            "timing_spread_per_class": as_floats(per_class_timing_spread(tensors)),
+            "histograms": {name: as_floats(histogram(fn(tensors), HISTOGRAM_BINS[name]))
                            for name, fn in FEATURES.items()}}
 
 
@@ -315,7 +315,7 @@ def novelty(query_tensors, train_tensors, chunk=1024):
             "distances": distances.tolist(), "nearest": indices.tolist()}
 
 
-def _floats(values):
+def as_floats(values):
     """A JSON-friendly list (NaN -> None)."""
     return [None if isinstance(v, float) and math.isnan(v) else v for v in np.asarray(values).tolist()]
 

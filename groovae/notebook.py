@@ -42,7 +42,7 @@ def environment():
     """One line: where groovae comes from, the versions that matter, and the device TF will use."""
     import groovae
     from groovae.manifest import package_versions
-    from groovae.model import describe_device
+    from groovae.device import describe_device
     versions = package_versions()
     shown = " | ".join(f"{name} {versions.get(name)}" for name in ("tensorflow", "magenta", "note-seq", "numpy"))
     return (f"groovae {groovae.__version__} ({os.path.dirname(os.path.dirname(groovae.__file__))}) | "

@@ -34,26 +34,15 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import sys
 import time
 
 import numpy as np
 
 from groovae import corpus, data, files, gmd, windows
-from groovae.gmd import (ARCHIVE_NAME, DRUM_CLASSES, OFFICIAL_SHA256, OFFICIAL_SIZE, OFFICIAL_URL, SPLITS, add_metadata,
-                         get_data, read_info, row_problem, verify_archive)
+from groovae.gmd import DRUM_CLASSES, OFFICIAL_URL, SPLITS, add_metadata, get_data, read_info, row_problem
 from groovae.windows import SPLIT_BARS, bar_count, exact_window_sequences, window_sequences
 from groovae.errors import DataError, RequestError
-
-
-# ---------------------------------------------------------------- getting the data
-
-
-# ---------------------------------------------------------------- NoteSequences
-
-
-# ---------------------------------------------------------------- tfds-like windows
 
 
 # ---------------------------------------------------------------- one file (in a worker)
@@ -72,19 +61,21 @@ def _init_worker():
     import groovae.compat  # noqa: F401  (shims before TF)
 
 
-def process_file(job):
-    """Converts one info.csv row, or one corpus file's row; never raises for bad MIDI.
+FileJob = collections.namedtuple("FileJob", "row data_dir window_mode config exact drums")
+FileJob.__doc__ = """One file to convert: its info.csv (or corpus) row, where the files are, the window mode,
+the config whose converter makes the tensors, --exact, and data.drum_midi's keyword arguments."""
 
-    ``job`` is (row, data_dir, window_mode, config_name, exact[, drums]),
-    ``drums`` the keyword arguments of data.drum_midi (drum_map,
-    drum_channel).  A corpus row (corpus.corpus_rows) gets its bpm and time
-    signature from the MIDI file.  Returns a plain dict: id, split, error
-    (one line or None) and reason, sequence (serialized NoteSequence),
-    windows (count cut), bars, unmapped (dropped pitches), tensors (dict of
-    arrays with per-window metadata, or None).
+
+def process_file(job):
+    """Converts one FileJob's file; never raises for bad MIDI.
+
+    A corpus row (corpus.corpus_rows) gets its bpm and time signature from
+    the MIDI file.  Returns a plain dict: id, split, error (one line or None)
+    and reason, sequence (serialized NoteSequence), windows (count cut),
+    bars, unmapped (dropped pitches), tensors (dict of arrays with
+    per-window metadata, or None).
     """
-    row, data_dir, window_mode, config_name, exact, *rest = job
-    drums = rest[0] if rest else {}
+    row = job.row
     from_midi = row.get("metadata") == "midi"
     result = {"id": row["id"], "split": row["split"], "file": row["midi_filename"] or "",
               "time_signature": row.get("time_signature") or "",
@@ -93,55 +84,54 @@ def process_file(job):
     if problem:
         result["error"], result["reason"] = f"info.csv row {row['id']}: {problem}", "bad info.csv row"
         return result
-    path = os.path.join(data_dir, row["midi_filename"])
     try:
-        with open(path, "rb") as f:
+        with open(os.path.join(job.data_dir, row["midi_filename"]), "rb") as f:
             midi = f.read()
-        pm, sequence, unmapped = data.drum_midi(midi, row["midi_filename"], **drums)
+        pm, sequence, unmapped = data.drum_midi(midi, row["midi_filename"], **job.drums)
         if from_midi:
             row = {**row, **corpus.midi_metadata(pm, row["midi_filename"])}
+        bpm = row["bpm"] if from_midi else int(row["bpm"])
+        beats_per_bar = int(row["time_signature"].split("-")[0])
     except OSError as e:
         result["error"] = f"{row['midi_filename']}: cannot read ({e.strerror})"
         return result
     except DataError as e:
         result["error"], result["reason"] = str(e), e.reason
         return result
-    result["unmapped"] = dict(unmapped)
-    result["time_signature"] = row["time_signature"]
-    result["sequence"] = (corpus.add_metadata if from_midi else add_metadata)(sequence, row).SerializeToString()
-
-    converter = _converter(config_name)
-    parts, start_bars = [], []
-    try:
-        bpm = row["bpm"] if from_midi else int(row["bpm"])
-        beats_per_bar = int(row["time_signature"].split("-")[0])
     except ValueError:
         result["error"] = f"{row['midi_filename']}: bad bpm/time_signature in info.csv"
         return result
+    result["unmapped"] = dict(unmapped)
+    result["time_signature"] = row["time_signature"]
+    result["sequence"] = (corpus.add_metadata if from_midi else add_metadata)(sequence, row).SerializeToString()
     result["bars"] = bar_count(pm.get_end_time(), bpm, beats_per_bar)[1]
-    if window_mode == "tfds":
-        cut = exact_window_sequences if exact else window_sequences
-        for start_bar, window in cut(pm, bpm, beats_per_bar):
-            result["windows"] += 1
-            tensors = data.sequence_to_tensors(window, converter)
-            if len(tensors["lengths"]):
-                parts.append(tensors)
-                start_bars += [start_bar] * len(tensors["lengths"])
-    elif window_mode == "magenta":
-        tensors = data.sequence_to_tensors(sequence, converter)
-        parts.append(tensors)
-        n = len(tensors["lengths"])
-        result["windows"] = n
-        start_bars = [SPLIT_BARS * k for k in range(n)]  # non-overlapping windows from bar 0
-    else:
-        raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
-    tensors = data.concat_tensors(parts, converter)
+    tensors, start_bars, result["windows"] = window_tensors(job, pm, sequence, bpm, beats_per_bar)
     n = len(tensors["lengths"])
     tensors["bpm"] = np.full(n, float(row["bpm"] or 0), np.float32)
     tensors["source_id"] = np.array([row["id"]] * n, dtype=_id_dtype([row["id"]])).reshape(n)
     tensors["start_bar"] = np.asarray(start_bars, np.int32).reshape(n)
     result["tensors"] = tensors
     return result
+
+
+def window_tensors(job, pm, sequence, bpm, beats_per_bar):
+    """(converter tensors of the file's 4-bar windows, each one's first bar, how many windows were cut)."""
+    converter = _converter(job.config)
+    if job.window_mode == "tfds":
+        parts, start_bars, cut_count = [], [], 0
+        cut = exact_window_sequences if job.exact else window_sequences
+        for start_bar, window in cut(pm, bpm, beats_per_bar):
+            cut_count += 1
+            tensors = data.sequence_to_tensors(window, converter)
+            if len(tensors["lengths"]):
+                parts.append(tensors)
+                start_bars += [start_bar] * len(tensors["lengths"])
+        return data.concat_tensors(parts, converter), start_bars, cut_count
+    if job.window_mode == "magenta":
+        tensors = data.sequence_to_tensors(sequence, converter)
+        n = len(tensors["lengths"])
+        return tensors, [SPLIT_BARS * k for k in range(n)], n  # non-overlapping windows from bar 0
+    raise RequestError(f"unknown window_mode '{job.window_mode}' (tfds or magenta)")
 
 
 def _id_dtype(ids):
@@ -323,18 +313,8 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     if window_mode not in ("tfds", "magenta"):
         raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
     drums = drum_options(drum_map, drum_channel)
-    corpus_root = corpus.find_corpus(source, cache_dir)
-    if corpus_root is None:
-        if split_ratios is not None or split_csv is not None:
-            raise RequestError(f"{source}: --split_ratios/--split_csv are for a folder of MIDI files; "
-                               "the Groove MIDI Dataset keeps its own split (info.csv)")
-        data_dir = get_data(source, cache_dir, allow_unverified, progress)
-        rows = read_info(data_dir)
-    else:
-        data_dir = corpus_root
-        rows = corpus.corpus_rows(corpus_root, split_ratios, split_csv)
-    if max_files:
-        rows = rows[:max_files]
+    data_dir, rows, is_corpus = source_rows(source, cache_dir, allow_unverified, progress, split_ratios, split_csv)
+    rows = rows[:max_files] if max_files else rows
     inputs = input_fingerprint(data_dir, rows, window_mode, config, exact, drums, split_csv)
     existing = up_to_date_report(out_dir, inputs) if not force else None
     if existing:
@@ -342,25 +322,8 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
               file=sys.stderr)
         return existing
     converter = _converter(config)  # loads magenta before forking, so workers start warm
-    jobs = [(row, data_dir, window_mode, config, exact, drums) for row in rows]
-    workers = workers or os.cpu_count() or 1
-    # The result thread unpickles every file's arrays; with the cyclic GC scanning
-    # TF's huge heap on each allocation burst it cannot keep up and the workers
-    # stall on a full pipe (measured: 1.1 cores busy instead of 2).
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        # Longest files first so no long file is left running alone at the end.
-        order = sorted(range(len(jobs)), key=lambda k: -_file_size(data_dir, rows[k]))
-        done = _run_jobs([jobs[k] for k in order], workers, progress)
-        results = [None] * len(jobs)
-        for k, r in zip(order, done):
-            results[k] = r
-    finally:
-        gc.enable()
-        gc.unfreeze()
-
+    jobs = [FileJob(row, data_dir, window_mode, config, exact, drums) for row in rows]
+    results = convert_files(jobs, workers or os.cpu_count() or 1, progress)
     split_tensors = {}
     # All outputs or none: written into a staging folder that then replaces out_dir whole.
     with files.atomic_directory(out_dir, carry_over=True) as staging:
@@ -372,17 +335,50 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
             data.save_tensors(os.path.join(staging, f"{split}.npz"), split_tensors[split])
         report = make_report(results, split_tensors, window_mode, time.time() - started)
         report["source"] = str(source) if files.is_url(source) else os.path.basename(os.path.normpath(str(source)))
-        if corpus_root is not None:
+        if is_corpus:
             chosen = sum(r["split_by"] == "split.csv" for r in rows)
             report["corpus"] = {"split_ratios": list(corpus.parse_ratios(split_ratios)),
                                 "split_csv": os.path.basename(split_csv or corpus.SPLIT_CSV) if chosen else None,
                                 "files_from_split_csv": chosen}
-        report["drum_map"] = os.path.basename(drum_map) if drum_map else None
-        report["drum_channel"] = drum_channel
-        report["inputs"] = inputs
+        report.update(drum_map=os.path.basename(drum_map) if drum_map else None, drum_channel=drum_channel,
+                      inputs=inputs)
         files.atomic_write(os.path.join(staging, "report.json"),
-                          lambda f: f.write(json.dumps(report, indent=1)), mode="w")
+                           lambda f: f.write(json.dumps(report, indent=1)), mode="w")
     return report
+
+
+def source_rows(source, cache_dir, allow_unverified, progress, split_ratios=None, split_csv=None):
+    """(data folder, rows to convert, whether it is a corpus of own MIDI): the GMD's info.csv rows, or the
+    corpus's files with their splits."""
+    corpus_root = corpus.find_corpus(source, cache_dir)
+    if corpus_root is not None:
+        return corpus_root, corpus.corpus_rows(corpus_root, split_ratios, split_csv), True
+    if split_ratios is not None or split_csv is not None:
+        raise RequestError(f"{source}: --split_ratios/--split_csv are for a folder of MIDI files; "
+                           "the Groove MIDI Dataset keeps its own split (info.csv)")
+    data_dir = get_data(source, cache_dir, allow_unverified, progress)
+    return data_dir, read_info(data_dir), False
+
+
+def convert_files(jobs, workers, progress):
+    """process_file over every job, longest files first (none left running alone at the end); results in
+    job order."""
+    # The result thread unpickles every file's arrays; with the cyclic GC scanning
+    # TF's huge heap on each allocation burst it cannot keep up and the workers
+    # stall on a full pipe (measured: 1.1 cores busy instead of 2).
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        order = sorted(range(len(jobs)), key=lambda k: -_file_size(jobs[k].data_dir, jobs[k].row))
+        done = _run_jobs([jobs[k] for k in order], workers, progress)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    results = [None] * len(jobs)
+    for k, r in zip(order, done):
+        results[k] = r
+    return results
 
 
 def drum_options(drum_map=None, drum_channel=None):
@@ -424,48 +420,6 @@ def up_to_date_report(out_dir, inputs):
     except (OSError, ValueError):
         return None
     return report if report.get("inputs") == inputs else None
-
-
-# ---------------------------------------------------------------- the tfds route
-
-def build_tfds(source=OFFICIAL_URL, data_dir=None, cache_dir=None, allow_unverified=False, progress=True):
-    """Builds tfds ``groove/4bar-midionly`` offline from a local or cached zip.
-
-    Places the archive in tfds' download folder under the name tfds derives
-    from the official URL, with the ``.INFO`` file tfds writes after a
-    download, so tfds finds it and does not fetch.  tfds checks the archive's
-    size and sha256 against its own list: a repacked archive fails there.
-    Slow (single-threaded); returns the builder.
-    """
-    import tensorflow_datasets as tfds
-    from tensorflow_datasets.core.download import resource as tfds_resource
-    cache_dir = cache_dir or files.DEFAULT_CACHE
-    source = str(source or OFFICIAL_URL)  # the CLI passes None when --source is left out
-    if files.is_url(source):
-        zip_path = os.path.join(cache_dir, "downloads", ARCHIVE_NAME)
-        if not os.path.isfile(zip_path):
-            files.download(source, zip_path, OFFICIAL_SIZE, progress)
-    elif os.path.isfile(source):
-        zip_path = source
-    else:
-        raise DataError(f"{source}: --tfds needs the GMD zip archive (a URL or a .zip)")
-    verify_archive(zip_path, allow_unverified)
-    data_dir = data_dir or os.path.join(cache_dir, "tensorflow_datasets")
-    download_dir = os.path.join(data_dir, "downloads")
-    # Where tfds looks for a download whose checksum it knows: downloads/<dataset>/<name>
-    # (and, legacy, downloads/<name>); a file there with an .INFO beside it is used as is.
-    name = tfds_resource.get_dl_fname(OFFICIAL_URL, OFFICIAL_SHA256)
-    for folder in (os.path.join(download_dir, "groove"), download_dir):
-        os.makedirs(folder, exist_ok=True)
-        target = os.path.join(folder, name)
-        if not os.path.exists(target):
-            shutil.copyfile(zip_path, target + ".tmp")
-            os.replace(target + ".tmp", target)
-        with open(target + ".INFO", "w") as f:
-            json.dump({"urls": [OFFICIAL_URL], "original_fname": ARCHIVE_NAME}, f)
-    builder = tfds.builder("groove/4bar-midionly", data_dir=data_dir)
-    builder.download_and_prepare(download_dir=download_dir)
-    return builder
 
 
 def main_report_line(report, out_dir):

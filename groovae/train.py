@@ -22,8 +22,8 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from groovae import checkpoints, data, runs  # noqa: E402
-from groovae.model import (TrainGraph, ValidationGraph, choose_precision, describe_device, feed, guess_config,
-                           model_variables, session_config, summary_values)
+from groovae.device import choose_precision, describe_device, session_config
+from groovae.model import TrainGraph, ValidationGraph, feed, guess_config, model_variables, summary_values
 from groovae.errors import GroovaeError, TrainError
 from groovae.configs import load_config
 

@@ -5,6 +5,7 @@ import re
 import shutil
 import tarfile
 
+import note_seq
 import numpy as np
 import pretty_midi
 import pytest
@@ -43,7 +44,7 @@ def test_sample_outputs_and_manifest_regenerate_bit_for_bit(tiny_model, tmp_path
     assert sorted(os.listdir(out)) == sorted(names + ["manifest.json"])  # no staging left behind
     for name in names:
         assert os.path.getsize(os.path.join(out, name)) > 100
-    sequence = data.midi_file_to_sequence(os.path.join(out, f"{prefix}_00.mid"))
+    sequence = note_seq.midi_file_to_note_sequence(os.path.join(out, f"{prefix}_00.mid"))  # the file as written
     assert sequence.notes and all(n.is_drum for n in sequence.notes)
     recorded = manifest.read_manifest(out)[0]
     assert recorded["checkpoint_sha256"] == checkpoints.checkpoint_sha256(tiny_model.checkpoint)
@@ -168,11 +169,11 @@ def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny
                               inputs=[str(tmp_path / f"train_window_{picked[0]:05d}.mid")], model=tiny_model)
     assert entry["inputs"][0]["path"] == f"train_window_{picked[0]:05d}.mid"  # inside the folder: portable
     # regenerate rebuilds the model's run and checks the windows where they are
-    manifest = str(tmp_path / "manifest.json")
-    assert cli.main(["regenerate", manifest, "--output_dir", str(tmp_path / "again")]) == 0
+    manifest_file = str(tmp_path / "manifest.json")
+    assert cli.main(["regenerate", manifest_file, "--output_dir", str(tmp_path / "again")]) == 0
     with open(tmp_path / f"train_window_{picked[1]:05d}.mid", "ab") as f:
         f.write(b"\0")
-    assert cli.main(["regenerate", manifest, "--output_dir", str(tmp_path / "again2")]) != 0
+    assert cli.main(["regenerate", manifest_file, "--output_dir", str(tmp_path / "again2")]) != 0
     assert cli.main(["windows", "--data", tiny_tensors_path, "--config", "groovae_tiny", "--indices", "99",
                      "--output_dir", str(tmp_path / "bad"), "--no_wav"]) != 0
 

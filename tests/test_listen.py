@@ -19,7 +19,6 @@ import zlib
 import pytest
 
 from groovae import listen, synthetic
-from groovae.errors import DataError
 from groovae.manifest import ManifestError
 from tests.conftest import ROOT
 

@@ -83,11 +83,23 @@ def _code(name):
     return [c.source for c in nbformat.read(os.path.join(ROOT, name), as_version=4).cells if c.cell_type == "code"]
 
 
-def test_parameters_cell_is_required():
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
-    with pytest.raises(ValueError, match="parameters"):
-        inject_parameters(nb, {"x": 2})
+def test_each_notebook_has_one_parameters_cell_and_uses_every_parameter():
+    """What Colab users and papermill-style overrides change: one tagged cell; a parameter no later cell reads
+    would be a setting that does nothing."""
+    import ast
+    for name in NOTEBOOKS:
+        nb = nbformat.read(os.path.join(ROOT, name), as_version=4)
+        tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, name
+        names = [t.id for node in ast.parse(nb.cells[tagged[0]].source).body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)]
+        later = "\n".join(c.source for c in nb.cells[tagged[0] + 1:] if c.cell_type == "code")
+        unused = [n for n in names if not re.search(rf"\b{n}\b", later)]
+        assert names and not unused, (name, unused)
+    bare = nbformat.v4.new_notebook()
+    bare.cells = [nbformat.v4.new_code_cell("x = 1")]
+    with pytest.raises(ValueError, match="parameters"):  # the tests' injection refuses a notebook without one
+        inject_parameters(bare, {"x": 2})
 
 
 def test_one_install_cell_and_one_drive_folder_in_all_three():

@@ -449,7 +449,7 @@ def test_windows_equal_tfds_own_generator(gmd_dir):
     for row in rows:
         # tfds yields one dict mutated per window: take the MIDI as it goes.
         theirs = [example["midi"] for _, example in builder._generate_examples([row], gmd_dir)]
-        ours = pp.process_file((row, gmd_dir, "tfds", "groovae_4bar", False))
+        ours = pp.process_file(pp.FileJob(row, gmd_dir, "tfds", "groovae_4bar", False, {}))
         assert ours["error"] is None and ours["windows"] == len(theirs), row["id"]
         parts = [data.sequence_to_tensors(note_seq.midi_to_note_sequence(m), conv) for m in theirs]
         expected = data.concat_tensors(parts, conv)

@@ -80,9 +80,15 @@ def test_missing_data_is_a_clear_error(tmp_path):
         train.train("groovae_tiny", str(tmp_path / "none.npz"), str(tmp_path / "run"), 1, progress=False)
 
 
-def test_hierarchical_tiny_trains(tiny_tensors_path, tmp_path):
-    result = train.train("groovae_tiny_hier", tiny_tensors_path, str(tmp_path / "run"), num_steps=3, progress=False)
-    assert result["global_step"] == 3 and np.isfinite(result["final_loss"])
+def test_hierarchical_tiny_trains_its_conductor(tiny_tensors_path, tmp_path):
+    result = train.train("groovae_tiny_hier", tiny_tensors_path, str(tmp_path / "run"), num_steps=40, progress=False)
+    assert result["global_step"] == 40 and result["final_loss"] < 0.8 * result["first_loss"], result
+    trained = dict(tf.train.list_variables(result["checkpoint"]))
+    conductor = [n for n in trained if "hierarchical_level_0" in n and "Adam" not in n]
+    assert conductor and any(n.endswith("kernel") for n in conductor), sorted(trained)
+    reader = tf.train.load_checkpoint(result["checkpoint"])
+    adam = [reader.get_tensor(n + "/Adam") for n in conductor if n + "/Adam" in trained]
+    assert adam and all(a.any() for a in adam)  # the conductor's weights received gradients
 
 
 def test_validation_metrics_and_csv(tiny_tensors_path, tmp_path):
@@ -128,7 +134,7 @@ def test_summarize_run_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 
 def test_bf16_is_chosen_only_on_cpus_with_bf16_units():
-    from groovae.model import choose_precision
+    from groovae.device import choose_precision
     assert choose_precision("auto", gpu=False, flags={"avx2", "avx512_bf16"})[0] == "bf16"
     assert choose_precision("bf16", gpu=False, flags={"amx_bf16"})[0] == "bf16"
     assert choose_precision("auto", gpu=False, flags={"avx2", "fma"}) == ("fp32", "this CPU has no AVX512-BF16/AMX units")
@@ -141,7 +147,7 @@ def test_bf16_is_chosen_only_on_cpus_with_bf16_units():
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    from groovae.model import cpu_flags
+    from groovae.device import cpu_flags
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse avx2 avx512_bf16\n\n")
     assert cpu_flags(str(cpuinfo)) == {"fpu", "sse", "avx2", "avx512_bf16"}
@@ -150,7 +156,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 
 def test_session_config_skips_grappler_for_a_fast_start_but_keeps_the_bf16_rewrite():
     from tensorflow.core.protobuf import rewriter_config_pb2
-    from groovae.model import session_config
+    from groovae.device import session_config
     assert session_config("fp32", fast_start=True).graph_options.rewrite_options.disable_meta_optimizer
     assert not session_config("fp32").graph_options.rewrite_options.disable_meta_optimizer  # generation
     bf16 = session_config("bf16", fast_start=True).graph_options.rewrite_options
@@ -158,11 +164,11 @@ def test_session_config_skips_grappler_for_a_fast_start_but_keeps_the_bf16_rewri
     assert bf16.auto_mixed_precision_onednn_bfloat16 == rewriter_config_pb2.RewriterConfig.ON
 
 
-@pytest.mark.skipif(not ({"avx512_bf16", "amx_bf16"} & __import__("groovae.model").model.cpu_flags()),
+@pytest.mark.skipif(not ({"avx512_bf16", "amx_bf16"} & __import__("groovae.device").device.cpu_flags()),
                     reason="this CPU has no AVX512-BF16/AMX units, where TF skips the bf16 rewrite")
 def test_bf16_rewrite_runs_where_the_cpu_has_bf16_units():
     import tensorflow.compat.v1 as tf
-    from groovae.model import session_config
+    from groovae.device import session_config
     with tf.Graph().as_default():
         x = tf.placeholder(tf.float32, [64, 64])
         weights = tf.Variable(np.ones((64, 64), np.float32))
@@ -176,7 +182,7 @@ def test_bf16_rewrite_runs_where_the_cpu_has_bf16_units():
 
 
 def test_bf16_request_trains_and_says_what_it_used(tiny_tensors_path, tmp_path):
-    from groovae.model import choose_precision
+    from groovae.device import choose_precision
     lines = []
     result = train.train("groovae_tiny", tiny_tensors_path, str(tmp_path / "run"), num_steps=3, precision="bf16",
                          progress=False, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
