@@ -184,6 +184,27 @@ def resolve_checkpoint(checkpoint, run_dir=None, public_url=None, cache_dir=None
     return checkpoint
 
 
+def requested_source(spec, public_url=None):
+    """What a request names besides its checkpoint prefix: 'public' (or its URL), a .tar by its own path, else None."""
+    if spec == "public":
+        return public_url or "public"
+    return spec if spec and os.path.isfile(spec) else None  # a .tar by its own name, not the cache's folder
+
+
+def portable_name(source, prefix, folder):
+    """How a file in ``folder`` (a manifest, run.json, a report) names a checkpoint or data file.
+
+    'public' and URLs as they are; otherwise the path relative to ``folder``,
+    of ``source`` where it is a local file (a .tar) rather than the cache
+    folder it was unpacked into, else of ``prefix``.  No folder of the
+    machine that wrote it.
+    """
+    if source == "public" or files.is_url(source or ""):
+        return source
+    local = source if source and os.path.exists(source) else prefix
+    return os.path.relpath(os.path.abspath(local), os.path.abspath(folder))
+
+
 def checkpoint_sha256(prefix):
     """sha256 over a checkpoint's .index and .data-* files (name order)."""
     folder, base = os.path.split(prefix)

@@ -13,7 +13,7 @@ import sys
 # ---------------------------------------------------------------- preprocess
 
 def _preprocess(args):
-    from groovae import gmd, preprocess
+    from groovae import gmd, preprocess, preprocess_report
     if args.tfds:
         builder = gmd.build_tfds(args.source, cache_dir=args.cache_dir,
                                         allow_unverified=args.allow_unverified)
@@ -26,8 +26,8 @@ def _preprocess(args):
                                    max_files=args.max_files, exact=args.exact, force=args.force,
                                    split_ratios=args.split_ratios, split_csv=args.split_csv,
                                    drum_map=args.drum_map, drum_channel=args.drum_channel)
-    print(preprocess.format_report(report), file=sys.stderr)
-    print(preprocess.main_report_line(report, args.output_dir))
+    print(preprocess_report.format_report(report), file=sys.stderr)
+    print(preprocess_report.main_report_line(report, args.output_dir))
 
 
 def _add_preprocess(sub):
@@ -130,13 +130,13 @@ def _resolve_model(args):
 
 
 def _generate(args):
-    from groovae import generate
+    from groovae import checkpoints, generate
     prefix, config, hparams = _resolve_model(args)
     spec = args.checkpoint or ("private" if args.run_dir else "public")
     entry = generate.generate(config, prefix, args.output_dir, args.mode, n=args.n,
                               temperature=args.temperature, seed=args.seed, inputs=args.inputs,
                               windows=(args.window + [None, None])[:2], steps=args.steps, wav=not args.no_wav,
-                              png=not args.no_png, source=generate.request_source(spec, args.public_url),
+                              png=not args.no_png, source=checkpoints.requested_source(spec, args.public_url),
                               hparams=hparams or None)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))

@@ -15,8 +15,7 @@ import tempfile
 import numpy as np
 
 from groovae import audio, checkpoints, data, files
-from groovae.manifest import (changed_in_place, manifest_path, package_versions, portable_source, read_manifest_file,
-                              replace_run)
+from groovae.manifest import changed_in_place, manifest_path, package_versions, read_manifest_file, replace_run
 from groovae.errors import GenerateError
 from groovae.model import GrooveModel, check_request, sample
 
@@ -227,7 +226,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
         "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None})
     wav, no_wav_reason = audio_choice(wav)
     entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
-             "checkpoint": portable_source(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
+             "checkpoint": checkpoints.portable_name(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
              "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
              "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
              "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
@@ -304,13 +303,6 @@ def regenerate_manifest(path, out_dir, checkpoint=None, public_url=None, cache_d
                          + ("identical" if not changed else f"{len(changed)} differ ({', '.join(changed[:3])})"))
         differ += bool(changed)
     return lines, differ, len(runs)
-
-
-def request_source(spec, public_url=None):
-    """How a manifest should name a requested checkpoint: 'public' (or its URL), a .tar by its own name, else None."""
-    if spec == "public":
-        return public_url or "public"
-    return spec if spec and os.path.isfile(spec) else None  # a .tar by its own name, not the cache's
 
 
 def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):

@@ -3,10 +3,11 @@
 ``write_page("samples")`` (``groovae listen samples/``) writes one static,
 self-contained ``samples/index.html``: CSS and a few lines of script inline,
 no fonts or scripts from elsewhere, only relative links, so it works opened
-from disk and served by GitHub Pages.  It reads each folder's
-``manifest.json`` (what made every groove: checkpoint and its steps,
-temperature, seed) and groups the grooves by folder, then by run: samples by
-temperature, interpolations in order, reconstructions after their input.
+from disk and served by GitHub Pages.  groovae.listing reads each folder
+(its manifest.json says what made every groove: checkpoint and its steps,
+temperature, seed); the page groups the grooves by folder, then by run:
+samples by temperature, interpolations in order, reconstructions after their
+input.
 ``player_html`` is the same player for one folder with the files embedded
 (data URIs), for notebook outputs, where relative links do not resolve.
 
@@ -15,20 +16,16 @@ sizes come from the PNG headers.
 """
 import base64
 import html
-import json
 import os
-import struct
 import urllib.parse
 
 from groovae import files
 from groovae.checkpoints import step_of
 from groovae.errors import DataError
-from groovae.manifest import MANIFEST, read_manifest
+from groovae.listing import SUMMARY, inside, read_folder, find_folders
 
 PAGE = "index.html"
-SUMMARY = "training_summary.json"  # written beside the grooves by scripts/private_samples.sh
 GENERATOR = '<meta name="generator" content="groovae listen">'  # marks pages this module may overwrite
-MODE_ORDER = {"windows": 0, "sample": 1, "interpolate": 2, "reconstruct": 3}
 MODE_TITLES = {"windows": "Grooves from the data", "sample": "Samples", "interpolate": "Interpolation",
                "reconstruct": "Reconstruction"}
 
@@ -70,133 +67,6 @@ document.addEventListener('keydown',function(e){
  if(a.paused){var p=a.play();if(p)p.catch(function(){});}else a.pause();},true);
 })();
 """
-
-
-# ---------------------------------------------------------------- reading a folder
-
-
-def read_summary(folder):
-    """The training summary stored beside the grooves, or None."""
-    try:
-        with open(os.path.join(folder, SUMMARY)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def png_size(path):
-    """(width, height) from a PNG's IHDR chunk, or None."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-    except OSError:
-        return None
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", head[16:24])
-
-
-def groove(folder, midi, label=None, wav_expected=True):
-    """One groove as plain data: its files (None where absent) and what the page shows about it.
-
-    ``midi`` is relative to ``folder``; the WAV and PNG are the files beside it with the same name.
-    """
-    base = midi[:-4]
-    wav, png = base + ".wav", base + ".png"
-    has_wav = os.path.isfile(os.path.join(folder, wav))
-    return {"name": os.path.basename(base), "midi": midi, "label": label,
-            "wav": wav if has_wav else None,
-            "png": png if os.path.isfile(os.path.join(folder, png)) else None,
-            "png_size": png_size(os.path.join(folder, png)),
-            "missing_wav": wav_expected and not has_wav}
-
-
-def run_grooves(folder, run):
-    """The grooves a manifest run wrote, in order, with the input first for a reconstruction."""
-    midis = sorted(f for f in run.get("files", {}) if f.endswith(".mid") and os.path.isfile(os.path.join(folder, f)))
-    wav = bool(run.get("wav", True))
-    out = []
-    if run.get("mode") == "reconstruct":
-        for record in run.get("inputs", []):
-            if _inside(record.get("path", "")) and os.path.isfile(os.path.join(folder, record["path"])):
-                out.append(dict(groove(folder, record["path"], "input", wav_expected=False), input=True))
-    windows = {w.get("midi"): w for w in run.get("windows", [])} if run.get("mode") == "windows" else {}
-    for i, midi in enumerate(midis):
-        label = None
-        if midi in windows:
-            label = describe_window(windows[midi], run.get("bars") or 4)
-        elif run.get("mode") == "interpolate":
-            label = f"step {i + 1} of {len(midis)}"
-        elif run.get("mode") == "reconstruct":
-            label = "reconstruction"
-        out.append(groove(folder, midi, label, wav_expected=wav))
-    return out
-
-
-def describe_window(window, bars):
-    """'drummer1/session1/5, bars 9-12, played at 120 bpm' (what preprocess recorded), or 'window 12'."""
-    parts = [str(window.get("source_id") or f"window {window.get('index', '?')}")]
-    if window.get("start_bar") is not None:
-        parts.append(f"bars {window['start_bar'] + 1}–{window['start_bar'] + bars}")
-    if window.get("bpm"):
-        parts.append(f"played at {window['bpm']:g} bpm")  # the MIDI here is at the converter's 120
-    return ", ".join(parts)
-
-
-def _inside(relative):
-    """Whether a path relative to a folder stays inside it: only such inputs are linked."""
-    path = os.path.normpath(relative)
-    return bool(relative) and not os.path.isabs(path) and not path.startswith(os.pardir)
-
-
-def no_audio_reason(run, grooves):
-    """Why a run has no (or not all) audio, or None when every groove has its WAV."""
-    if not run.get("wav", True):
-        why = run.get("no_wav_reason")
-        return ("generated without WAV files" + (f": {why}" if why else
-                " (FluidSynth was not installed where it ran, or --no_wav was given)")
-                + "; the MIDI plays in any MIDI player")
-    missing = [g["name"] for g in grooves if g["missing_wav"]]
-    if missing:
-        return f"WAV file missing from this folder for {', '.join(missing)}"
-    return None
-
-
-def run_order(run):
-    return (MODE_ORDER.get(run.get("mode"), 9), run.get("temperature") or 0, run.get("seed") or 0,
-            run.get("prefix") or "")
-
-
-def read_folder(root, rel):
-    """One folder of the page as plain data: its runs (sorted) with their grooves, and loose MIDI files."""
-    folder = os.path.join(root, rel) if rel else root
-    runs = []
-    listed = set()
-    for run in sorted(read_manifest(folder), key=run_order):
-        grooves = run_grooves(folder, run)
-        listed.update(run.get("files", {}))
-        runs.append({"run": run, "grooves": grooves, "no_audio": no_audio_reason(run, grooves)})
-    loose = sorted(f for f in os.listdir(folder) if f.endswith(".mid") and f not in listed)
-    if loose:  # MIDI files no manifest names: shown, without settings
-        grooves = [groove(folder, f, wav_expected=False) for f in loose]
-        runs.append({"run": {"mode": None}, "grooves": grooves,
-                     "no_audio": None if all(g["wav"] for g in grooves) else "no WAV beside some of these files"})
-    return {"path": rel, "runs": runs, "summary": read_summary(folder),
-            "readme": os.path.isfile(os.path.join(folder, "README.md"))}
-
-
-def find_folders(root):
-    """Folders under ``root`` (relative; '' is root itself) with grooves or a README: public ones first."""
-    found = []
-    for here, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skips generate's .staging-* folders
-        rel = os.path.relpath(here, root)
-        rel = "" if rel == os.curdir else rel.replace(os.sep, "/")
-        grooves = MANIFEST in names or any(n.endswith(".mid") for n in names)
-        if grooves or (rel and "README.md" in names):
-            found.append(rel)
-    # The reference model (Google's checkpoint) first, then the rest by name.
-    return sorted(found, key=lambda rel: (not rel.split("/")[-1].startswith("public"), rel))
 
 
 # ---------------------------------------------------------------- describing runs
@@ -356,7 +226,7 @@ def folder_html(data, link, anchor_prefix="", linked_docs=True):
     """
     rel = data["path"]
     anchor_of = lambda name: (anchor_prefix + (f"{rel}/" if rel else "") + name[:-4]  # noqa: E731
-                              if name.endswith(".mid") and _inside(name) else None)
+                              if name.endswith(".mid") and inside(name) else None)
     model = describe_model([r["run"] for r in data["runs"]])
     out = [f'<section class="folder" id="{_attr(anchor_prefix + (rel or "grooves"))}">',
            f"<h2>{_text(rel + '/' if rel else 'grooves')}</h2>"]

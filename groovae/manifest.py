@@ -75,17 +75,6 @@ def changed_in_place(entry, folder):
                   if not os.path.isfile(paths[name]) or files.sha256_of(paths[name]) != sha)
 
 
-def portable_source(source, prefix, out_dir):
-    """How a manifest in ``out_dir`` names its checkpoint: 'public', a URL, or a path relative to out_dir.
-
-    A local ``source`` (e.g. a .tar) is named rather than the cache folder it was unpacked into.
-    """
-    if source == "public" or files.is_url(source):
-        return source
-    local = source if source and os.path.exists(source) else prefix
-    return os.path.relpath(os.path.abspath(local), os.path.abspath(out_dir))
-
-
 def package_versions():
     """The versions a run's files came from (recorded in its entry)."""
     import importlib.metadata as md

@@ -1,4 +1,4 @@
-"""Pictures: drum rolls of groove tensors, training curves (matplotlib, Agg)."""
+"""Pictures: drum rolls of groove tensors, training curves, the evaluation report's figures (matplotlib, Agg)."""
 import io
 
 import matplotlib
@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 
 from groovae import files  # noqa: E402
 from groovae.gmd import DRUM_CLASSES  # noqa: E402
-from groovae.metrics import split_groove  # noqa: E402
+from groovae.metrics import ACTIVE_UNIT_THRESHOLD, HISTOGRAM_BINS, split_groove  # noqa: E402
 
 DRUM_NAMES = tuple(c.replace("_hh", " hi-hat").replace("_", " ") for c in DRUM_CLASSES)  # "closed hi-hat", ...
 
@@ -82,5 +82,87 @@ def training_curves_compared(runs, title=None):
         ax.legend(fontsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- the evaluation report's figures
+
+def plot_per_class_f1(results_list):
+    fig, ax = plt.subplots(figsize=(9, 3), dpi=100)
+    width = 0.8 / (2 * len(results_list))
+    x = np.arange(len(DRUM_NAMES))
+    i = 0
+    for results in results_list:
+        for mode in ("teacher_forced", "free_running"):
+            f1 = [np.nan if v is None else v for v in results["reconstruction"][mode]["per_class"]["f1"]]
+            ax.bar(x + (i - len(results_list) + 0.5) * width, f1, width, label=f"{results['label']} {mode}")
+            i += 1
+    ax.set_xticks(x)
+    ax.set_xticklabels(DRUM_NAMES, fontsize=7)
+    ax.set_ylabel("hit F1")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_distributions(results):
+    fig, axes = plt.subplots(1, len(HISTOGRAM_BINS), figsize=(14, 3), dpi=100)
+    for ax, name in zip(axes, HISTOGRAM_BINS):
+        bins = HISTOGRAM_BINS[name]
+        centers = (bins[:-1] + bins[1:]) / 2
+        ax.plot(centers, results["test_statistics"]["histograms"][name], "k-", lw=2, label="test data")
+        for temperature, entry in results["samples"].items():
+            ax.plot(centers, entry["statistics"]["histograms"][name], "-", lw=1, label=f"T={temperature}")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_density(results):
+    fig, ax = plt.subplots(figsize=(9, 3), dpi=100)
+    series = [("test data", results["test_statistics"]["hit_density_per_bar"])]
+    series += [(f"T={t}", e["statistics"]["hit_density_per_bar"]) for t, e in results["samples"].items()]
+    width = 0.8 / len(series)
+    x = np.arange(len(DRUM_NAMES))
+    for i, (name, density) in enumerate(series):
+        ax.bar(x + (i - len(series) / 2 + 0.5) * width, density, width, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(DRUM_NAMES, fontsize=7)
+    ax.set_ylabel("hits per bar")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_latent(results_list):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3), dpi=100)
+    for results in results_list:
+        latent = results["latent"]
+        axes[0].plot(sorted(latent["mu_variance"], reverse=True), label=results["label"])
+        axes[1].plot(sorted(latent["kl_per_dim_bits"], reverse=True), label=results["label"])
+    axes[0].axhline(ACTIVE_UNIT_THRESHOLD, color="k", ls=":", lw=1)
+    axes[0].set_yscale("log")
+    axes[0].set_title("variance of posterior mean per dim (sorted)", fontsize=9)
+    axes[1].set_title("KL per dim, bits (sorted)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("dimension rank", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_examples(results):
+    ex = results["examples"]
+    panels = [("test window 0", ex["test"][0]), ("teacher-forced reconstruction", ex["teacher_forced"][0]),
+              ("free-running reconstruction", ex["free_running"][0])]
+    panels += [(f"sample T={t}", grooves[0]) for t, grooves in ex["samples"].items()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.2 * len(panels)), dpi=100)
+    for ax, (title, tensor) in zip(np.atleast_1d(axes), panels):
+        drum_roll(np.asarray(tensor), title=title, ax=ax)
     fig.tight_layout()
     return fig

@@ -2,11 +2,10 @@
 import json
 import math
 import os
-import re
 
 import numpy as np
 
-from groovae import files
+from groovae import checkpoints, files, plots
 from groovae.errors import RequestError
 from groovae.metrics import ACTIVE_UNIT_THRESHOLD, GREEDY_TEMPERATURE, HISTOGRAM_BINS
 
@@ -61,91 +60,6 @@ SAMPLE_HEADER = (["temperature"] + [f"{f} OA / KL" for f in HISTOGRAM_BINS]
                  + ["density MAE (hits/bar)", "duplicate rate", "mean Hamming to train"])
 
 
-def plot_per_class_f1(results_list):
-    from groovae.plots import DRUM_NAMES, plt
-    fig, ax = plt.subplots(figsize=(9, 3), dpi=100)
-    width = 0.8 / (2 * len(results_list))
-    x = np.arange(len(DRUM_NAMES))
-    i = 0
-    for results in results_list:
-        for mode in ("teacher_forced", "free_running"):
-            f1 = [np.nan if v is None else v for v in results["reconstruction"][mode]["per_class"]["f1"]]
-            ax.bar(x + (i - len(results_list) + 0.5) * width, f1, width, label=f"{results['label']} {mode}")
-            i += 1
-    ax.set_xticks(x)
-    ax.set_xticklabels(DRUM_NAMES, fontsize=7)
-    ax.set_ylabel("hit F1")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_distributions(results):
-    from groovae.plots import plt
-    fig, axes = plt.subplots(1, len(HISTOGRAM_BINS), figsize=(14, 3), dpi=100)
-    for ax, name in zip(axes, HISTOGRAM_BINS):
-        bins = HISTOGRAM_BINS[name]
-        centers = (bins[:-1] + bins[1:]) / 2
-        ax.plot(centers, results["test_statistics"]["histograms"][name], "k-", lw=2, label="test data")
-        for temperature, entry in results["samples"].items():
-            ax.plot(centers, entry["statistics"]["histograms"][name], "-", lw=1, label=f"T={temperature}")
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_density(results):
-    from groovae.plots import DRUM_NAMES, plt
-    fig, ax = plt.subplots(figsize=(9, 3), dpi=100)
-    series = [("test data", results["test_statistics"]["hit_density_per_bar"])]
-    series += [(f"T={t}", e["statistics"]["hit_density_per_bar"]) for t, e in results["samples"].items()]
-    width = 0.8 / len(series)
-    x = np.arange(len(DRUM_NAMES))
-    for i, (name, density) in enumerate(series):
-        ax.bar(x + (i - len(series) / 2 + 0.5) * width, density, width, label=name)
-    ax.set_xticks(x)
-    ax.set_xticklabels(DRUM_NAMES, fontsize=7)
-    ax.set_ylabel("hits per bar")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_latent(results_list):
-    from groovae.plots import plt
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3), dpi=100)
-    for results in results_list:
-        latent = results["latent"]
-        axes[0].plot(sorted(latent["mu_variance"], reverse=True), label=results["label"])
-        axes[1].plot(sorted(latent["kl_per_dim_bits"], reverse=True), label=results["label"])
-    axes[0].axhline(ACTIVE_UNIT_THRESHOLD, color="k", ls=":", lw=1)
-    axes[0].set_yscale("log")
-    axes[0].set_title("variance of posterior mean per dim (sorted)", fontsize=9)
-    axes[1].set_title("KL per dim, bits (sorted)", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("dimension rank", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_examples(results):
-    from groovae.plots import drum_roll, plt
-    ex = results["examples"]
-    panels = [("test window 0", ex["test"][0]), ("teacher-forced reconstruction", ex["teacher_forced"][0]),
-              ("free-running reconstruction", ex["free_running"][0])]
-    panels += [(f"sample T={t}", grooves[0]) for t, grooves in ex["samples"].items()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.2 * len(panels)), dpi=100)
-    for ax, (title, tensor) in zip(np.atleast_1d(axes), panels):
-        drum_roll(np.asarray(tensor), title=title, ax=ax)
-    fig.tight_layout()
-    return fig
-
-
 def _definitions():
     return (
         "Definitions: *teacher-forced* = the decoder sees the true previous step (as in training), z = posterior "
@@ -192,8 +106,7 @@ def single_report_markdown(results, images):
 
 
 def _per_class_table(results_list):
-    from groovae.plots import DRUM_NAMES
-    header = ["model", "decoding"] + list(DRUM_NAMES)
+    header = ["model", "decoding"] + list(plots.DRUM_NAMES)
     rows = []
     for r in results_list:
         for mode in ("teacher_forced", "free_running"):
@@ -203,11 +116,10 @@ def _per_class_table(results_list):
 
 
 def _density_table(results):
-    from groovae.plots import DRUM_NAMES
     rows = [["test data"] + [_fmt(v, 2) for v in results["test_statistics"]["hit_density_per_bar"]]]
     rows += [[f"T={t}"] + [_fmt(v, 2) for v in e["statistics"]["hit_density_per_bar"]]
              for t, e in results["samples"].items()]
-    return "Hits per bar by class:\n\n" + _table(["grooves"] + list(DRUM_NAMES), rows)
+    return "Hits per bar by class:\n\n" + _table(["grooves"] + list(plots.DRUM_NAMES), rows)
 
 
 LISTENER_TEMPERATURES = ("0.3", "0.5", "1")
@@ -225,7 +137,6 @@ def _per_class_cells(stats, key, scale=1.0, digits=2):
 
 def _listener_tables(results_list):
     """Per drum class: hits per bar, mean velocity and timing spread, test data vs each model at T=0.3/0.5/1."""
-    from groovae.plots import DRUM_NAMES
     test = results_list[0]["test_statistics"]
     sections = []
     for title, key, scale, digits in (("Hits per bar", "hit_density_per_bar", 1.0, 2),
@@ -238,14 +149,13 @@ def _listener_tables(results_list):
                 if t in r["samples"]:
                     rows.append([f"{r['label']} T={t}"]
                                 + _per_class_cells(r["samples"][t]["statistics"], key, scale, digits))
-        sections += [f"{title}:", "", _table(["grooves"] + list(DRUM_NAMES), rows), ""]
+        sections += [f"{title}:", "", _table(["grooves"] + list(plots.DRUM_NAMES), rows), ""]
     n = {r["samples"][t]["statistics"]["n"] for r in results_list for t in LISTENER_TEMPERATURES if t in r["samples"]}
     return "\n".join([f"Samples: {', '.join(map(str, sorted(n)))} per model and temperature.", ""] + sections)
 
 
 def _targets_table(results_list, temperature="0.5"):
     """At T=0.5: hits per bar within ±15 % of the test data for kick, snare, closed hi-hat, ride; velocity OA >= 0.8."""
-    from groovae.plots import DRUM_NAMES
     test = results_list[0]["test_statistics"]["hit_density_per_bar"]
     rows = []
     for r in results_list:
@@ -254,7 +164,7 @@ def _targets_table(results_list, temperature="0.5"):
         entry = r["samples"][temperature]
         cells = []
         for name in TARGET_CLASSES:
-            k = DRUM_NAMES.index(name)
+            k = plots.DRUM_NAMES.index(name)
             ratio = entry["statistics"]["hit_density_per_bar"][k] / test[k]
             ok = abs(ratio - 1) <= TARGET_DENSITY_TOLERANCE
             cells.append(f"{ratio * 100 - 100:+.0f} % {'✓' if ok else '✗'}")
@@ -284,26 +194,22 @@ PATH_FIELDS = ("checkpoint", "test_path", "train_path")
 
 def portable_paths(results, out_dir):
     """``results`` with its file paths relative to ``out_dir``: a report names no folder of the machine that made it."""
-    def relative(path):
-        if not path or path == "public" or re.match(r"^[a-z]+://", str(path)):
-            return path
-        return os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
-    return {**results, **{k: relative(results.get(k)) for k in PATH_FIELDS if k in results}}
+    return {**results, **{k: results[k] and checkpoints.portable_name(results[k], results[k], out_dir)
+                          for k in PATH_FIELDS if k in results}}
 
 
 def write_report(results, out_dir):
     """report.md + PNG plots + results.json of one checkpoint's evaluation in ``out_dir``; returns the .md path."""
-    from groovae.plots import save_figure
     os.makedirs(out_dir, exist_ok=True)
     results = portable_paths(results, out_dir)
     images = {"f1": "per_class_f1.png", "latent": "latent.png", "examples": "examples.png",
               "distributions": "distributions.png", "density": "hit_density.png"}
-    save_figure(plot_per_class_f1([results]), os.path.join(out_dir, images["f1"]))
-    save_figure(plot_latent([results]), os.path.join(out_dir, images["latent"]))
-    save_figure(plot_examples(results), os.path.join(out_dir, images["examples"]))
+    plots.save_figure(plots.plot_per_class_f1([results]), os.path.join(out_dir, images["f1"]))
+    plots.save_figure(plots.plot_latent([results]), os.path.join(out_dir, images["latent"]))
+    plots.save_figure(plots.plot_examples(results), os.path.join(out_dir, images["examples"]))
     if results["samples"]:
-        save_figure(plot_distributions(results), os.path.join(out_dir, images["distributions"]))
-        save_figure(plot_density(results), os.path.join(out_dir, images["density"]))
+        plots.save_figure(plots.plot_distributions(results), os.path.join(out_dir, images["distributions"]))
+        plots.save_figure(plots.plot_density(results), os.path.join(out_dir, images["density"]))
     _write_json(os.path.join(out_dir, "results.json"), results)
     path = os.path.join(out_dir, "report.md")
     text = single_report_markdown(results, images)
@@ -357,7 +263,6 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
     ``curves`` ({label: metrics.csv rows}) adds their training curves on one
     plot.  Returns the path of the comparison report.md.
     """
-    from groovae.plots import save_figure
     if not results_list:
         raise RequestError("nothing to compare")
     labels = [r["label"] for r in results_list]
@@ -367,8 +272,8 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
     for r in results_list:
         write_report(r, os.path.join(out_dir, _safe_name(r["label"])))
     results_list = [portable_paths(r, out_dir) for r in results_list]
-    save_figure(plot_per_class_f1(results_list), os.path.join(out_dir, "per_class_f1.png"))
-    save_figure(plot_latent(results_list), os.path.join(out_dir, "latent.png"))
+    plots.save_figure(plots.plot_per_class_f1(results_list), os.path.join(out_dir, "per_class_f1.png"))
+    plots.save_figure(plots.plot_latent(results_list), os.path.join(out_dir, "latent.png"))
     best = better(results_list)
     rows, loss_rows, latent_rows = [], [], []
     for r in results_list:
@@ -388,7 +293,7 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
              "![latent](latent.png)", ""]
     if curves and any(curves.values()):
         from groovae.plots import training_curves_compared
-        save_figure(training_curves_compared({k: v for k, v in curves.items() if v}),
+        plots.save_figure(training_curves_compared({k: v for k, v in curves.items() if v}),
                     os.path.join(out_dir, "training_curves.png"))
         lines += ["## Training", "", "![training curves](training_curves.png)", ""]
     if any(t in r["samples"] for r in results_list for t in LISTENER_TEMPERATURES):

@@ -55,10 +55,7 @@ def resolve_init(spec, run_dir, config_name, hparams=None, public_url=None, cach
     own = os.path.realpath(run_dir)
     if os.path.realpath(prefix).startswith(own + os.sep):
         raise TrainError(f"--init_from {spec}: is this run's own checkpoint; leave --init_from out to resume")
-    if spec == "public":
-        name = public_url or "public"
-    else:
-        name = os.path.relpath(spec if os.path.isfile(spec) else prefix, run_dir)  # a .tar by its own name
+    name = checkpoints.portable_name(checkpoints.requested_source(spec, public_url), prefix, run_dir)
     record = {"checkpoint": name, "sha256": checkpoints.checkpoint_sha256(prefix), "step": checkpoints.step_of(prefix)}
     if check:
         fresh = init_plan(config_name, hparams, prefix)

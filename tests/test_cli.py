@@ -154,3 +154,33 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch,
     monkeypatch.setattr(train, "train", bug)
     with pytest.raises(ValueError, match="broadcast"):
         cli.main(["train", "--data", "d", "--run_dir", "r", "--num_steps", "1"])
+
+
+def test_commands_read_the_config_from_the_run(tiny_tensors_path, tmp_path):
+    """generate, evaluate and export need no --config for a run of any config: run.json says it."""
+    from groovae import cli, runs
+    run_dir, out = str(tmp_path / "hier"), str(tmp_path / "samples")
+    assert cli.main(["train", "--config", "groovae_tiny_hier", "--data", tiny_tensors_path, "--run_dir", run_dir,
+                     "--num_steps", "2", "--no_progress"]) == 0
+    assert cli.main(["generate", "--checkpoint", "private", "--run_dir", run_dir, "--output_dir", out, "--n", "1",
+                     "--no_wav", "--no_png", "--no_progress"]) == 0
+    [entry] = json.load(open(os.path.join(out, "manifest.json")))["runs"]
+    assert entry["config"] == "groovae_tiny_hier" and entry["hparams"] == ""
+    exported = str(tmp_path / "export")
+    assert cli.main(["export", run_dir, "--output_dir", exported]) == 0
+    assert cli.main(["generate", "--checkpoint", exported, "--output_dir", out, "--n", "1", "--seed", "1",
+                     "--no_wav", "--no_png", "--no_progress"]) == 0
+    assert runs.model_of(os.path.join(exported, "model.ckpt-2")) == ("groovae_tiny_hier", "")
+    assert cli.main(["evaluate", "--compare", f"a={run_dir}", f"b={exported}", "--test", tiny_tensors_path,
+                     "--n_samples", "2", "--temperatures", "0.5", "--output_dir", str(tmp_path / "eval"),
+                     "--no_progress"]) == 0
+    results = json.load(open(tmp_path / "eval" / "a" / "results.json"))
+    assert results["config"] == "groovae_tiny_hier"
+    # a run trained with hparams overrides: generate reads them too, and records them
+    other = str(tmp_path / "z8")
+    assert cli.main(["train", "--config", "groovae_tiny", "--hparams", "z_size=8,dec_rnn_size=[16, 16]", "--data",
+                     tiny_tensors_path, "--run_dir", other, "--num_steps", "1", "--no_progress"]) == 0
+    assert cli.main(["generate", "--run_dir", other, "--output_dir", str(tmp_path / "z8s"), "--n", "1",
+                     "--no_wav", "--no_png", "--no_progress"]) == 0
+    [entry] = json.load(open(tmp_path / "z8s" / "manifest.json"))["runs"]
+    assert entry["config"] == "groovae_tiny" and entry["hparams"] == "dec_rnn_size=[16, 16],z_size=8"

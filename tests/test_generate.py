@@ -334,6 +334,6 @@ def test_a_tar_checkpoint_is_recorded_by_its_own_path_not_the_cache(tmp_path):
     tar.write_bytes(b"tar")
     cached = str(tmp_path / "cache" / "checkpoints" / "x" / "model.ckpt-5")
     out = str(tmp_path / "samples")
-    assert manifest.portable_source(str(tar), cached, out) == os.path.join("..", "ckpts", "groovae_4bar.tar")
-    assert manifest.portable_source(None, cached, out) == os.path.join("..", "cache", "checkpoints", "x", "model.ckpt-5")
-    assert manifest.portable_source("https://host/x.tar", cached, out) == "https://host/x.tar"
+    assert checkpoints.portable_name(str(tar), cached, out) == os.path.join("..", "ckpts", "groovae_4bar.tar")
+    assert checkpoints.portable_name(None, cached, out) == os.path.join("..", "cache", "checkpoints", "x", "model.ckpt-5")
+    assert checkpoints.portable_name("https://host/x.tar", cached, out) == "https://host/x.tar"

@@ -15,7 +15,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import groovae.compat  # noqa: F401  (shims before TF)
-from groovae import checkpoints, cli, corpus, data, gmd, preprocess as pp, runs, synthetic, train
+from groovae import checkpoints, cli, corpus, data, gmd, preprocess as pp, preprocess_report, runs, synthetic, train
 from groovae.errors import DataError, RequestError, TrainError
 from tests.conftest import GMD_ZIP
 
@@ -110,7 +110,7 @@ def test_every_file_without_windows_has_one_reason(plain):
     assert "programs [0], MIDI channels [1]" in details["channel1.mid"] and "--drum_channel" in details["channel1.mid"]
     assert "time signature 3/4" in details["waltz.mid"] and "120 to 132 bpm" in details["tempo.mid"]
     assert "2 bars; a window is 4 bars" in details["short.mid"] and "unreadable MIDI" in details["broken.mid"]
-    text = pp.format_report(report)
+    text = preprocess_report.format_report(report)
     for name, reason in EXPECTED.items():
         assert f"  {reason}: 1 file" in text and f"    {name}: " in text
     assert "split: by a hash of each file's path (0.8/0.1/0.1" in text
@@ -157,7 +157,7 @@ def test_a_few_unmapped_notes_are_dropped_and_counted(tmp_path):
     report = pp.preprocess(str(folder), str(tmp_path / "out"), config="groovae_tiny", workers=1, progress=False,
                            split_ratios="1,0,0")
     assert not report["rejected"] and report["unmapped_notes"] == {"files": 1, "notes": 8, "pitches": {"35": 8}}
-    text = pp.format_report(report)
+    text = preprocess_report.format_report(report)
     assert "dropped 8 drum notes outside the drum map in 1 kept files (pitch (notes): 35 (8))" in text
     kept = _by_file(str(tmp_path / "out"))
     np.testing.assert_array_equal(kept["gm.mid"], kept["plain.mid"])
@@ -187,7 +187,7 @@ def test_split_is_a_hash_of_the_path_and_split_csv_overrides(own, tmp_path):
     assert chosen["drums_1.mid"] == (corpus.hash_split("drums_1.mid"), "hash")
     report = pp.preprocess(folder, str(tmp_path / "out"), config="groovae_tiny", workers=1, progress=False)
     assert report["corpus"]["files_from_split_csv"] == 2
-    assert "2 files from split.csv" in pp.format_report(report)
+    assert "2 files from split.csv" in preprocess_report.format_report(report)
     test_ids = set(data.load_tensors(str(tmp_path / "out" / "test.npz"))["source_id"])
     assert "drums_0.mid" in test_ids
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
-from groovae import cli, data, files, gmd, preprocess as pp, synthetic, windows
+from groovae import cli, data, files, gmd, preprocess as pp, preprocess_report, synthetic, windows
 from tests.conftest import GMD_ZIP
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
@@ -119,7 +119,7 @@ def test_bad_info_csv_rows_are_skipped_with_their_reason(tmp_path):
     assert "bad bpm 0" in reasons["zero"][1] and "bad bpm 'fast'" in reasons["word"][1]
     assert "bad time_signature ''" in reasons["sig"][1] and "bad midi_filename" in reasons["escape"][1]
     assert report["splits"]["train"]["tensors"] == 5  # the good row still counts
-    assert "6 bad info.csv row" in pp.format_report(report)
+    assert "6 bad info.csv row" in preprocess_report.format_report(report)
 
 
 def test_stages_agree_on_drum_notes(tmp_path):
@@ -166,7 +166,7 @@ def test_bad_midi_is_skipped_and_named(processed):
         "s/3": "unreadable", "s/7": "unreadable", "s/8": "unreadable", "s/5": "too short"}
     assert "empty MIDI file" in rejected["s/7"]["detail"]
     assert rejected["s/3"]["detail"].startswith("drummer1/session1/2_rock")
-    text = pp.format_report(report)
+    text = preprocess_report.format_report(report)
     assert "3 unreadable" in text and "1 too short" in text
 
 
@@ -381,7 +381,7 @@ def test_official_checksum_matches_tfds():
     import tensorflow_datasets
     path = os.path.join(os.path.dirname(tensorflow_datasets.__file__), "datasets", "groove", "checksums.tsv")
     lines = [line.split("\t") for line in open(path).read().splitlines()]
-    assert [gmd.OFFICIAL_URL, str(gmd.OFFICIAL_SIZE), pp.OFFICIAL_SHA256] in [line[:3] for line in lines]
+    assert [gmd.OFFICIAL_URL, str(gmd.OFFICIAL_SIZE), gmd.OFFICIAL_SHA256] in [line[:3] for line in lines]
 
 
 def test_cli_tfds_without_source_fetches_the_official_archive(tmp_path, monkeypatch, capsys):

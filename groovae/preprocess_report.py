@@ -1,0 +1,116 @@
+"""The preprocess report: per-split counts, and one reason for every file that gave no windows.
+
+``make_report`` builds report.json's dict from the per-file results of
+groovae.preprocess; ``format_report`` is its console table (a count per
+reason with up to ten files each).
+"""
+import collections
+import json
+
+import numpy as np
+
+from groovae.gmd import DRUM_CLASSES, SPLITS
+from groovae.windows import SPLIT_BARS
+
+
+def _diagnosis(result):
+    """(reason, detail): why a file gave no tensors, as the step that gave up saw it (for the report)."""
+    if result.get("reason"):
+        return result["reason"], result["error"]
+    if result["error"]:
+        return "unreadable", result["error"]
+    name = result["file"]
+    if result["windows"] == 0:
+        bars = (f"{result['bars']} bar{'s' if result['bars'] != 1 else ''}" if result["bars"] is not None
+                else "no whole bars")
+        return "too short", f"{name}: {bars}; a window is {SPLIT_BARS} bars"
+    if result["time_signature"] not in ("", "4-4"):  # the converter wants 16 steps per bar
+        signature = result["time_signature"].replace("-", "/").replace(",", ", ")
+        return "not 4/4", f"{name}: time signature {signature}; the model's bars are 4/4 (16 sixteenth steps)"
+    windows_cut = f"{result['windows']} window{'s' if result['windows'] != 1 else ''}"
+    return "no converter tensors", (f"{name}: {windows_cut} cut, none kept by the converter (it needs notes into "
+                                    f"the last bar, one tempo and one 4/4 time signature per window)")
+
+
+# ---------------------------------------------------------------- outputs
+
+def hits_per_class(tensors):
+    hits = tensors["outputs"][..., :len(DRUM_CLASSES)].sum(axis=(0, 1)) if len(tensors["outputs"]) \
+        else np.zeros(len(DRUM_CLASSES))
+    return {name: int(h) for name, h in zip(DRUM_CLASSES, hits)}
+
+
+def make_report(results, split_tensors, window_mode, seconds):
+    report = {"window_mode": window_mode,
+              "seconds": round(seconds, 2), "splits": {}, "rejected": []}
+    for split in SPLITS:
+        mine = [r for r in results if r["split"] == split]
+        tensors = split_tensors[split]
+        report["splits"][split] = {
+            "files": len(mine),
+            "sequences": sum(r["sequence"] is not None for r in mine),
+            "windows": sum(r["windows"] for r in mine),
+            "tensors": int(len(tensors["lengths"])),
+            "hits_per_class": hits_per_class(tensors),
+        }
+    for r in results:
+        if r["error"] or not (r["tensors"] is not None and len(r["tensors"]["lengths"])):
+            reason, detail = _diagnosis(r)
+            report["rejected"].append({"id": r["id"], "file": r["file"], "split": r["split"],
+                                       "reason": reason, "detail": detail})
+    counts = collections.Counter(x["reason"] for x in report["rejected"])
+    report["rejected_counts"] = dict(counts)
+    dropped = collections.Counter()
+    for r in results:
+        if r["sequence"] is not None:
+            dropped.update({int(p): n for p, n in r.get("unmapped", {}).items()})
+    report["unmapped_notes"] = {  # dropped from files that were kept (pitches outside the drum map)
+        "files": sum(bool(r.get("unmapped")) and r["sequence"] is not None for r in results),
+        "notes": sum(dropped.values()), "pitches": {str(p): n for p, n in dropped.most_common(10)}}
+    report["totals"] = {key: sum(s[key] for s in report["splits"].values())
+                        for key in ("files", "sequences", "windows", "tensors")}
+    return report
+
+
+SHOWN_PER_REASON = 10  # files listed per reason on the console; report.json has them all
+
+
+def format_report(report):
+    lines = [f"{'split':<11}{'files':>7}{'windows':>9}{'tensors':>9}"]
+    for split, s in report["splits"].items():
+        lines.append(f"{split:<11}{s['files']:>7}{s['windows']:>9}{s['tensors']:>9}")
+    t = report["totals"]
+    lines.append(f"{'total':<11}{t['files']:>7}{t['windows']:>9}{t['tensors']:>9}")
+    if report["rejected_counts"]:
+        lines.append("files without tensors: " + ", ".join(f"{n} {reason}" for reason, n in
+                                                            sorted(report["rejected_counts"].items())))
+    for reason, n in sorted(report["rejected_counts"].items()):
+        mine = [x for x in report["rejected"] if x["reason"] == reason]
+        lines.append(f"  {reason}: {n} file{'s' if n != 1 else ''}")
+        lines += [f"    {x['detail'] or x['file']}" for x in mine[:SHOWN_PER_REASON]]
+        if n > SHOWN_PER_REASON:
+            lines.append(f"    ... and {n - SHOWN_PER_REASON} more (report.json lists every file)")
+    unmapped = report.get("unmapped_notes") or {}
+    if unmapped.get("notes"):
+        top = ", ".join(f"{p} ({n})" for p, n in unmapped["pitches"].items())
+        lines.append(f"dropped {unmapped['notes']} drum notes outside the drum map in {unmapped['files']} kept files "
+                     f"(pitch (notes): {top}); --drum_map maps them")
+    hits = collections.Counter()
+    for s in report["splits"].values():
+        hits.update(s["hits_per_class"])
+    lines.append("hits per class: " + ", ".join(f"{k} {hits[k]}" for k in DRUM_CLASSES))
+    if report.get("corpus"):
+        c = report["corpus"]
+        lines.append(f"split: by a hash of each file's path ({'/'.join(f'{r:g}' for r in c['split_ratios'])} "
+                     f"train/validation/test)" + (f", {c['files_from_split_csv']} files from {c['split_csv']}"
+                                                  if c["split_csv"] else ""))
+    if not report["splits"]["train"]["tensors"]:
+        lines.append("no training windows: the reasons above say why (report.json names every file)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def main_report_line(report, out_dir):
+    return json.dumps({"output_dir": out_dir, **{k: report[k] for k in ("window_mode", "seconds", "totals")}})
