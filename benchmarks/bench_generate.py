@@ -37,7 +37,7 @@ def main():
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_generate_")
     import groovae.compat  # noqa: F401  (shims before TF)
-    from groovae import checkpoints, generate
+    from groovae import checkpoints, generate, outputs
     from groovae.model import GrooveModel
     checkpoint = checkpoints.resolve_checkpoint(args.checkpoint) if args.checkpoint else make_checkpoint(tmp)
     print(f"checkpoint: {checkpoint}")
@@ -56,10 +56,10 @@ def main():
 
     tensors = generate.sample(model, n=5, temperature=0.5, seed=0)
     start = time.time()
-    generate.write_outputs(model.converter, tensors, os.path.join(tmp, "midi"), "s", wav=False, png=False)
+    outputs.write_outputs(model.converter, tensors, os.path.join(tmp, "midi"), "s", wav=False, png=False)
     midi_only = time.time() - start
     start = time.time()
-    generate.write_outputs(model.converter, tensors, os.path.join(tmp, "all"), "s", wav=True, png=True)
+    outputs.write_outputs(model.converter, tensors, os.path.join(tmp, "all"), "s", wav=True, png=True)
     print(f"5 grooves: MIDI {midi_only:.2f} s; MIDI + WAV + PNG {time.time() - start:.2f} s  [target WAV + PNG <= 5 s]")
     print(f"(files in {tmp})")
 

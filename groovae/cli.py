@@ -1,4 +1,4 @@
-"""Command line: ``groovae {preprocess,train,summary,generate,regenerate,evaluate,windows,listen,export}``.
+"""Command line: ``groovae {preprocess,train,summary,generate,humanize,drumify,regenerate,evaluate,windows,listen,export}``.
 
 One small function per command over library calls; each command's options
 are declared beside it.  Expected failures (GroovaeError) print one line and
@@ -169,13 +169,14 @@ def _refresh_page(folder, command):
 
 
 def _regenerate(args):
-    from groovae import generate
-    lines, differ, total = generate.regenerate_manifest(args.manifest, args.output_dir, args.checkpoint,
-                                                       args.public_url, args.cache_dir)
+    from groovae import regenerate
+    from groovae.errors import GenerateError
+    lines, differ, total = regenerate.regenerate_manifest(args.manifest, args.output_dir, args.checkpoint,
+                                                         args.public_url, args.cache_dir)
     for line in lines:
         print(line)
     if differ:
-        raise generate.GenerateError(f"{args.manifest}: {differ} of {total} runs did not regenerate bit for bit")
+        raise GenerateError(f"{args.manifest}: {differ} of {total} runs did not regenerate bit for bit")
 
 
 def _add_regenerate(sub):
@@ -220,6 +221,61 @@ def _add_listen(sub):
     p.add_argument("folder", help="e.g. samples/: every subfolder with a manifest.json or MIDI files is shown")
     p.add_argument("--title", default="groovae samples")
     p.set_defaults(run=_listen)
+
+
+# ---------------------------------------------------------------- your beat: humanize, drumify
+
+def _your_beat(args, mode):
+    from groovae import beat, checkpoints, data, runs
+    from groovae.model import GrooveModel
+    spec = args.checkpoint or "private"  # the models trained here (checkpoints/CONFIG): there is no public one
+    committed = spec == "private" and not args.run_dir  # then the config names which committed model
+    prefix, config, hparams = runs.resolve_model(spec, args.run_dir, args.config or (beat.MODES[mode] if committed
+                                                                                     else None),
+                                                 args.hparams or None, progress=False)
+    drums = data.drum_options(args.drum_map, args.drum_channel)
+    entry = beat.beat_run(mode, GrooveModel(config, prefix, hparams or None), args.beat, args.output_dir,
+                          n=args.n, temperature=args.temperature, seed=args.seed, like=getattr(args, "like", None),
+                          window=args.window, source=checkpoints.requested_source(spec), wav=not args.no_wav,
+                          png=not args.no_png, **drums)
+    for name in entry["files"]:
+        print(os.path.join(args.output_dir, name))
+    _refresh_page(args.output_dir, mode)
+
+
+def _humanize(args):
+    _your_beat(args, "transfer" if args.like else "humanize")
+
+
+def _drumify(args):
+    _your_beat(args, "drumify")
+
+
+def _add_your_beat(sub):
+    for name, run, help_text, what in (
+            ("humanize", _humanize, "your beat with a drummer's velocities and micro-timing: N feels, or the feel "
+                                    "of a reference performance (--like)", "BEAT.mid: a 4/4 drum beat, 4 bars or more"),
+            ("drumify", _drumify, "any rhythm (a tapped line, a bassline, one drum; any channel or pitch) -> a drum "
+                                  "performance", "RHYTHM.mid: 4/4, 4 bars or more; every onset is a tap")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("beat", help=what)
+        p.add_argument("--output_dir", required=True)
+        if name == "humanize":
+            p.add_argument("--like", help="a drum performance whose feel to put on the beat's hits (hits-as-controls "
+                                          "model, groovae_4bar_hits_control)")
+        p.add_argument("--n", type=int, default=4, help="how many performances (not with --like)")
+        p.add_argument("--temperature", type=float, default=0.5)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--window", type=int, default=None, help="only this 4-bar window of a longer beat")
+        p.add_argument("--checkpoint", help="default 'private': the model committed in checkpoints/ (or newest in "
+                                            "--run_dir); a run dir, .tar or prefix")
+        p.add_argument("--run_dir", help="a training run of the model")
+        p.add_argument("--config", default=None, help="only for a checkpoint without run.json")
+        p.add_argument("--hparams", default="", help="only for a checkpoint without run.json")
+        _drum_options(p)
+        p.add_argument("--no_wav", action="store_true")
+        p.add_argument("--no_png", action="store_true")
+        p.set_defaults(run=run)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -311,16 +367,25 @@ def _download_options(p):
     p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
 
 
-COMMANDS = (_add_preprocess, _add_train, _add_summary, _add_generate, _add_regenerate, _add_evaluate,
+COMMANDS = (_add_preprocess, _add_train, _add_summary, _add_generate, _add_your_beat, _add_regenerate, _add_evaluate,
             _add_windows, _add_listen, _add_export)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="groovae", description="groovae: GrooVAE 4-bar drum grooves (preprocess -> train -> generate)")
+def build_parser():
+    parser = argparse.ArgumentParser(prog="groovae", description="groovae: GrooVAE 4-bar drum grooves "
+                                                                 "(preprocess -> train -> generate)")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def command_names():
+    return [action for action in build_parser()._subparsers._group_actions[0].choices]
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     from groovae.errors import GroovaeError
     try:
         args.run(args)

@@ -16,7 +16,7 @@ from groovae import files  # noqa: E402
 import note_seq  # noqa: E402
 import numpy as np  # noqa: E402
 
-from groovae.errors import DataError, NoDrumNotes, NoNotes, UnmappedPitches  # noqa: E402,F401  (for callers)
+from groovae.errors import DataError, NoDrumNotes, NoNotes, RequestError, UnmappedPitches  # noqa: E402,F401
 
 TENSOR_KEYS = ("inputs", "outputs", "lengths")
 CONTROLS = "controls"  # [n, T, control_depth]: only for configs whose converter has controls
@@ -40,6 +40,26 @@ MAX_UNMAPPED_SHARE = 0.5  # more unmapped drum notes than this: another kit's ma
 def read_drum_midi(path, drum_map=None, drum_channel=None):
     """DrumMidi of a MIDI file (``drum_midi`` of its bytes); DataError naming the file if unreadable."""
     return drum_midi(read_bytes(path), path, drum_map, drum_channel)
+
+
+def read_taps(path, tap_pitch=46):
+    """DrumMidi of any MIDI file read as a rhythm: every note of every track (any channel, any pitch) becomes
+    one drum note at ``tap_pitch`` with its onset and velocity (what drumify plays)."""
+    import pretty_midi
+    midi = read_bytes(path)
+    if not midi:
+        raise DataError(f"{path}: empty MIDI file")
+    pm = _pretty_midi(midi, path)
+    onsets = sorted({(round(n.start, 6), n.velocity) for i in pm.instruments for n in i.notes})
+    if not onsets:
+        raise NoNotes(f"{path}: no notes")
+    taps = pretty_midi.Instrument(program=0, is_drum=True, name="taps")
+    taps.notes = [pretty_midi.Note(velocity, tap_pitch, start, start + 0.05) for start, velocity in onsets]
+    pm.instruments = [taps]
+    try:
+        return DrumMidi(pm, note_seq.midi_to_note_sequence(pm), collections.Counter())
+    except Exception as e:
+        raise DataError(f"{path}: unreadable MIDI ({type(e).__name__}: {e})") from None
 
 
 def drum_midi(midi, name="<bytes>", drum_map=None, drum_channel=None):
@@ -144,6 +164,14 @@ def _map_drums(pm, drum_map=None):
         if len(kept) != len(instrument.notes):
             instrument.notes = kept
     return unmapped
+
+
+def drum_options(drum_map=None, drum_channel=None):
+    """data.drum_midi's keyword arguments from --drum_map (a file) and --drum_channel; one-line errors."""
+    if drum_channel is not None and not (isinstance(drum_channel, int) and not isinstance(drum_channel, bool)
+                                         and 1 <= drum_channel <= 16):
+        raise RequestError(f"--drum_channel is {drum_channel!r}; it must be a MIDI channel 1..16 (10 is GM drums)")
+    return {"drum_map": read_drum_map(drum_map) if drum_map else None, "drum_channel": drum_channel}
 
 
 def read_drum_map(path):

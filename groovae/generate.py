@@ -6,21 +6,18 @@ transfer).  Every output file is reproducible bit for bit from the run's
 manifest.json: z comes from a numpy RandomState(seed), and the decoder's hit
 sampling from a TF graph seeded with the same seed, in a fresh session per call.
 """
-import hashlib
-import json
 import os
-import sys
-import tempfile
 
 import numpy as np
 
-from groovae import audio, checkpoints, data, files
-from groovae.manifest import changed_in_place, manifest_path, package_versions, read_manifest_file, replace_run
+from groovae import checkpoints, data, files
+from groovae.manifest import manifest_path
+from groovae.outputs import (NO_WAV_ASKED, audio_choice, record_run, resolve_recorded_checkpoint, run_prefix,
+                             write_outputs)
 from groovae.errors import GenerateError
 from groovae.model import GrooveModel, check_request, sample
 
 MODES = ("sample", "interpolate", "reconstruct")
-NO_WAV_ASKED = "not asked for (--no_wav)"
 
 
 def slerp(a, b, t):
@@ -81,27 +78,6 @@ def reconstruct(model, groove, temperature=0.5, seed=0):
     """A groove tensor re-decoded from its posterior mean (groove transfer)."""
     mu = model.encode(groove[None], seed)
     return model.decode(mu, temperature, seed)
-
-
-# ---------------------------------------------------------------- outputs
-
-def write_outputs(converter, tensors, out_dir, prefix, wav=True, png=True, stems=None):
-    """Writes prefix_XX.mid (or <stem>.mid) + .wav, .png per groove tensor; returns the file names."""
-    from groovae import plots
-    import note_seq
-    os.makedirs(out_dir, exist_ok=True)
-    names = []
-    stems = stems or [f"{prefix}_{i:02d}" for i in range(len(tensors))]
-    for stem, tensor, sequence in zip(stems, tensors, converter.from_tensors(np.asarray(tensors))):
-        base = os.path.join(out_dir, stem)
-        pm = note_seq.note_sequence_to_pretty_midi(sequence)
-        files.atomic_write(base + ".mid", pm.write)
-        names.append(base + ".mid")
-        if wav:
-            names.append(audio.render_wav(base + ".mid", base + ".wav"))
-        if png:
-            names.append(plots.save_figure(plots.drum_roll(tensor, title=os.path.basename(base)), base + ".png"))
-    return [os.path.basename(n) for n in names]
 
 
 def pick_windows(tensors, n, seed=0, min_hits_per_bar=8.0):
@@ -174,24 +150,6 @@ def windows_command(entry):
             f"{' '.join(str(w['index']) for w in entry.get('windows', []))} --output_dir OUT_DIR{flags}")
 
 
-def audio_choice(wav):
-    """(wav, why not): WAV files only where FluidSynth can render them; the reason goes into the manifest."""
-    if not wav:
-        return False, NO_WAV_ASKED  # recorded: the listening page says why
-    no_audio = audio.unavailable_reason()
-    if no_audio:  # MIDI, PNG and manifest are still worth having (e.g. after hours of training)
-        _warn_once(f"groovae: warning: writing no WAV files: {no_audio}")
-        return False, no_audio
-    return True, None
-
-
-def run_prefix(mode, temperature, seed, fingerprint):
-    """File-name prefix of a run: readable settings plus a short id of checkpoint and inputs."""
-    settings = {"sample": f"sample_t{temperature:g}_s{seed}", "interpolate": f"interp_t{temperature:g}_s{seed}",
-                "reconstruct": f"recon_t{temperature:g}_s{seed}"}[mode]
-    return f"{settings}_{hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:6]}"
-
-
 def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0.5, seed=0, inputs=(),
              windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None):
     """One generation run: grooves + its entry in ``out_dir``/manifest.json; returns the entry.
@@ -231,78 +189,6 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
              "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
              "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
     return record_run(out_dir, entry, lambda staging: write_outputs(model.converter, tensors, staging, prefix, wav, png))
-
-
-def record_run(out_dir, entry, write):
-    """Writes a run's files with ``write(staging)`` (returns their names), then moves them into
-    ``out_dir`` and records ``entry`` + their sha256 in its manifest.  Files appear only when all
-    of them were written: a failure leaves ``out_dir`` as it was.  Returns the recorded entry."""
-    os.makedirs(out_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
-        written = write(staging)
-        entry = dict(entry, files={f: files.sha256_of(os.path.join(staging, f)) for f in written},
-                     versions=package_versions())
-        replace_run(out_dir, staging, entry)
-    return entry
-
-
-_warned = set()
-
-
-def _warn_once(message):
-    if message not in _warned:
-        _warned.add(message)
-        print(message, file=sys.stderr)
-
-
-def resolve_recorded_checkpoint(entry, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):
-    """The checkpoint prefix a manifest entry names, checked against its recorded sha256.
-
-    ``checkpoint`` overrides where to find it (e.g. a copy elsewhere); the
-    sha256 must still match.
-    """
-    recorded = entry["checkpoint"]
-    if checkpoint:
-        prefix = checkpoints.resolve_checkpoint(checkpoint, public_url=public_url, cache_dir=cache_dir)
-    elif recorded == "public":
-        prefix = checkpoints.resolve_checkpoint("public", public_url=public_url, cache_dir=cache_dir)
-    elif files.is_url(recorded):
-        prefix = checkpoints.resolve_checkpoint("public", public_url=recorded, cache_dir=cache_dir)
-    else:
-        path = os.path.join(manifest_dir, recorded) if not os.path.isabs(recorded) else recorded
-        if not (os.path.exists(path + ".index") or os.path.exists(path)):
-            raise GenerateError(f"{path}: the checkpoint this manifest names is not there (put it there, "
-                                f"or name its place with --checkpoint; its sha256 is checked)")
-        prefix = checkpoints.resolve_checkpoint(path, cache_dir=cache_dir)
-    digest = checkpoints.checkpoint_sha256(prefix)
-    if entry.get("checkpoint_sha256") and digest != entry["checkpoint_sha256"]:
-        raise GenerateError(f"{prefix}: sha256 {digest[:12]} is not the {entry['checkpoint_sha256'][:12]} "
-                            f"this manifest's grooves came from")
-    return prefix
-
-
-def regenerate_manifest(path, out_dir, checkpoint=None, public_url=None, cache_dir=None):
-    """Rebuilds every run of a manifest into ``out_dir`` (windows runs: checked in place).
-
-    Returns (one line per run saying whether it came out identical, how many
-    differ, how many runs).
-    """
-    manifest_dir = os.path.dirname(os.path.abspath(path))
-    runs = read_manifest_file(path)
-    lines, differ = [], 0
-    for entry in runs:
-        if entry.get("mode") == "windows":  # data, not a model's output: its files are checked where they are
-            changed = changed_in_place(entry, manifest_dir)
-            lines.append(f"{entry['prefix']}: {len(entry['files'])} files of dataset windows, checked in place: "
-                         + ("identical" if not changed else f"{len(changed)} missing or changed "
-                            f"({', '.join(changed[:3])}); write them again with {windows_command(entry)}"))
-        else:
-            again = regenerate(entry, out_dir, manifest_dir, checkpoint, public_url, cache_dir)
-            changed = sorted(f for f in entry["files"] if again["files"].get(f) != entry["files"][f])
-            lines.append(f"{entry['prefix']}: {len(entry['files'])} files, "
-                         + ("identical" if not changed else f"{len(changed)} differ ({', '.join(changed[:3])})"))
-        differ += bool(changed)
-    return lines, differ, len(runs)
 
 
 def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):

@@ -27,7 +27,8 @@ from groovae.listing import SUMMARY, inside, read_folder, find_folders
 PAGE = "index.html"
 GENERATOR = '<meta name="generator" content="groovae listen">'  # marks pages this module may overwrite
 MODE_TITLES = {"windows": "Grooves from the data", "sample": "Samples", "interpolate": "Interpolation",
-               "reconstruct": "Reconstruction"}
+               "reconstruct": "Reconstruction", "humanize": "Humanized", "transfer": "Groove transfer",
+               "drumify": "Drumified"}
 
 # Scoped under .groovae-listen so the same player can sit inside a notebook's output.
 CSS = """
@@ -127,6 +128,12 @@ def run_title(run, anchor_of):
         title += (" from " + " to ".join(linked)) if mode == "interpolate" else (" of " + ", ".join(linked))
         if mode == "interpolate":
             title += f", {run.get('steps') or run.get('n')} steps"
+    elif mode in ("humanize", "transfer", "drumify"):
+        names = {i.get("role"): i.get("name") or os.path.basename(i.get("path", "?")) for i in run.get("inputs", [])}
+        title += f": <code>{_text(names.get('input', '?'))}</code>"
+        if mode == "transfer":
+            title += f" with the feel of <code>{_text(names.get('like', '?'))}</code>"
+        title += f", {run.get('bars', '?')} bars at {run.get('bpm', 0):g} bpm"
     return title
 
 

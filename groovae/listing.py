@@ -11,7 +11,8 @@ import struct
 from groovae.manifest import MANIFEST, read_manifest
 
 SUMMARY = "training_summary.json"  # written beside the grooves by scripts/private_samples.sh
-MODE_ORDER = {"windows": 0, "sample": 1, "interpolate": 2, "reconstruct": 3}
+MODE_ORDER = {"windows": 0, "sample": 1, "interpolate": 2, "reconstruct": 3, "humanize": 4, "transfer": 5,
+              "drumify": 6}
 
 
 def read_summary(folder):
@@ -50,24 +51,36 @@ def groove(folder, midi, label=None, wav_expected=True):
             "missing_wav": wav_expected and not has_wav}
 
 
+INPUT_LABELS = {"input": "input", "like": "reference (its feel)"}
+OUTPUT_LABELS = {"humanize": "feel", "drumify": "drums", "transfer": "its feel on the beat"}
+
+
 def run_grooves(folder, run):
-    """The grooves a manifest run wrote, in order, with the input first for a reconstruction."""
+    """The grooves a manifest run wrote, in order, with its inputs first (a reconstruction's, a beat's)."""
     midis = sorted(f for f in run.get("files", {}) if f.endswith(".mid") and os.path.isfile(os.path.join(folder, f)))
     wav = bool(run.get("wav", True))
-    out = []
-    if run.get("mode") == "reconstruct":
+    out, inputs = [], set()
+    if run.get("mode") in ("reconstruct", "humanize", "drumify", "transfer"):
         for record in run.get("inputs", []):
             if inside(record.get("path", "")) and os.path.isfile(os.path.join(folder, record["path"])):
-                out.append(dict(groove(folder, record["path"], "input", wav_expected=False), input=True))
+                label = INPUT_LABELS.get(record.get("role"), "input")
+                if record.get("name"):
+                    label += f": {record['name']}"
+                copied = record["path"] in run.get("files", {})  # a beat's copy: its WAV was written with it
+                out.append(dict(groove(folder, record["path"], label, wav_expected=copied and wav), input=True))
+                inputs.add(record["path"])
     windows = {w.get("midi"): w for w in run.get("windows", [])} if run.get("mode") == "windows" else {}
-    for i, midi in enumerate(midis):
+    outputs = [m for m in midis if m not in inputs]
+    for i, midi in enumerate(outputs):
         label = None
         if midi in windows:
             label = describe_window(windows[midi], run.get("bars") or 4)
         elif run.get("mode") == "interpolate":
-            label = f"step {i + 1} of {len(midis)}"
+            label = f"step {i + 1} of {len(outputs)}"
         elif run.get("mode") == "reconstruct":
             label = "reconstruction"
+        elif run.get("mode") in OUTPUT_LABELS:
+            label = OUTPUT_LABELS[run["mode"]] + (f" {i + 1}" if len(outputs) > 1 else "")
         out.append(groove(folder, midi, label, wav_expected=wav))
     return out
 

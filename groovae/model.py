@@ -112,7 +112,8 @@ class GrooveModel:
                 t["inputs"] = tf.placeholder(tf.float32, [batch_size, self.length, self.converter.input_depth],
                                              "inputs")
                 t["lengths"] = tf.placeholder(tf.int32, [batch_size], "lengths")
-                t["mu"] = model.encode(t["inputs"], t["lengths"], t["controls"]).loc
+                posterior = model.encode(t["inputs"], t["lengths"], t["controls"])
+                t["mu"], t["sigma"] = posterior.loc, posterior.stddev()
                 check_checkpoint(self.config_name, self.checkpoint, graph_variables(), self.stored_variables)
                 t["saver"] = tf.train.Saver()
             self._graphs[key] = (graph, t)
@@ -122,7 +123,8 @@ class GrooveModel:
         graph, t = self._graph(seed, batch_size)
         with tf.Session(graph=graph) as session:
             t["saver"].restore(session, self.checkpoint)
-            return session.run(t[fetch], {t[k]: v for k, v in feed.items()})
+            fetches = tuple(t[f] for f in fetch) if isinstance(fetch, tuple) else t[fetch]
+            return session.run(fetches, {t[k]: v for k, v in feed.items()})
 
     @property
     def has_controls(self):
@@ -159,13 +161,20 @@ class GrooveModel:
 
     def encode(self, tensors, seed=0, controls=None):
         """Posterior means [n, z_size] of groove tensors [n, 64, 27] (with their controls, where the config has them)."""
+        return self._run(seed, len(tensors), "mu", self._encoder_feed(tensors, controls))
+
+    def posterior(self, tensors, seed=0, controls=None):
+        """(means, standard deviations) [n, z_size] of the posteriors of groove tensors [n, 64, 27]."""
+        return self._run(seed, len(tensors), ("mu", "sigma"), self._encoder_feed(tensors, controls))
+
+    def _encoder_feed(self, tensors, controls):
         tensors = np.asarray(tensors, np.float32)
         values = {"inputs": tensors, "lengths": np.full(len(tensors), self.length, np.int32)}
         if self.has_controls:
             if controls is None:
                 raise GenerateError(f"{self.config_name} encodes with controls (the hits played); none given")
             values["controls"] = np.asarray(controls, np.float32)
-        return self._run(seed, len(tensors), "mu", values)
+        return values
 
 
 @contextlib.contextmanager

@@ -215,7 +215,7 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
             raise RequestError(f"--{name} is {value!r}; it must be a whole number >= 1")
     if window_mode not in ("tfds", "magenta"):
         raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
-    drums = drum_options(drum_map, drum_channel)
+    drums = data.drum_options(drum_map, drum_channel)
     data_dir, rows, is_corpus = source_rows(source, cache_dir, allow_unverified, progress, split_ratios, split_csv)
     rows = rows[:max_files] if max_files else rows
     inputs = input_fingerprint(data_dir, rows, window_mode, config, exact, drums, split_csv)
@@ -282,14 +282,6 @@ def convert_files(jobs, workers, progress):
     for k, r in zip(order, done):
         results[k] = r
     return results
-
-
-def drum_options(drum_map=None, drum_channel=None):
-    """data.drum_midi's keyword arguments from --drum_map (a file) and --drum_channel; one-line errors."""
-    if drum_channel is not None and not (isinstance(drum_channel, int) and not isinstance(drum_channel, bool)
-                                         and 1 <= drum_channel <= 16):
-        raise RequestError(f"--drum_channel is {drum_channel!r}; it must be a MIDI channel 1..16 (10 is GM drums)")
-    return {"drum_map": data.read_drum_map(drum_map) if drum_map else None, "drum_channel": drum_channel}
 
 
 def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, split_csv=None):

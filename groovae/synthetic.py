@@ -53,3 +53,32 @@ def write_grooves(out_dir, n=8, bars=8, bpm=120.0, seed=0):
         make_groove(bars=bars, bpm=bpm, seed=seed + i).write(path)
         paths.append(path)
     return paths
+
+
+def make_beat(bars=8, bpm=100.0, pattern=None, velocity=100, program_channel=None):
+    """A drum-machine beat: ``pattern`` (default PATTERNS[0]) on the exact 16th grid at one velocity.
+
+    ``program_channel``: put it on a melodic track instead of the drum channel
+    (as a beat exported on channel 1), to be read with --drum_channel.
+    """
+    pattern = PATTERNS[0] if pattern is None else pattern
+    step = 60.0 / bpm / 4
+    pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+    drums = pretty_midi.Instrument(program=0, is_drum=program_channel is None, name="beat")
+    drums.notes = [pretty_midi.Note(velocity, pitch, (bar * 16 + s) * step, (bar * 16 + s + 0.5) * step)
+                   for bar in range(bars) for pitch, steps in pattern.items() for s in steps]
+    pm.instruments.append(drums)
+    return pm
+
+
+def make_taps(bars=4, bpm=100.0, steps=(0, 3, 6, 8, 10, 12, 14), pitch=40, program=33):
+    """A rhythm tapped on one key of a melodic instrument (a bass, program 33), the same every bar."""
+    step = 60.0 / bpm / 4
+    pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+    bass = pretty_midi.Instrument(program=program, name="taps")
+    bass.notes = [pretty_midi.Note(90, pitch, (bar * 16 + s) * step, (bar * 16 + s + 1) * step)
+                  for bar in range(bars) for s in steps]
+    pm.instruments.append(bass)
+    return pm

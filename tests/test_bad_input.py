@@ -229,6 +229,16 @@ CASES = [
     ("evaluate batch_size 0", lambda b: ["evaluate", "--config", "groovae_tiny", "--run_dir", b["run"], "--test",
                                          b["tensors"], "--batch_size", "0", "--output_dir", _out(b, "e")], 2,
      "batch_size must be"),
+    ("humanize a beat that is missing", lambda b: ["humanize", b["dir"] + "/none.mid", "--run_dir", b["run"],
+                                                   "--output_dir", _out(b, "h")], 2, "none.mid: cannot read"),
+    ("humanize a 3/4 beat", lambda b: ["humanize", b["waltz"], "--run_dir", b["run"], "--output_dir", _out(b, "h")], 2,
+     "time signature 3/4; the models' bars are 4/4"),
+    ("humanize with a flat model", lambda b: ["humanize", b["groove"], "--run_dir", b["run"], "--output_dir",
+                                              _out(b, "h")], 2, "humanize needs one trained on that transform"),
+    ("drumify a file without notes", lambda b: ["drumify", b["empty"], "--run_dir", b["run"], "--output_dir",
+                                                _out(b, "h")], 2, "empty MIDI file"),
+    ("drumify a 2-bar rhythm", lambda b: ["drumify", b["short"], "--run_dir", b["run"], "--output_dir", _out(b, "h")],
+     2, "2 bars at 120 bpm; the models play 4-bar windows"),
     ("windows data missing", lambda b: ["windows", "--data", b["dir"] + "/none.npz", "--output_dir", _out(b, "w")], 2,
      "no such tensor file"),
     ("windows index out of range", lambda b: ["windows", "--data", b["tensors"], "--config", "groovae_tiny", "--indices",
@@ -269,5 +279,5 @@ def test_bad_input_gets_one_line(case, bad, capsys):
 def test_sweep_reaches_every_command_that_reads_input():
     """Every command but listen (a folder of our own outputs; tests/test_listen.py) has bad-input cases."""
     swept = {argv(BAD_NAMES)[0] for _, argv, _, _ in CASES}
-    commands = {add.__name__[len("_add_"):] for add in cli.COMMANDS}
+    commands = set(cli.command_names())
     assert commands - swept == {"listen"}, commands - swept

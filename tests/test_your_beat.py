@@ -1,4 +1,5 @@
 """The "your beat" models (humanize, tap2drum, hits as controls) train and decode with the tiny sizes."""
+import json
 import os
 
 import numpy as np
@@ -77,3 +78,147 @@ def test_hits_control_model_plays_the_given_hits_exactly(beat_data, tmp_path):
         model.decode(z)
     with pytest.raises(GenerateError, match="encodes with controls"):
         model.encode(tensors["inputs"][:2])
+
+
+# ---------------------------------------------------------------- humanize / transfer / drumify on beats the tests write
+
+@pytest.fixture(scope="module")
+def beat_runs(beat_data, tmp_path_factory):
+    """{mode: run dir} of the three tiny your-beat models, trained a few steps each."""
+    folder = tmp_path_factory.mktemp("beat_runs")
+    made = {}
+    for mode, base in (("humanize", "groovae_4bar_humanize"), ("transfer", "groovae_4bar_hits_control"),
+                       ("drumify", "groovae_4bar_tap2drum")):
+        config, tensors_path = beat_data[base]
+        made[mode] = str(folder / mode)
+        train.train(config, tensors_path, made[mode], num_steps=20, progress=False)
+    return made
+
+
+@pytest.fixture(scope="module")
+def beats(tmp_path_factory):
+    from groovae import synthetic
+    folder = tmp_path_factory.mktemp("beats")
+    paths = {}
+    for name, pm in (("eight", synthetic.make_beat(bars=8, bpm=100)),
+                     ("six", synthetic.make_beat(bars=6, bpm=90, pattern=synthetic.PATTERNS[1])),
+                     ("channel1", synthetic.make_beat(bars=4, bpm=110, program_channel=1)),
+                     ("reference", synthetic.make_groove(bars=4, bpm=120, seed=2)),
+                     ("taps", synthetic.make_taps(bars=4, bpm=95))):
+        paths[name] = str(folder / f"{name}.mid")
+        pm.write(paths[name])
+    return paths
+
+
+def _midi(path):
+    import pretty_midi
+    return pretty_midi.PrettyMIDI(path)
+
+
+def _beat_cli(mode, beat_runs, *args):
+    from groovae import cli
+    command = "drumify" if mode == "drumify" else "humanize"
+    return cli.main([command, *args, "--run_dir", beat_runs[mode], "--no_wav"])
+
+
+def test_humanize_keeps_the_beats_tempo_and_length_window_by_window(beat_runs, beats, tmp_path):
+    from groovae import manifest
+    out = str(tmp_path / "out")
+    for name, bars, bpm in (("eight", 8, 100), ("six", 6, 90)):
+        assert _beat_cli("humanize", beat_runs, beats[name], "--output_dir", out, "--n", "2") == 0
+        [entry] = [r for r in manifest.read_manifest(out) if r["inputs"][0]["name"] == f"{name}.mid"]
+        assert entry["mode"] == "humanize" and entry["n"] == 2 and entry["bars"] == bars and entry["bpm"] == pytest.approx(bpm, rel=1e-5)
+        feels = [f for f in entry["files"] if f.endswith(".mid") and "_input" not in f]
+        assert len(feels) == 2
+        for feel in feels:
+            pm = _midi(os.path.join(out, feel))
+            assert pm.get_tempo_changes()[1][0] == pytest.approx(bpm, rel=1e-5)
+            notes = [n for i in pm.instruments for n in i.notes]
+            assert notes and max(n.start for n in notes) < bars * 240 / bpm  # within the beat's bars
+            assert max(n.start for n in notes) > (bars - 1) * 240 / bpm  # the last bar is played too
+        assert open(os.path.join(out, entry["inputs"][0]["path"]), "rb").read() == open(beats[name], "rb").read()
+    assert _beat_cli("humanize", beat_runs, beats["eight"], "--output_dir", out, "--window", "1", "--n", "1") == 0
+    [one] = [r for r in manifest.read_manifest(out) if r.get("window") == 1]
+    assert one["bars"] == 4
+
+
+def test_feels_differ_and_a_run_regenerates_bit_for_bit(beat_runs, beats, tmp_path, capsys):
+    from groovae import cli, model as models
+    out = str(tmp_path / "out")
+    assert _beat_cli("humanize", beat_runs, beats["eight"], "--output_dir", out, "--n", "3") == 0
+    entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
+    feels = sorted(f for f in entry["files"] if f.endswith(".mid") and "_input" not in f)
+    assert len({open(os.path.join(out, f), "rb").read() for f in feels}) == 3  # three feels, not one
+    assert cli.main(["regenerate", os.path.join(out, "manifest.json"), "--output_dir", str(tmp_path / "again")]) == 0, \
+        capsys.readouterr()
+    del models
+
+
+def test_transfer_keeps_every_hit_of_the_beat(beat_runs, beats, tmp_path):
+    from groovae import beat, checkpoints
+    from groovae.model import GrooveModel
+    out = str(tmp_path / "out")
+    assert _beat_cli("transfer", beat_runs, beats["eight"], "--like", beats["reference"], "--output_dir", out) == 0
+    entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
+    assert entry["mode"] == "transfer" and [i["role"] for i in entry["inputs"]] == ["input", "like"]
+    model = GrooveModel(runs.read_run_info(beat_runs["transfer"])["config"],
+                        checkpoints.newest_checkpoint(beat_runs["transfer"]))
+    given = beat.whole_tensors(beat.read_beat(beats["eight"]).sequence, model.converter, 128)["outputs"][:, :9]
+    [played] = [f for f in entry["files"] if f.endswith("_00.mid")]
+    heard = beat.whole_tensors(beat.read_beat(os.path.join(out, played)).sequence, model.converter, 128)
+    np.testing.assert_array_equal(heard["outputs"][:, :9], given)  # the same hits, step for step
+    assert np.ptp(heard["outputs"][:, 9:18][given > 0]) > 0  # played with varying velocities
+
+
+def test_drumify_turns_a_bassline_into_drums(beat_runs, beats, tmp_path):
+    out = str(tmp_path / "out")
+    assert _beat_cli("drumify", beat_runs, beats["taps"], "--output_dir", out, "--n", "1") == 0
+    entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
+    pm = _midi(os.path.join(out, f"{entry['prefix']}_00.mid"))
+    assert pm.instruments and all(i.is_drum for i in pm.instruments) and entry["bpm"] == pytest.approx(95, rel=1e-5)
+
+
+def test_a_beat_on_another_channel_with_drum_channel(beat_runs, beats, tmp_path):
+    out = str(tmp_path / "out")
+    assert _beat_cli("humanize", beat_runs, beats["channel1"], "--output_dir", out, "--n", "1") == 2
+    assert not os.path.exists(out)
+    assert _beat_cli("humanize", beat_runs, beats["channel1"], "--output_dir", out, "--n", "1",
+                     "--drum_channel", "1") == 0
+
+
+def test_the_listening_page_shows_the_beat_beside_its_feels(beat_runs, beats, tmp_path):
+    from groovae import listing
+    out = str(tmp_path / "out")
+    assert _beat_cli("humanize", beat_runs, beats["eight"], "--output_dir", out, "--n", "2") == 0
+    [run] = listing.read_folder(out, "")["runs"]
+    labels = [g["label"] for g in run["grooves"]]
+    assert labels == ["input: eight.mid", "feel 1", "feel 2"] and run["grooves"][0].get("input")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda s: s.make_beat(bars=2), "2 bars at 100 bpm; the models play 4-bar windows"),
+    (lambda s: _with(s.make_beat(bars=4), meter=(3, 4)), "time signature 3/4; the models' bars are 4/4"),
+    (lambda s: _with(s.make_beat(bars=4), tempo_change=True), "2 tempos"),
+    (lambda s: _with(s.make_beat(bars=4), empty=True), "no notes"),
+])
+def test_bad_beats_get_one_line_and_nothing_is_written(make, message, beat_runs, tmp_path, capsys):
+    from groovae import synthetic
+    path = str(tmp_path / "bad.mid")
+    make(synthetic).write(path)
+    out = str(tmp_path / "out")
+    assert _beat_cli("humanize", beat_runs, path, "--output_dir", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "bad.mid" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not os.path.exists(out)
+
+
+def _with(pm, meter=None, tempo_change=False, empty=False):
+    import pretty_midi
+    if meter:
+        pm.time_signature_changes = [pretty_midi.TimeSignature(*meter, 0.0)]
+    if tempo_change:  # pretty_midi writes its tempo changes from _tick_scales
+        pm._tick_scales.append((pm.time_to_tick(4.0), 60.0 / (140 * pm.resolution)))
+        pm._update_tick_to_time(pm.time_to_tick(pm.get_end_time()) + 1)
+    if empty:
+        pm.instruments[0].notes = []
+    return pm
