@@ -57,11 +57,11 @@ def _add_preprocess(sub):
                    help="own MIDI: split fractions by a hash of each file's path (default 0.8,0.1,0.1)")
     p.add_argument("--split_csv", default=None,
                    help="own MIDI: a file,split CSV choosing files' splits (default: split.csv in the folder)")
-    _drum_options(p)
+    drum_options(p)
     p.set_defaults(run=_preprocess)
 
 
-def _drum_options(p):
+def drum_options(p):
     p.add_argument("--drum_map", default=None,
                    help="CSV of pitch,class rows mapping your kit's pitches onto the 9 drum classes "
                         "(overrides the default map for the pitches it lists; see README)")
@@ -140,7 +140,7 @@ def _generate(args):
                               hparams=hparams or None)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
-    _refresh_page(args.output_dir, "generate")
+    refresh_page(args.output_dir, "generate")
 
 
 def _add_generate(sub):
@@ -161,7 +161,7 @@ def _add_generate(sub):
     p.set_defaults(run=_generate)
 
 
-def _refresh_page(folder, command):
+def refresh_page(folder, command):
     from groovae import listen
     page = listen.refresh_page_above(folder)  # a listening page showing this folder stays current
     if page:
@@ -194,7 +194,7 @@ def _windows(args):
     for name in generate.export_windows(args.config, path, args.output_dir, n=args.n, seed=args.seed,
                                         indices=args.indices or None, wav=not args.no_wav, png=not args.no_png):
         print(os.path.join(args.output_dir, name))
-    _refresh_page(args.output_dir, "windows")
+    refresh_page(args.output_dir, "windows")
 
 
 def _add_windows(sub):
@@ -221,61 +221,6 @@ def _add_listen(sub):
     p.add_argument("folder", help="e.g. samples/: every subfolder with a manifest.json or MIDI files is shown")
     p.add_argument("--title", default="groovae samples")
     p.set_defaults(run=_listen)
-
-
-# ---------------------------------------------------------------- your beat: humanize, drumify
-
-def _your_beat(args, mode):
-    from groovae import beat, checkpoints, data, runs
-    from groovae.model import GrooveModel
-    spec = args.checkpoint or "private"  # the models trained here (checkpoints/CONFIG): there is no public one
-    committed = spec == "private" and not args.run_dir  # then the config names which committed model
-    prefix, config, hparams = runs.resolve_model(spec, args.run_dir, args.config or (beat.MODES[mode] if committed
-                                                                                     else None),
-                                                 args.hparams or None, progress=False)
-    drums = data.drum_options(args.drum_map, args.drum_channel)
-    entry = beat.beat_run(mode, GrooveModel(config, prefix, hparams or None), args.beat, args.output_dir,
-                          n=args.n, temperature=args.temperature, seed=args.seed, like=getattr(args, "like", None),
-                          window=args.window, source=checkpoints.requested_source(spec), wav=not args.no_wav,
-                          png=not args.no_png, **drums)
-    for name in entry["files"]:
-        print(os.path.join(args.output_dir, name))
-    _refresh_page(args.output_dir, mode)
-
-
-def _humanize(args):
-    _your_beat(args, "transfer" if args.like else "humanize")
-
-
-def _drumify(args):
-    _your_beat(args, "drumify")
-
-
-def _add_your_beat(sub):
-    for name, run, help_text, what in (
-            ("humanize", _humanize, "your beat with a drummer's velocities and micro-timing: N feels, or the feel "
-                                    "of a reference performance (--like)", "BEAT.mid: a 4/4 drum beat, 4 bars or more"),
-            ("drumify", _drumify, "any rhythm (a tapped line, a bassline, one drum; any channel or pitch) -> a drum "
-                                  "performance", "RHYTHM.mid: 4/4, 4 bars or more; every onset is a tap")):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("beat", help=what)
-        p.add_argument("--output_dir", required=True)
-        if name == "humanize":
-            p.add_argument("--like", help="a drum performance whose feel to put on the beat's hits (hits-as-controls "
-                                          "model, groovae_4bar_hits_control)")
-        p.add_argument("--n", type=int, default=4, help="how many performances (not with --like)")
-        p.add_argument("--temperature", type=float, default=0.5)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--window", type=int, default=None, help="only this 4-bar window of a longer beat")
-        p.add_argument("--checkpoint", help="default 'private': the model committed in checkpoints/ (or newest in "
-                                            "--run_dir); a run dir, .tar or prefix")
-        p.add_argument("--run_dir", help="a training run of the model")
-        p.add_argument("--config", default=None, help="only for a checkpoint without run.json")
-        p.add_argument("--hparams", default="", help="only for a checkpoint without run.json")
-        _drum_options(p)
-        p.add_argument("--no_wav", action="store_true")
-        p.add_argument("--no_png", action="store_true")
-        p.set_defaults(run=run)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -365,6 +310,11 @@ def _checkpoint_options(p):
 def _download_options(p):
     p.add_argument("--public_url", default=None, help="where the public checkpoint tar is (default: Magenta's bucket)")
     p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
+
+
+def _add_your_beat(sub):
+    from groovae import cli_beat  # its commands: humanize, drumify, evaluate-beat
+    cli_beat.add_commands(sub, drum_options, refresh_page)
 
 
 COMMANDS = (_add_preprocess, _add_train, _add_summary, _add_generate, _add_your_beat, _add_regenerate, _add_evaluate,

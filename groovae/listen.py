@@ -25,6 +25,7 @@ from groovae.errors import DataError
 from groovae.listing import SUMMARY, inside, read_folder, find_folders
 
 PAGE = "index.html"
+YOUR_BEAT_MODELS = {"humanize": "humanize model", "transfer": "hits-as-controls model", "drumify": "drumify model"}
 GENERATOR = '<meta name="generator" content="groovae listen">'  # marks pages this module may overwrite
 MODE_TITLES = {"windows": "Grooves from the data", "sample": "Samples", "interpolate": "Interpolation",
                "reconstruct": "Reconstruction", "humanize": "Humanized", "transfer": "Groove transfer",
@@ -102,8 +103,10 @@ def describe_model(runs):
         origin = "Google's public checkpoint" if (run.get("checkpoint") == "public"
                                                  or files.is_url(run.get("checkpoint") or "")) else "trained here"
         config = run.get("config") or "?"
-        decoder = "hierarchical decoder" if "hier" in config else "flat decoder"
-        text = f"{origin}, {decoder} ({config})"
+        if run.get("mode") in YOUR_BEAT_MODELS:
+            text = f"{origin}, {YOUR_BEAT_MODELS[run['mode']]} ({config})"
+        else:
+            text = f"{origin}, {'hierarchical decoder' if 'hier' in config else 'flat decoder'} ({config})"
         if text not in parts:
             parts.append(text)
     return "; ".join(parts)

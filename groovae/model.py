@@ -1,9 +1,9 @@
 """The model: magenta's MusicVAE graphs for a named config, restored from checkpoints.
 
-The shared layer the stages build on: training and validation graphs
-(train), the reproducible encode / decode / sample wrapper and the
-teacher-forced pass (generate, evaluate), the variables a config's inference
-graph restores, and the one check of a checkpoint against a config.
+The shared layer the stages build on: the reproducible encode / decode /
+sample wrapper and the teacher-forced pass (generate, beat, evaluate), the
+variables a config's inference graph restores, and the one check of a
+checkpoint against a config.  Training and validation graphs: groovae.graphs.
 """
 import contextlib
 import functools
@@ -17,7 +17,6 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from groovae import checkpoints, data  # noqa: E402
 from groovae.configs import load_config
-from groovae.device import session_config
 from groovae.errors import GenerateError
 
 
@@ -120,11 +119,15 @@ class GrooveModel:
         return self._graphs[key]
 
     def _run(self, seed, batch_size, fetch, feed):
+        return self._run_each(seed, batch_size, fetch, [feed])[0]
+
+    def _run_each(self, seed, batch_size, fetch, feeds):
+        """``fetch`` for each feed in turn, in one session (the sampling RNG runs on from call to call)."""
         graph, t = self._graph(seed, batch_size)
         with tf.Session(graph=graph) as session:
             t["saver"].restore(session, self.checkpoint)
             fetches = tuple(t[f] for f in fetch) if isinstance(fetch, tuple) else t[fetch]
-            return session.run(fetches, {t[k]: v for k, v in feed.items()})
+            return [session.run(fetches, {t[k]: v for k, v in feed.items()}) for feed in feeds]
 
     @property
     def has_controls(self):
@@ -148,6 +151,20 @@ class GrooveModel:
         outputs = self._run(seed, len(z), "outputs", values)
         if self.has_controls and self.converter._hits_as_controls:
             outputs[..., :self.converter._num_drums] = values["control"][..., :self.converter._num_drums]
+        return outputs
+
+    def decode_each(self, z, controls, temperature=0.5, seed=0):
+        """Grooves [n, 64, 27], the i-th decoded from z[i] with controls[i] [64, depth] (e.g. each window its hits).
+
+        One session for all (magenta decodes a batch with one control sequence,
+        so each is a batch of one); a (seed, inputs) pair gives the same grooves.
+        """
+        check_temperature(temperature)
+        feeds = [{"z": np.asarray(zi, np.float32)[None], "temperature": temperature,
+                  "control": np.asarray(ci, np.float32)} for zi, ci in zip(z, controls)]
+        outputs = np.concatenate(self._run_each(seed, 1, "outputs", feeds))
+        if self.converter._hits_as_controls:
+            outputs[..., :self.converter._num_drums] = np.asarray(controls)[..., :self.converter._num_drums]
         return outputs
 
     def teacher_forced(self, tensors, batch_size=256, seed=0):
@@ -198,46 +215,6 @@ def random_z(n, z_size, seed):
     return np.random.RandomState(seed).randn(n, z_size).astype(np.float32)
 
 
-def summary_values(serialized):
-    """{tag: value} of a serialized Summary proto (train or validation)."""
-    return {v.tag: float(v.simple_value) for v in tf.Summary.FromString(serialized).value}
-
-
-class TrainGraph:
-    """Placeholders, model and train op for one config."""
-
-    def __init__(self, config, seed=0):
-        hp = config.hparams
-        converter = config.data_converter
-        tf.set_random_seed(seed)
-        self.model = config.model
-        self.model.build(hp, converter.output_depth, is_training=True)
-        batch, steps = hp.batch_size, hp.max_seq_len
-        self.inputs = tf.placeholder(tf.float32, [batch, steps, converter.input_depth], "inputs")
-        self.outputs = tf.placeholder(tf.float32, [batch, steps, converter.output_depth], "outputs")
-        self.lengths = tf.placeholder(tf.int32, [batch], "lengths")
-        self.controls = control_placeholder(converter, batch, steps)
-        optimizer = self.model.train(self.inputs, self.outputs, self.lengths, self.controls)
-        grads, variables = zip(*optimizer.compute_gradients(self.model.loss))
-        global_norm = tf.global_norm(grads)
-        tf.summary.scalar("gradient_norm", global_norm)
-        if hp.clip_mode == "value":
-            clipped = [tf.clip_by_value(g, -hp.grad_clip, hp.grad_clip) for g in grads]
-        elif hp.clip_mode == "global_norm":
-            # magenta's rule: a step whose gradient norm explodes is skipped.
-            clipped = tf.cond(
-                global_norm < hp.grad_norm_clip_to_zero,
-                lambda: tf.clip_by_global_norm(grads, hp.grad_clip, use_norm=global_norm)[0],
-                lambda: [tf.zeros(tf.shape(g)) for g in grads])
-        else:
-            raise ValueError(f"unknown clip_mode: {hp.clip_mode}")
-        self.train_op = optimizer.apply_gradients(
-            list(zip(clipped, variables)), global_step=self.model.global_step, name="train_step")
-        self.global_step = self.model.global_step
-        self.loss = self.model.loss
-        self.summaries = tf.summary.merge_all()
-
-
 def control_placeholder(converter, batch_size, steps):
     """[batch, steps, control_depth] controls (e.g. hits as controls), or None for a config without them."""
     if not converter.control_depth:
@@ -252,48 +229,6 @@ def feed(graph, window_batch):
     if graph.controls is not None:
         values[graph.controls] = window_batch[data.CONTROLS]
     return values
-
-
-class ValidationGraph:
-    """magenta's ``model.eval`` metrics over a whole split, in one batch.
-
-    Built once in its own graph (is_training=False: no dropout); each call
-    restores a checkpoint and returns {metric: value} plus the Summary proto.
-    """
-
-    def __init__(self, config_name, hparams, tensors, seed=0, precision="fp32"):
-        n = len(tensors["lengths"])
-        if n > MAX_VALIDATION_WINDOWS:  # a fixed subset, the same at every validation
-            keep = data.batch_indices(n, MAX_VALIDATION_WINDOWS, seed, 0)
-            tensors = data.batch(tensors, keep)
-            n = MAX_VALIDATION_WINDOWS
-        self.tensors = data.batch(tensors, slice(None))
-        with compat.magenta_graph() as self.graph:
-            config = load_config(config_name, hparams)
-            config.hparams.batch_size = n
-            tf.set_random_seed(seed)
-            self.model = config.model
-            self.model.build(config.hparams, config.data_converter.output_depth, is_training=False)
-            steps = config.hparams.max_seq_len
-            self.inputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.input_depth])
-            self.outputs = tf.placeholder(tf.float32, [n, steps, config.data_converter.output_depth])
-            self.lengths = tf.placeholder(tf.int32, [n])
-            self.controls = control_placeholder(config.data_converter, n, steps)
-            self.updates = self.model.eval(self.inputs, self.outputs, self.lengths, self.controls)
-            self.summary = tf.summary.merge_all()
-            self.init_metrics = tf.local_variables_initializer()
-            self.saver = tf.train.Saver()
-        self.session = tf.Session(graph=self.graph, config=session_config(precision, fast_start=True))
-
-    def run(self, checkpoint):
-        self.saver.restore(self.session, checkpoint)
-        self.session.run(self.init_metrics)
-        self.session.run(self.updates, feed(self, self.tensors))
-        serialized = self.session.run(self.summary)
-        return summary_values(serialized), serialized
-
-    def close(self):
-        self.session.close()
 
 
 MAX_GROOVES = 1000  # per run: each groove is three files
@@ -316,9 +251,6 @@ def check_request(n, temperature, seed=0):
 def sample(model, n=5, temperature=0.5, seed=0):
     """``n`` groove tensors from z ~ N(0, I)."""
     return model.decode(random_z(n, model.z_size, seed), temperature, seed)
-
-
-MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
 
 
 class ModelPass:

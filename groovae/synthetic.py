@@ -82,3 +82,17 @@ def make_taps(bars=4, bpm=100.0, steps=(0, 3, 6, 8, 10, 12, 14), pitch=40, progr
                   for bar in range(bars) for s in steps]
     pm.instruments.append(bass)
     return pm
+
+
+def quantized(path, velocity=100):
+    """A PrettyMIDI of a drum MIDI file's drum notes snapped to the 16th grid at one velocity, at its tempo."""
+    source = pretty_midi.PrettyMIDI(path)
+    bpm = source.get_tempo_changes()[1][0] if len(source.get_tempo_changes()[1]) else 120.0
+    step = 60.0 / bpm / 4
+    pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+    drums = pretty_midi.Instrument(program=0, is_drum=True, name="quantized")
+    onsets = {(max(0, int(round(n.start / step))), n.pitch) for i in source.instruments if i.is_drum for n in i.notes}
+    drums.notes = [pretty_midi.Note(velocity, pitch, s * step, (s + 0.5) * step) for s, pitch in sorted(onsets)]
+    pm.instruments.append(drums)
+    return pm

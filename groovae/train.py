@@ -23,7 +23,8 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from groovae import checkpoints, data, runs  # noqa: E402
 from groovae.device import choose_precision, describe_device, session_config
-from groovae.model import TrainGraph, ValidationGraph, feed, guess_config, model_variables, summary_values
+from groovae.graphs import TrainGraph, ValidationGraph, summary_values
+from groovae.model import feed, guess_config, model_variables
 from groovae.errors import GroovaeError, TrainError
 from groovae.configs import load_config
 

@@ -363,7 +363,9 @@ def check_page_in_browser(driver, root):
             play_button = -player.size["width"] // 2 + 16
             ActionChains(driver).move_to_element_with_offset(player, play_button, 0).click().perform()
             WebDriverWait(driver, 10).until(lambda d: not player.get_property("paused"))
-        assert driver.execute_script(state) == [True, False]
+        # the page pauses the first player from its 'play' event handler, which may run after the second's
+        # state flips: wait for the state, do not read it at once (that raced under load: [False, False])
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script(state) == [True, False])
         first = driver.find_elements("css selector", "figure.groove")[0]
         driver.execute_script("arguments[0].focus()", first)
         ActionChains(driver).send_keys(" ").perform()

@@ -222,3 +222,47 @@ def _with(pm, meter=None, tempo_change=False, empty=False):
     if empty:
         pm.instruments[0].notes = []
     return pm
+
+
+# ---------------------------------------------------------------- evaluate-beat: against the drummers and baselines
+
+@pytest.fixture(scope="module")
+def beat_eval_dirs(midi_dir, tmp_path_factory):
+    """{mode: folder with train.npz and test.npz of that mode's converter}: the same windows in each."""
+    from groovae import beat
+    paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir) if f.endswith(".mid"))
+    made = {}
+    for mode, config in beat.MODES.items():
+        folder = tmp_path_factory.mktemp(mode)
+        for split, files in (("train", paths[:6]), ("test", paths[6:])):
+            tensors, _ = data.midi_files_to_tensors(files, load_config(config).data_converter)
+            tensors["bpm"] = np.full(len(tensors["lengths"]), 120.0, np.float32)
+            data.save_tensors(str(folder / f"{split}.npz"), tensors)
+        made[mode] = str(folder)
+    return made
+
+
+def test_evaluate_beat_report_and_the_baselines_known_answers(beat_runs, beat_eval_dirs, tmp_path):
+    from groovae import beat_eval, cli
+    out = str(tmp_path / "report")
+    args = ["evaluate-beat", "--data"] + [f"{m}={d}" for m, d in beat_eval_dirs.items()]
+    args += ["--model"] + [f"{m}={r}" for m, r in beat_runs.items()] + ["--output_dir", out]
+    assert cli.main(args) == 0
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert results["windows"] == 4 and set(results["models"]) == {"humanize", "transfer", "transfer_own_feel",
+                                                                     "drumify"}
+    text = open(os.path.join(out, "report.md")).read()
+    assert "baseline: template" in text and "- humanize: " in text and "hit F1" in text and "Made with `groovae" in text
+    # the quantized baseline, by hand: one velocity (the training split's mean) and no offsets on the drummer's hits
+    test, train = (data.load_tensors(os.path.join(beat_eval_dirs["humanize"], f"{s}.npz"))["outputs"]
+                   for s in ("test", "train"))
+    hits, velocities, offsets = test[..., :9] > 0.5, test[..., 9:18], test[..., 18:]
+    mean_velocity = train[..., 9:18][train[..., :9] > 0.5].mean()
+    quantized = results["baselines"]["quantized"]
+    assert quantized["velocity_mae"] == pytest.approx(np.abs(velocities[hits] - mean_velocity).mean() * 127, rel=1e-5)
+    assert quantized["timing_mae_ms"] == pytest.approx((np.abs(offsets[hits]) / 2 * 125).mean(), rel=1e-5)
+    assert quantized["timing_spread_ms"][0] == 0  # on the grid: no spread at all
+    assert results["models"]["transfer_own_feel"]["timing_mae_ms"] <= results["models"]["transfer"]["timing_mae_ms"] + 5
+    assert 0 <= results["models"]["drumify"]["hit_f1"] <= 1
+    assert beat_eval.targets(results).keys() == {"humanize", "hits as controls, no reference (z = 0)"}
+    assert f"Made with `groovae evaluate-beat --data {' '.join(args[2:5])}" in text

@@ -1,0 +1,244 @@
+"""How close the your-beat models come to the drummers, beside what a DAW would do.
+
+On the GMD test split, every window goes through each model's own input
+transform (its config's converter made the tensors: humanize flattens,
+tapify squashes onto one instrument, hits-as-controls keeps the hits as
+controls), the model plays it, and the result is compared with what the
+drummer played:
+
+* humanize and hits-as-controls: velocity MAE (MIDI units) and timing MAE
+  (ms, each window at its tempo) on the drummer's hits, per drum class, and
+  each class's timing and velocity spread against the data's;
+* drumify: hit F1 against the drummer's hits and hits per bar per class.
+
+Baselines on the same hits: the quantized beat as is (one velocity: the
+training split's mean; on the grid); a groove template (mean velocity and
+offset per class and 16th step of the bar over the training split: a DAW's
+groove quantize); random jitter with the data's per-class spread.
+"""
+import numpy as np
+
+from groovae import data
+from groovae.metrics import (GREEDY_TEMPERATURE, STEPS_PER_BAR, as_floats, hit_density_per_bar, hit_prf,
+                             split_groove, step_seconds)
+
+BASELINES = ("quantized", "template", "jitter")
+
+
+def on_hits(true, pred):
+    """``pred``'s velocities and offsets on ``true``'s hits: a [N, T, 27] tensor with the drummer's hit pattern."""
+    hits, _, _ = split_groove(true)
+    _, velocities, offsets = split_groove(pred)
+    hits = hits.astype(np.float32)
+    return np.concatenate([hits, velocities * hits, offsets * hits], -1)
+
+
+def feel_errors(true, pred, bpm):
+    """Per class and pooled: velocity MAE (MIDI) and timing MAE (ms) of ``pred`` on the drummer's hits."""
+    hits, true_vel, true_off = split_groove(true)
+    _, pred_vel, pred_off = split_groove(pred)
+    ms = 1000.0 * step_seconds(np.asarray(bpm, np.float64))[:, None, None]
+    velocity = np.abs(pred_vel - true_vel) * 127
+    timing = np.abs(pred_off - true_off) / 2.0 * ms
+    per_class = {"velocity_mae_per_class": [float(velocity[..., k][hits[..., k]].mean()) if hits[..., k].any() else None
+                                  for k in range(hits.shape[-1])],
+                 "timing_mae_ms_per_class": [float(timing[..., k][hits[..., k]].mean()) if hits[..., k].any() else None
+                                   for k in range(hits.shape[-1])]}
+    return {"velocity_mae": float(velocity[hits].mean()), "timing_mae_ms": float(timing[hits].mean()), **per_class}
+
+
+def spreads(tensors, bpm):
+    """Per class: the standard deviation of hit timing (ms) and of hit velocity (MIDI) [k] each."""
+    hits, velocities, offsets = split_groove(tensors)
+    ms = (offsets / 2.0 * 1000.0 * step_seconds(np.asarray(bpm, np.float64))[:, None, None])
+    timing = [float(ms[..., k][hits[..., k]].std()) if hits[..., k].sum() > 1 else None for k in range(hits.shape[-1])]
+    velocity = [float(velocities[..., k][hits[..., k]].std() * 127) if hits[..., k].sum() > 1 else None
+                for k in range(hits.shape[-1])]
+    return {"timing_spread_ms": timing, "velocity_spread": velocity}
+
+
+# ---------------------------------------------------------------- baselines
+
+def baseline_feels(train, test, seed=0):
+    """{name: [N, T, 27]} of the three baselines on the test windows' hits (what they need from the train split)."""
+    hits, _, _ = split_groove(test)
+    t_hits, t_vel, t_off = split_groove(train)
+    k = hits.shape[-1]
+    mean_velocity = t_vel[t_hits].mean()
+    step_of_bar = np.arange(train.shape[1]) % STEPS_PER_BAR
+    template_vel, template_off = np.zeros((STEPS_PER_BAR, k)), np.zeros((STEPS_PER_BAR, k))
+    for s in range(STEPS_PER_BAR):
+        h = t_hits[:, step_of_bar == s]
+        counts = np.maximum(h.sum((0, 1)), 1)
+        template_vel[s] = (t_vel[:, step_of_bar == s] * h).sum((0, 1)) / counts
+        template_off[s] = (t_off[:, step_of_bar == s] * h).sum((0, 1)) / counts
+    class_vel_mean = np.array([t_vel[..., c][t_hits[..., c]].mean() if t_hits[..., c].any() else mean_velocity
+                               for c in range(k)])
+    class_vel_std = np.array([t_vel[..., c][t_hits[..., c]].std() if t_hits[..., c].sum() > 1 else 0 for c in range(k)])
+    class_off_std = np.array([t_off[..., c][t_hits[..., c]].std() if t_hits[..., c].sum() > 1 else 0 for c in range(k)])
+    rng = np.random.RandomState(seed)
+    test_steps = np.arange(test.shape[1]) % STEPS_PER_BAR
+    feels = {
+        "quantized": (np.full(hits.shape, mean_velocity), np.zeros(hits.shape)),
+        "template": (np.broadcast_to(template_vel[test_steps], hits.shape), np.broadcast_to(template_off[test_steps],
+                                                                                             hits.shape)),
+        "jitter": (np.clip(class_vel_mean + class_vel_std * rng.randn(*hits.shape), 0, 1),
+                   np.clip(class_off_std * rng.randn(*hits.shape), -1, 1)),
+    }
+    return {name: np.concatenate([hits, v * hits, o * hits], -1).astype(np.float32) for name, (v, o) in feels.items()}
+
+
+# ---------------------------------------------------------------- the models
+
+def play_windows(model, tensors, seed=0, own_feel=False):
+    """The model's performances [N, T, 27] of test windows, greedy hits.
+
+    Humanize / drumify: decoded from the posterior mean of the transformed
+    input.  Hits as controls: decoded with the drummer's hits, from z = 0
+    (the prior's mean: no reference feel) or, with ``own_feel``, from the
+    window's own code (an oracle: the drummer's feel is given).
+    """
+    controls = tensors.get(data.CONTROLS)
+    if controls is None:
+        mu = model.encode(tensors["inputs"], seed)
+        return model.decode(mu, GREEDY_TEMPERATURE, seed)
+    z = (model.encode(tensors["inputs"], seed, controls) if own_feel
+         else np.zeros((len(controls), model.z_size), np.float32))
+    return model.decode_each(z, controls, GREEDY_TEMPERATURE, seed)
+
+
+def compare(true, played, bpm, data_spreads, drumify=False):
+    """The numbers of one model or baseline against the drummers."""
+    if drumify:
+        hits, _, _ = split_groove(true)
+        played_hits, _, _ = split_groove(played)
+        prf = hit_prf(hits, played_hits)
+        return {"hit_f1": prf["micro_f1"], "per_class_f1": as_floats(prf["f1"]),
+                "hits_per_bar": as_floats(hit_density_per_bar(played))}
+    feel = on_hits(true, played)
+    result = feel_errors(true, feel, bpm)
+    result.update(spreads(feel, bpm))
+    result["timing_spread_vs_data"] = [None if m is None or d in (None, 0) else m / d - 1
+                                       for m, d in zip(result["timing_spread_ms"], data_spreads["timing_spread_ms"])]
+    return result
+
+
+# ---------------------------------------------------------------- the whole evaluation and its report
+
+def evaluate_your_beat(models, data_dirs, max_windows=None, seed=0, log=None):
+    """All numbers: {mode: (config, checkpoint prefix, hparams)} on {mode: preprocess dir of that config}.
+
+    The test windows are the same in every dir (one config's converter each);
+    the training split of the first dir gives the baselines.
+    """
+    import os
+    from groovae.model import GrooveModel
+    log = log or (lambda message: None)
+    first = data_dirs[next(iter(models))]
+    test = data.load_tensors(os.path.join(first, "test.npz"))
+    n = len(test["lengths"]) if max_windows is None else min(max_windows, len(test["lengths"]))
+    true, bpm = test["outputs"][:n], np.asarray(test["bpm"][:n], np.float64)
+    train = data.load_tensors(os.path.join(first, "train.npz"))["outputs"]
+    data_spreads = spreads(true, bpm)
+    results = {"windows": n, "data": {**data_spreads, "hits_per_bar": as_floats(hit_density_per_bar(true))},
+               "baselines": {}, "models": {}}
+    for name, feel in baseline_feels(train, true, seed).items():
+        results["baselines"][name] = compare(true, feel, bpm, data_spreads)
+    for mode, (config, prefix, hparams) in models.items():
+        tensors = data.load_tensors(os.path.join(data_dirs[mode], "test.npz"))
+        tensors = {k: v[:n] for k, v in tensors.items() if k in data.model_keys(tensors)}
+        if not np.array_equal(tensors["outputs"], true):
+            raise data.DataError(f"{data_dirs[mode]}: its test windows are not those of {first}")
+        model = GrooveModel(config, prefix, hparams)
+        log(f"evaluate-beat: {mode} ({config}) on {n} windows")
+        results["models"][mode] = {"config": config, "checkpoint_step": _step(prefix),
+                                   **compare(true, play_windows(model, tensors, seed), bpm, data_spreads,
+                                             drumify=mode == "drumify")}
+        if model.has_controls:  # the oracle: the drummer's own feel given, as an upper bound
+            results["models"][mode + "_own_feel"] = {"config": config, **compare(
+                true, play_windows(model, tensors, seed, own_feel=True), bpm, data_spreads)}
+    return results
+
+
+def _step(prefix):
+    from groovae.checkpoints import step_of
+    return step_of(prefix)
+
+
+LABELS = {"transfer": "hits as controls, no reference (z = 0)",
+          "transfer_own_feel": "hits as controls, the drummer's own feel (an oracle)"}
+TARGET_SPREAD = 0.30  # timing spread per class within +-30 % of the data's
+TABLE_CLASSES = (0, 1, 2, 8)  # kick, snare, closed hi-hat, ride
+
+
+def feel_table(results):
+    """Markdown: velocity and timing MAE, and the timing spread of four classes against the data's, per row."""
+    from groovae.plots import DRUM_NAMES
+    names = [DRUM_NAMES[k] for k in TABLE_CLASSES]
+    header = ["", "velocity MAE (MIDI)", "timing MAE (ms)"] + [f"timing spread {c} (ms, vs data)" for c in names]
+    rows = [["drummers (test data)", "0", "0"] + [_ms(results["data"]["timing_spread_ms"][k]) for k in TABLE_CLASSES]]
+    entries = [(f"baseline: {name}", r) for name, r in results["baselines"].items()]
+    entries += [(LABELS.get(name, name), r) for name, r in results["models"].items() if "velocity_mae" in r]
+    for name, r in entries:
+        rows.append([name, f"{r['velocity_mae']:.1f}", f"{r['timing_mae_ms']:.1f}"]
+                    + [f"{_ms(r['timing_spread_ms'][k])} ({_pct(r['timing_spread_vs_data'][k])})" for k in TABLE_CLASSES])
+    return _markdown(header, rows)
+
+
+def drumify_table(results):
+    from groovae.plots import DRUM_NAMES
+    names = [DRUM_NAMES[k] for k in TABLE_CLASSES]
+    header = ["", "hit F1"] + [f"{c} hits/bar" for c in names]
+    rows = [["drummers (test data)", "1"] + [f"{results['data']['hits_per_bar'][k]:.2f}" for k in TABLE_CLASSES]]
+    for name, r in results["models"].items():
+        if "hit_f1" in r:
+            rows.append([name, f"{r['hit_f1']:.3f}"] + [f"{r['hits_per_bar'][k]:.2f}" for k in TABLE_CLASSES])
+    return _markdown(header, rows)
+
+
+def targets(results):
+    """{model: verdict line}: beats every baseline on both MAEs, and every class's timing spread within +-30 %."""
+    best = {m: min(r[m] for r in results["baselines"].values()) for m in ("velocity_mae", "timing_mae_ms")}
+    lines = {}
+    for name, r in results["models"].items():
+        if "velocity_mae" not in r or name.endswith("_own_feel"):
+            continue
+        beats = all(r[m] < best[m] for m in best)
+        within = all(v is not None and abs(v) <= TARGET_SPREAD for v in
+                     [r["timing_spread_vs_data"][k] for k in TABLE_CLASSES])
+        lines[LABELS.get(name, name)] = (f"{'✓' if beats else '✗'} beats every baseline on both MAEs; "
+                       f"{'✓' if within else '✗'} timing spread of kick, snare, closed hi-hat, ride within ±30 %")
+    return lines
+
+
+def write_beat_report(results, out_dir, command=None):
+    """report.md and results.json in ``out_dir``; returns the report's path."""
+    import json
+    import os
+    from groovae import files
+    os.makedirs(out_dir, exist_ok=True)
+    files.atomic_write(os.path.join(out_dir, "results.json"), lambda f: json.dump(results, f, indent=1), mode="w")
+    text = ["# Your beat, played by the models, against the drummers", "",
+            f"GMD test split, {results['windows']} windows; each model's own input transform; greedy hits.", "",
+            "## Humanize and hits as controls: the feel on the drummer's hits", "", feel_table(results), "",
+            "Targets:", ""] + [f"- {name}: {line}" for name, line in targets(results).items()]
+    if any("hit_f1" in r for r in results["models"].values()):
+        text += ["", "## Drumify: hits against the drummer's", "", drumify_table(results)]
+    if command:
+        text += ["", f"Made with `{command}`."]
+    path = os.path.join(out_dir, "report.md")
+    files.atomic_write(path, lambda f: f.write("\n".join(text) + "\n"), mode="w")
+    return path
+
+
+def _ms(value):
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _pct(value):
+    return "–" if value is None else f"{value:+.0%}"
+
+
+def _markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
