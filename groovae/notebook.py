@@ -47,3 +47,22 @@ def environment():
     shown = " | ".join(f"{name} {versions.get(name)}" for name in ("tensorflow", "magenta", "note-seq", "numpy"))
     return (f"groovae {groovae.__version__} ({os.path.dirname(os.path.dirname(groovae.__file__))}) | "
             f"Python {platform.python_version()} | {shown} | device: {describe_device()}")
+
+
+def beat_file(path, folder):
+    """The MIDI file of the notebook's "Your beat" section: ``path`` (relative to ``folder`` unless absolute), or in
+    Colab with no path, one the user uploads (saved into ``folder``/uploads); None outside Colab without a path."""
+    if path:
+        return path if os.path.isabs(path) else os.path.join(folder, path)
+    if not in_colab():
+        return None
+    from google.colab import files as colab_files
+    uploaded = colab_files.upload()  # a file picker in the cell's output
+    if not uploaded:
+        return None
+    name, content = next(iter(uploaded.items()))
+    dest = os.path.join(folder, "uploads", os.path.basename(name))
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    with open(dest, "wb") as f:
+        f.write(content)
+    return dest

@@ -266,3 +266,20 @@ def test_evaluate_beat_report_and_the_baselines_known_answers(beat_runs, beat_ev
     assert 0 <= results["models"]["drumify"]["hit_f1"] <= 1
     assert beat_eval.targets(results).keys() == {"humanize", "hits as controls, no reference (z = 0)"}
     assert f"Made with `groovae evaluate-beat --data {' '.join(args[2:5])}" in text
+
+
+def test_notebook_03_plays_your_beat(beat_runs, beats, tiny_run, tmp_path):
+    """03_generate.ipynb's "Your beat" section: a beat humanized by a run of the humanize model, with its players."""
+    from tests.conftest import ROOT
+    from tests.test_notebooks import outputs_text, run_notebook
+    drive = tmp_path / "drive"
+    nb = run_notebook(os.path.join(ROOT, "03_generate.ipynb"),
+                      {"DRIVE_DIR": str(drive), "CHECKPOINT": tiny_run[0], "N": 2, "INTERPOLATION_STEPS": 2,
+                       "BEAT": beats["six"], "BEAT_RUN_DIR": beat_runs["humanize"], "BEAT_N": 2},
+                      timeout=600, tmp_dir=str(tmp_path / "nb"))
+    text = outputs_text(nb)
+    out = drive / "samples" / "notebook"
+    runs_made = json.load(open(out / "manifest.json"))["runs"]
+    [played] = [r for r in runs_made if r["mode"] == "humanize"]
+    assert played["bars"] == 6 and played["n"] == 2 and played["inputs"][0]["name"] == "six.mid"
+    assert "Humanized" in text and "six.mid" in text  # the player shows the beat beside its feels
