@@ -274,18 +274,28 @@ def _add_evaluate(sub):
 # ---------------------------------------------------------------- export
 
 def _export(args):
-    from groovae import export
     prefix, config, hparams = _resolve_model(args)
     spec = args.checkpoint or ("private" if args.run_dir else "public")
-    print(export.export_checkpoint(prefix, args.output_dir, config, hparams,
-                                   source=spec if spec == "public" else None))
+    source = spec if spec == "public" else None
+    if args.format == "magenta-js":
+        from groovae import export_js
+        quantize = None if args.quantize == "none" else int(args.quantize)
+        print(export_js.export_magenta_js(prefix, args.output_dir, config, hparams, quantize, source))
+    else:
+        from groovae import export
+        print(export.export_checkpoint(prefix, args.output_dir, config, hparams, source=source))
 
 
 def _add_export(sub):
-    p = sub.add_parser("export", help="a trained model as a weights-only checkpoint folder (with its run.json), "
-                                      "to commit or share")
+    p = sub.add_parser("export", help="a trained model out of Python's run dir: a weights-only checkpoint folder "
+                                      "(to commit or share) or a magenta.js checkpoint (the browser)")
     p.add_argument("checkpoint", nargs="?", help="'public', 'private' (newest in --run_dir, or the committed model "
                    "of --config), a run dir, a checkpoint .tar or prefix")
+    p.add_argument("--format", choices=("checkpoint", "magenta-js"), default="checkpoint",
+                   help="checkpoint: TF weights only, with run.json (checkpoints/); magenta-js: config.json + "
+                        "weights_manifest.json + shards, for @magenta/music's MusicVAE")
+    p.add_argument("--quantize", choices=("8", "none"), default="8", help="magenta-js weights: 8-bit (as the hosted "
+                   "magenta.js checkpoints) or float32")
     p.add_argument("--run_dir", help="training run dir (for 'private')")
     p.add_argument("--config", default=None, help="only for a checkpoint without run.json (default groovae_4bar)")
     p.add_argument("--hparams", default="", help="only for a checkpoint without run.json")

@@ -7,6 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from groovae import checkpoints, cli, export, runs
+from groovae.errors import RequestError
 from groovae.configs import load_config
 from groovae.model import GrooveModel, model_variables, sample
 
@@ -96,3 +97,51 @@ def test_private_names_the_committed_model_of_the_config(exported, monkeypatch, 
     assert prefix == os.path.join(str(committed), "groovae_tiny", "model.ckpt-40") and config == "groovae_tiny"
     with pytest.raises(checkpoints.GenerateError, match="committed: groovae_tiny"):
         runs.resolve_model("private")  # the flat groovae_4bar by default: not in this folder
+
+
+# ---------------------------------------------------------------- magenta.js
+
+@pytest.mark.parametrize("quantize", ["none", "8"])
+def test_magenta_js_export_holds_the_weights_magenta_js_reads(tiny_run, tmp_path, quantize):
+    from groovae import export_js
+    run_dir, _ = tiny_run
+    out = str(tmp_path / "js")
+    assert cli.main(["export", run_dir, "--format", "magenta-js", "--quantize", quantize, "--output_dir", out]) == 0
+    spec = json.load(open(os.path.join(out, "config.json")))
+    assert spec["type"] == "MusicVAE" and spec["dataConverter"]["type"] == "GrooveConverter"
+    args = spec["dataConverter"]["args"]
+    assert args["numSteps"] == 64 and args["humanize"] is False and args["tapify"] is False
+    assert spec["groovae"]["config"] == "groovae_tiny" and spec["groovae"]["step"] == 40
+    ours, theirs = export_js.read_weights(out), _weights(checkpoints.newest_checkpoint(run_dir))
+    assert set(ours) == set(model_variables("groovae_tiny")) - {"global_step"}
+    assert "encoder/cell_0/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/kernel" in ours  # magenta.js's names
+    for name, value in ours.items():
+        if quantize == "none":
+            assert value.tobytes() == theirs[name].tobytes(), name
+        else:  # 8 bits: within half a step of the tensor's range
+            step = (theirs[name].max() - theirs[name].min()) / 255
+            assert np.abs(value - theirs[name]).max() <= step / 2 + 1e-6, name
+    manifest = json.load(open(os.path.join(out, "weights_manifest.json")))
+    sizes = sum(os.path.getsize(os.path.join(out, p)) for p in manifest[0]["paths"])
+    floats = sum(int(np.prod(v.shape)) for v in ours.values())
+    assert sizes == floats * (1 if quantize == "8" else 4)
+
+
+def test_magenta_js_export_shards_and_refusals(tiny_run, tmp_path, monkeypatch):
+    from groovae import export_js
+    run_dir, _ = tiny_run
+    monkeypatch.setattr(export_js, "SHARD_BYTES", 4096)  # small shards: the reader joins them back in order
+    out = str(tmp_path / "js")
+    export_js.export_magenta_js(checkpoints.newest_checkpoint(run_dir), out, quantize=None)
+    manifest = json.load(open(os.path.join(out, "weights_manifest.json")))
+    assert len(manifest[0]["paths"]) > 3 and manifest[0]["paths"][0] == f"group1-shard1of{len(manifest[0]['paths'])}"
+    theirs = _weights(checkpoints.newest_checkpoint(run_dir))
+    assert all(v.tobytes() == theirs[n].tobytes() for n, v in export_js.read_weights(out).items())
+    for config, message in (("groovae_tiny_hier", "hierarchical encoder"),
+                            ("groovae_4bar_hits_control", "no hits as controls")):
+        with pytest.raises(RequestError, match=message):
+            export_js.magenta_js_config(config)
+    assert export_js.magenta_js_config("groovae_4bar_tap2drum")["dataConverter"]["args"]["tapify"] is True
+    assert export_js.magenta_js_config("groovae_4bar_humanize")["dataConverter"]["args"]["humanize"] is True
+    assert cli.main(["export", run_dir, "--format", "magenta-js", "--output_dir", str(tmp_path)]) == 2
+    assert cli.main(["export", run_dir, "--format", "magenta-js", "--output_dir", out]) == 0  # an earlier export
