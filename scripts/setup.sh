@@ -20,6 +20,7 @@ command -v fluidsynth >/dev/null || apt_packages+=(fluidsynth)
 if [[ " $* " == *" --test "* ]]; then
   [[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
   [[ -x /usr/bin/chromedriver ]] || apt_packages+=(chromium-driver)
+  command -v npm >/dev/null || apt_packages+=(nodejs npm)  # @magenta/music for the magenta.js agreement test
 fi
 if ((${#apt_packages[@]})); then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
@@ -49,5 +50,17 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   fi
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT"
   echo "$WANT" > "$STAMP"
+fi
+# With --test: @magenta/music from npm (never committed), for the test that runs an export in the browser.
+MAGENTA_JS_VERSION=1.23.1
+MAGENTA_JS_DIR="$ROOT/.cache/magenta-js"
+if [[ " $* " == *" --test "* ]] && command -v npm >/dev/null &&
+   [[ "$(cat "$MAGENTA_JS_DIR/.version" 2>/dev/null)" != "$MAGENTA_JS_VERSION" ]]; then
+  if npm install -s --prefix "$MAGENTA_JS_DIR" --no-audit --no-fund --ignore-scripts \
+       "@magenta/music@$MAGENTA_JS_VERSION" >/dev/null; then
+    echo "$MAGENTA_JS_VERSION" > "$MAGENTA_JS_DIR/.version"
+  else
+    echo "setup: warning: npm install @magenta/music@$MAGENTA_JS_VERSION failed" >&2
+  fi
 fi
 "$VENV/bin/python" -c "import groovae.compat, tensorflow as tf, magenta; print('groovae ready: tensorflow', tf.__version__, '| magenta', magenta.__version__)" >&2 || true

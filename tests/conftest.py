@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_audio = pytest.mark.skipif(audio.unavailable_reason() is not None,
                                  reason=f"no WAV rendering here: {audio.unavailable_reason()}")
 GMD_ZIP = os.path.join(ROOT, "..", "shared", "data", "groove-v1.0.0-midionly.zip")
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def run_python(code, timeout=300):
@@ -108,3 +109,37 @@ def http_server():
     server = _Server()
     yield server
     server.close()
+
+
+def _browser_missing():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    if missing:
+        return f"no headless browser: {', '.join(missing)} missing (apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -r requirements-test.txt)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by Selenium (Debian's chromium + chromium-driver); skips without them, fails
+    without them where GROOVAE_REQUIRE_BROWSER is set (CI)."""
+    reason = _browser_missing()
+    if reason and os.environ.get("GROOVAE_REQUIRE_BROWSER"):  # CI installs it: a skip there would hide a failure
+        pytest.fail(f"GROOVAE_REQUIRE_BROWSER is set, but {reason}")
+    if reason:
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required", "--window-size=1200,900"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # both given: no Selenium Manager
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()

@@ -23,7 +23,6 @@ from groovae.manifest import ManifestError
 from tests.conftest import ROOT
 
 SAMPLES = os.path.join(ROOT, "samples")
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 NO_FLUIDSYNTH = "the fluidsynth program is not installed (apt-get install fluidsynth fluid-soundfont-gm)"
 
 
@@ -265,38 +264,6 @@ def test_listen_loads_no_tensorflow():
 
 
 # ---------------------------------------------------------------- in a real browser
-
-
-def _browser_missing():
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
-    if missing:
-        return f"no headless browser: {', '.join(missing)} missing (apt-get install chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -r requirements-test.txt)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _browser_missing()
-    if reason and os.environ.get("GROOVAE_REQUIRE_BROWSER"):  # CI installs it: a skip there would hide a failure
-        pytest.fail(f"GROOVAE_REQUIRE_BROWSER is set, but {reason}")
-    if reason:
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1200,900"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # both given: no Selenium Manager
-    driver.set_script_timeout(60)
-    yield driver
-    driver.quit()
 
 
 def open_page(driver, root):

@@ -1,0 +1,94 @@
+"""An export runs in @magenta/music's MusicVAE in headless Chromium and agrees with the Python model.
+
+scripts/setup.sh --test installs the pinned @magenta/music from npm into .cache/magenta-js (never
+committed); the test serves it and the export from a server on 127.0.0.1 to Chromium, decodes fixed
+latent vectors and encodes grooves there, and compares with GrooveModel.
+"""
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from groovae import checkpoints, data, export_js
+from groovae.model import GrooveModel
+from tests.conftest import ROOT
+
+MAGENTA_JS = os.path.join(ROOT, ".cache", "magenta-js", "node_modules", "@magenta", "music", "dist", "magentamusic.js")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(base URL, folder) of a server on 127.0.0.1 over a folder holding magentamusic.js."""
+    if not os.path.isfile(MAGENTA_JS):
+        reason = f"{MAGENTA_JS} missing (bash scripts/setup.sh --test installs @magenta/music with npm)"
+        if os.environ.get("GROOVAE_REQUIRE_BROWSER"):
+            pytest.fail(f"GROOVAE_REQUIRE_BROWSER is set, but {reason}")
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("served")
+    shutil.copy(MAGENTA_JS, folder / "magentamusic.js")
+    (folder / "index.html").write_text('<!DOCTYPE html><meta charset="utf-8"><script src="magentamusic.js"></script>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", str(folder)
+    server.shutdown()
+    server.server_close()
+
+
+# magenta.js decodes without a temperature by thresholding hit probabilities at 0.5; magenta's Python decoder
+# samples Bernoulli(sigmoid(logit / T)), which at T = 1e-30 is that threshold (logits overflow to +-inf).
+THRESHOLD_TEMPERATURE = 1e-30
+
+RUN_IN_PAGE = """
+const [url, zs, inputs, done] = arguments;
+(async () => {
+  const model = new mm.MusicVAE(url);
+  await model.initialize();
+  const decoded = await model.decodeTensors(mm.tf.tensor2d(zs));  // no temperature: hits above 0.5
+  const encoded = await model.encodeTensors(mm.tf.tensor3d(inputs), undefined);
+  done({decoded: await decoded.array(), encoded: await encoded.array(), zDims: model.zDims});
+})().catch(e => done({error: String(e && e.stack || e)}));
+"""
+
+
+def run_in_browser(browser, base, export_name, zs, inputs):
+    browser.get(base + "/index.html")
+    result = browser.execute_async_script(RUN_IN_PAGE, f"{base}/{export_name}", np.asarray(zs).tolist(),
+                                          np.asarray(inputs).tolist())
+    assert "error" not in result, result.get("error")
+    return result
+
+
+@pytest.mark.parametrize("quantize", [None, 8])
+def test_magenta_js_decodes_and_encodes_as_the_python_model(browser, served, tiny_run, tiny_tensors_path, quantize):
+    base, folder = served
+    run_dir, _ = tiny_run
+    prefix = checkpoints.newest_checkpoint(run_dir)
+    name = f"export_q{quantize}"
+    export_js.export_magenta_js(prefix, os.path.join(folder, name), quantize=quantize)
+    model = GrooveModel("groovae_tiny", prefix)
+    zs = np.random.RandomState(7).randn(8, model.z_size).astype(np.float32)
+    grooves = data.load_tensors(tiny_tensors_path)["inputs"][:5]
+    result = run_in_browser(browser, base, name, zs, grooves)
+    assert result["zDims"] == model.z_size
+    ours_decoded = model.decode(zs, THRESHOLD_TEMPERATURE)
+    theirs_decoded = np.asarray(result["decoded"], np.float32)
+    ours_mu, theirs_mu = model.encode(grooves), np.asarray(result["encoded"], np.float32)
+    print(f"quantize={quantize}: hits equal {np.mean(theirs_decoded[..., :9] == ours_decoded[..., :9]):.4f}, "
+          f"max |velocity, offset diff| {np.abs(theirs_decoded[..., 9:] - ours_decoded[..., 9:]).max():.2e}, "
+          f"max |mu diff| {np.abs(theirs_mu - ours_mu).max():.2e}")
+    if quantize is None:  # float32: the same hits, velocities and offsets and codes within 1e-4
+        np.testing.assert_array_equal(theirs_decoded[..., :9], ours_decoded[..., :9])
+        np.testing.assert_allclose(theirs_decoded[..., 9:], ours_decoded[..., 9:], atol=1e-4)
+        np.testing.assert_allclose(theirs_mu, ours_mu, atol=1e-4)
+    else:  # 8-bit weights: each within half a step of its tensor's range; close, not equal
+        assert np.mean(theirs_decoded[..., :9] == ours_decoded[..., :9]) > 0.98
+        assert np.abs(theirs_mu - ours_mu).max() < 0.01
+    with open(os.path.join(folder, name, "config.json")) as f:
+        assert json.load(f)["groovae"]["quantize"] == quantize
