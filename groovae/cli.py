@@ -346,12 +346,18 @@ def command_names():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from groovae.errors import GroovaeError
+    from groovae.errors import GroovaeError, Terminated
     try:
         args.run(args)
     except GroovaeError as e:  # expected: one line; anything else is a bug and keeps its traceback
         print(f"groovae {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what could be kept was (train saves its steps); the shell's code for it
+        print(f"groovae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Terminated as e:  # SIGTERM, where a command turns it into an exception (train)
+        print(f"groovae {args.command}: terminated", file=sys.stderr)
+        return e.exit_code
     return 0
 
 

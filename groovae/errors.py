@@ -56,3 +56,9 @@ class GenerateError(GroovaeError):
 
 class AudioError(GroovaeError):
     """WAV rendering is impossible here; the message says what to install."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (a scheduler, a runtime shutting down) turned into an exception, like KeyboardInterrupt for
+    SIGINT: not an error, so not a GroovaeError; the CLI exits with the shell's 143."""
+    exit_code = 143

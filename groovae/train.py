@@ -25,7 +25,7 @@ from groovae import checkpoints, data, runs  # noqa: E402
 from groovae.device import choose_precision, describe_device, session_config
 from groovae.graphs import TrainGraph, ValidationGraph, summary_values
 from groovae.model import feed, guess_config, model_variables
-from groovae.errors import GroovaeError, TrainError
+from groovae.errors import GroovaeError, Terminated, TrainError
 from groovae.configs import load_config
 
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
@@ -177,7 +177,14 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     try:
         session.start(resuming, init_prefix, init, log)
         loop = TrainingLoop(session, tensors, seed, summary_every, log)
-        loop.run(num_steps, validate_every, checkpoint_every_secs, progress)
+        with terminate_as_interrupt():
+            try:
+                loop.run(num_steps, validate_every, checkpoint_every_secs, progress)
+            except (KeyboardInterrupt, Terminated):  # Ctrl-C, Colab's "Interrupt execution", SIGTERM: keep the steps
+                step, checkpoint = session.save_at_interrupt()
+                log(f"train: interrupted at step {step}; checkpoint saved ({os.path.basename(checkpoint)}); "
+                    f"rerun to resume", file=sys.stderr)
+                raise
         checkpoint = session.save_and_validate()
     finally:
         session.close()
@@ -235,6 +242,12 @@ class TrainingSession:
 
     def save(self):
         return self.saver.save(self.sess, runs.save_prefix(self.run_dir), global_step=self.step)
+
+    def save_at_interrupt(self):
+        """(step, prefix): a checkpoint at the graph's own step (an interrupt may land after a step ran and before
+        the loop counted it)."""
+        self.step = int(self.sess.run(self.graph.global_step))
+        return self.step, self.save()
 
     def save_and_validate(self):
         checkpoint = self.save()
@@ -316,6 +329,24 @@ class TrainingLoop:
         if self.steps_done <= 1:
             return None
         return (self.end_time - self.steady_start - self.validation_seconds) / (self.steps_done - 1)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises Terminated in the training loop (main thread only), so the steps are saved before exiting."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def session_batch_size(session):

@@ -286,3 +286,33 @@ def test_bad_numbers_are_refused_before_anything_is_written(tiny_tensors_path, t
     with pytest.raises(train.TrainError, match=f"--{setting} is"):
         train.train("groovae_tiny", tiny_tensors_path, str(tmp_path / "run"), progress=False, **args)
     assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_run_saves_its_steps_and_resumes(tiny_tensors_path, tmp_path, signum, code):
+    """Ctrl-C (and Colab's interrupt: KeyboardInterrupt) or SIGTERM mid-run: a checkpoint at the step reached,
+    one line, the shell's exit code; no periodic checkpoint was due, so without it the steps would be lost."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tests.conftest import ROOT
+    run_dir = str(tmp_path / "run")
+    cmd = [sys.executable, "-m", "groovae", "train", "--config", "groovae_tiny", "--data", tiny_tensors_path,
+           "--run_dir", run_dir, "--num_steps", "100000", "--no_progress", "--checkpoint_every_secs", "100000"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(runs.read_metrics(run_dir)) < 3:
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, signum))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err
+    line = [x for x in err.splitlines() if "interrupted at step" in x]
+    assert len(line) == 1 and line[0].endswith("; rerun to resume"), err[-2000:]
+    step = int(line[0].split("interrupted at step ")[1].split(";")[0])
+    saved = checkpoints.newest_checkpoint(run_dir)
+    assert checkpoints.step_of(saved) == step >= 30  # 3 metrics rows: at least 30 steps
+    assert int(tf.train.load_checkpoint(saved).get_tensor("global_step")) == step
+    result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=step + 2, progress=False)
+    assert result["steps_this_run"] == 2
