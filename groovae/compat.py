@@ -31,7 +31,8 @@ NATIVE_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called"
     r"|(cudart_stub|cuda_platform|cuda_executor|cuda_dnn|cuda_fft|cuda_blas|cuda_diagnostics"
     r"|computation_placer|cpu_feature_guard|port)\.cc:\d+\]"
-    r"|oneDNN custom operations are on|TF-TRT Warning")
+    r"|oneDNN custom operations are on|TF-TRT Warning"
+    r"|oneDNN supports DT_INT32 only on platforms with AVX-512")  # util.cc, at the first training step on some CPUs
 
 # note_seq imports these at import time, only for its audio and notebook
 # helpers (audio_io, notebook_utils), which this project does not use.

@@ -34,7 +34,7 @@ def test_generate_without_fluidsynth_writes_midi_png_manifest_and_exits_0(tiny_r
     assert "No audio: generated without WAV files: the fluidsynth program is not installed" in page
 
 
-TF_STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard")
+TF_STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "oneDNN supports DT_INT32")
 
 
 def assert_quiet(proc):
