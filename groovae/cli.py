@@ -1,4 +1,4 @@
-"""Command line: ``groovae {preprocess,train,summary,generate,humanize,drumify,regenerate,evaluate,windows,listen,export}``.
+"""Command line: ``groovae {preprocess,train,summary,generate,humanize,drumify,regenerate,evaluate,windows,listen,export,lab}``.
 
 One small function per command over library calls; each command's options
 are declared beside it.  Expected failures (GroovaeError) print one line and
@@ -305,6 +305,22 @@ def _add_export(sub):
     p.set_defaults(run=_export)
 
 
+def _lab(args):
+    from groovae import lab
+    print(lab.build_lab(args.exports, args.output_dir, args.magenta_js, args.title))
+
+
+def _add_lab(sub):
+    p = sub.add_parser("lab", help="a static page that samples, interpolates, humanizes and drumifies in the browser "
+                                   "with magenta.js exports (groovae export --format magenta-js)")
+    p.add_argument("exports", nargs="+", help="magenta.js export folders, each a model of the page")
+    p.add_argument("--output_dir", required=True, help="new folder (or an earlier lab's, replaced whole)")
+    p.add_argument("--magenta_js", help="a local dist/magentamusic.js of @magenta/music to put beside the page "
+                                        "(offline use); default: the pinned CDN URL with its integrity hash")
+    p.add_argument("--title", default="groovae lab")
+    p.set_defaults(run=_lab)
+
+
 # ---------------------------------------------------------------- shared options
 
 def _checkpoint_options(p):
@@ -328,7 +344,7 @@ def _add_your_beat(sub):
 
 
 COMMANDS = (_add_preprocess, _add_train, _add_summary, _add_generate, _add_your_beat, _add_regenerate, _add_evaluate,
-            _add_windows, _add_listen, _add_export)
+            _add_windows, _add_listen, _add_export, _add_lab)
 
 
 def build_parser():

@@ -52,7 +52,7 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   echo "$WANT" > "$STAMP"
 fi
 # With --test: @magenta/music from npm (never committed), for the test that runs an export in the browser.
-MAGENTA_JS_VERSION=1.23.1
+MAGENTA_JS_VERSION="$(sed -n 's/^MAGENTA_JS_VERSION = "\([^"]*\)".*/\1/p' "$ROOT/groovae/lab.py")"  # one pin: the lab's
 MAGENTA_JS_DIR="$ROOT/.cache/magenta-js"
 if [[ " $* " == *" --test "* ]] && command -v npm >/dev/null &&
    [[ "$(cat "$MAGENTA_JS_DIR/.version" 2>/dev/null)" != "$MAGENTA_JS_VERSION" ]]; then

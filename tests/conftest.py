@@ -14,6 +14,13 @@ needs_audio = pytest.mark.skipif(audio.unavailable_reason() is not None,
                                  reason=f"no WAV rendering here: {audio.unavailable_reason()}")
 GMD_ZIP = os.path.join(ROOT, "..", "shared", "data", "groove-v1.0.0-midionly.zip")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# scripts/setup.sh --test installs the pinned @magenta/music from npm here (never committed).
+MAGENTA_JS = os.path.join(ROOT, ".cache", "magenta-js", "node_modules", "@magenta", "music", "dist", "magentamusic.js")
+# A your-beat config (or any groovae_4bar twin) at groovae_tiny's sizes, written by tiny_config.
+TINY = '''from groovae.configs import load_config, with_hparams
+config = with_hparams(load_config("{base}"), batch_size=8, z_size=16, enc_rnn_size=[32], dec_rnn_size=[32, 32],
+                      free_bits=4)
+'''
 
 
 def run_python(code, timeout=300):
@@ -22,6 +29,14 @@ def run_python(code, timeout=300):
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=timeout,
                           capture_output=True, text=True)
+
+
+def tiny_config(folder, base):
+    """A file config: ``base`` (e.g. groovae_4bar_humanize) at groovae_tiny's sizes."""
+    path = os.path.join(folder, base.replace("groovae_4bar", "tiny") + ".py")
+    with open(path, "w") as f:
+        f.write(TINY.format(base=base))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -143,3 +158,32 @@ def browser():
     driver.set_script_timeout(60)
     yield driver
     driver.quit()
+
+
+def magenta_js_or_skip():
+    """The npm copy of magentamusic.js; skips without it (fails where GROOVAE_REQUIRE_BROWSER is set: CI)."""
+    if not os.path.isfile(MAGENTA_JS):
+        reason = f"{MAGENTA_JS} missing (bash scripts/setup.sh --test installs @magenta/music with npm)"
+        if os.environ.get("GROOVAE_REQUIRE_BROWSER"):
+            pytest.fail(f"GROOVAE_REQUIRE_BROWSER is set, but {reason}")
+        pytest.skip(reason)
+    return MAGENTA_JS
+
+
+@pytest.fixture(scope="module")
+def static_server(tmp_path_factory):
+    """(base URL, folder): a static file server on 127.0.0.1 over a folder the test fills."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    folder = tmp_path_factory.mktemp("served")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", str(folder)
+    server.shutdown()
+    server.server_close()

@@ -4,41 +4,25 @@ scripts/setup.sh --test installs the pinned @magenta/music from npm into .cache/
 committed); the test serves it and the export from a server on 127.0.0.1 to Chromium, decodes fixed
 latent vectors and encodes grooves there, and compares with GrooveModel.
 """
-import functools
-import http.server
 import json
 import os
 import shutil
-import threading
 
 import numpy as np
 import pytest
 
 from groovae import checkpoints, data, export_js
 from groovae.model import GrooveModel
-from tests.conftest import ROOT
-
-MAGENTA_JS = os.path.join(ROOT, ".cache", "magenta-js", "node_modules", "@magenta", "music", "dist", "magentamusic.js")
-
+from tests.conftest import magenta_js_or_skip
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(base URL, folder) of a server on 127.0.0.1 over a folder holding magentamusic.js."""
-    if not os.path.isfile(MAGENTA_JS):
-        reason = f"{MAGENTA_JS} missing (bash scripts/setup.sh --test installs @magenta/music with npm)"
-        if os.environ.get("GROOVAE_REQUIRE_BROWSER"):
-            pytest.fail(f"GROOVAE_REQUIRE_BROWSER is set, but {reason}")
-        pytest.skip(reason)
-    folder = tmp_path_factory.mktemp("served")
-    shutil.copy(MAGENTA_JS, folder / "magentamusic.js")
-    (folder / "index.html").write_text('<!DOCTYPE html><meta charset="utf-8"><script src="magentamusic.js"></script>')
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", str(folder)
-    server.shutdown()
-    server.server_close()
+def served(static_server):
+    """(base URL, folder) of the static server, its folder holding magentamusic.js and a page that loads it."""
+    base, folder = static_server
+    shutil.copy(magenta_js_or_skip(), os.path.join(folder, "magentamusic.js"))
+    with open(os.path.join(folder, "index.html"), "w") as f:
+        f.write('<!DOCTYPE html><meta charset="utf-8"><script src="magentamusic.js"></script>')
+    return base, folder
 
 
 # magenta.js decodes without a temperature by thresholding hit probabilities at 0.5; magenta's Python decoder

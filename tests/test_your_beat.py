@@ -9,20 +9,7 @@ from groovae import checkpoints, data, runs, train
 from groovae.configs import load_config
 from groovae.errors import GenerateError
 from groovae.model import GrooveModel, model_variables
-
-TINY = '''from groovae.configs import load_config, with_hparams
-config = with_hparams(load_config("{base}"), batch_size=8, z_size=16, enc_rnn_size=[32], dec_rnn_size=[32, 32],
-                      free_bits=4)
-'''
-
-
-def tiny_config(folder, base):
-    """A file config: the your-beat config ``base`` at groovae_tiny's sizes."""
-    path = os.path.join(folder, base.replace("groovae_4bar", "tiny") + ".py")
-    with open(path, "w") as f:
-        f.write(TINY.format(base=base))
-    return path
-
+from tests.conftest import tiny_config
 
 @pytest.fixture(scope="module")
 def beat_data(midi_dir, tmp_path_factory):

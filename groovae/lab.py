@@ -1,0 +1,152 @@
+"""Groove lab: a static page that samples, interpolates, humanizes and drumifies in the browser.
+
+``build_lab([export, ...], "samples/lab")`` (``groovae lab``) copies magenta.js
+exports (``groovae export --format magenta-js``) into ``models/``, writes a
+drum kit (``kit/``, groovae.drum_kit), ``lab.json`` (the models, each with
+what it can do, and the kit) and ``index.html`` with ``lab.js``, which run
+the models with ``@magenta/music``'s ``MusicVAE``: no server code, any
+static file server (``python -m http.server``) serves it.  magenta.js comes
+from a pinned CDN URL with its integrity hash, or from a local copy
+(``magenta_js``) put beside the page for offline use and the tests.
+
+What each model does follows from its converter: humanize models humanize,
+tapify models drumify, the others sample and interpolate.
+"""
+import html
+import json
+import os
+import shutil
+
+from groovae import drum_kit, files
+from groovae.errors import RequestError
+from groovae.gmd import DRUM_CLASSES
+from groovae.listen import CSS
+
+MAGENTA_JS_VERSION = "1.23.1"  # the version tests/test_magenta_js.py checks exports against
+MAGENTA_JS_URL = f"https://cdn.jsdelivr.net/npm/@magenta/music@{MAGENTA_JS_VERSION}/dist/magentamusic.js"
+MAGENTA_JS_INTEGRITY = "sha384-oj8/W05Ba271e6q5zdMVC8iaF0HpQENHdkpkB1em2cs1tYFUtStZwMg6tQVSAuLj"  # the npm file's
+GENERATOR = "groovae lab"
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_page")
+ROLES = {"sample": "samples and interpolates", "humanize": "humanizes a beat", "drumify": "drumifies a rhythm"}
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="generator" content="{generator}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{title}</title>
+<style>{css}</style>
+<link rel="stylesheet" href="lab.css">
+{magenta_js}
+<script src="lab.js" defer></script>
+</head><body><main class="groovae-listen groovae-lab">
+<h1>{title}</h1>
+<p class="meta">GrooVAE models running in this page with <code>@magenta/music</code> {version}: nothing is sent
+anywhere. Serve this folder (<code>python -m http.server</code>) and open it; opened from disk, browsers refuse
+to load the models.</p>
+<p id="status" class="note" role="status">loading…</p>
+<noscript><p class="note">The lab needs JavaScript.</p></noscript>
+<div id="controls"></div>
+<section class="folder"><h2>Grooves</h2><div id="grooves" class="grooves"></div></section>
+<p class="meta" id="about"></p>
+</main></body></html>
+"""
+
+
+def read_export(folder):
+    """The lab.json record of a magenta.js export folder; RequestError naming what is wrong with it."""
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            spec = json.load(f)
+        with open(os.path.join(folder, "weights_manifest.json")) as f:
+            manifest = json.load(f)
+    except FileNotFoundError as e:
+        raise RequestError(f"{folder}: not a magenta.js export ({os.path.basename(e.filename)} missing; "
+                           f"make one with groovae export --format magenta-js)") from None
+    except (OSError, ValueError) as e:
+        raise RequestError(f"{folder}: unreadable export ({e})") from None
+    converter = spec.get("dataConverter", {}) if isinstance(spec, dict) else {}
+    if spec.get("type") != "MusicVAE" or converter.get("type") != "GrooveConverter":
+        raise RequestError(f"{folder}: config.json is not a GrooVAE model (MusicVAE with a GrooveConverter)")
+    args = converter.get("args", {})
+    size = 0
+    for group in manifest:
+        for path in group["paths"]:
+            if not os.path.isfile(os.path.join(folder, path)):
+                raise RequestError(f"{folder}: weight shard {path} missing")
+            size += os.path.getsize(os.path.join(folder, path))
+    ours = spec.get("groovae", {})
+    role = "humanize" if args.get("humanize") else "drumify" if args.get("tapify") else "sample"
+    return {"name": os.path.basename(os.path.normpath(folder)), "role": role, "does": ROLES[role],
+            "config": ours.get("config"), "step": ours.get("step"), "quantize": ours.get("quantize"),
+            "sha256": ours.get("sha256"), "bytes": size, "numSteps": args.get("numSteps"),
+            "pitchClasses": args.get("pitchClasses")}
+
+
+def read_exports(folders):
+    """The records of ``folders``, checked to make one lab: unique names, one drum mapping, a 4-bar length."""
+    if not folders:
+        raise RequestError("groovae lab: give at least one magenta.js export folder")
+    models = [read_export(folder) for folder in folders]
+    names = [m["name"] for m in models]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise RequestError(f"two exports are named {twice[0]}; the lab names models by folder: rename one")
+    for folder, model in zip(folders, models):
+        if model["pitchClasses"] != models[0]["pitchClasses"] or model["numSteps"] != models[0]["numSteps"]:
+            raise RequestError(f"{folder}: its drum classes or length differ from {folders[0]}'s; one lab plays one kit")
+    if len(models[0]["pitchClasses"] or []) != len(DRUM_CLASSES):
+        raise RequestError(f"{folders[0]}: {len(models[0]['pitchClasses'] or [])} drum classes; the lab's kit has "
+                           f"{len(DRUM_CLASSES)}")
+    return models
+
+
+def _check_output_dir(output_dir):
+    if os.path.isfile(output_dir):
+        raise RequestError(f"{output_dir}: is a file; --output_dir must be a folder (new, or an earlier lab)")
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        try:
+            with open(os.path.join(output_dir, "lab.json")) as f:
+                earlier = json.load(f).get("generator") == GENERATOR
+        except (OSError, ValueError, AttributeError):
+            earlier = False
+        if not earlier:
+            raise RequestError(f"{output_dir}: exists with other files; choose a new --output_dir "
+                               f"(an earlier lab's folder is replaced whole)")
+
+
+def _magenta_js_tag(staging, magenta_js):
+    """The page's <script> for magenta.js: the local copy put beside the page, or the pinned URL."""
+    if magenta_js is None:
+        return (f'<script src="{MAGENTA_JS_URL}" integrity="{MAGENTA_JS_INTEGRITY}" '
+                f'crossorigin="anonymous" defer></script>'), MAGENTA_JS_URL
+    if not os.path.isfile(magenta_js):
+        raise RequestError(f"--magenta_js {magenta_js}: no such file (the dist/magentamusic.js of "
+                           f"@magenta/music {MAGENTA_JS_VERSION})")
+    shutil.copyfile(magenta_js, os.path.join(staging, "magentamusic.js"))
+    return '<script src="magentamusic.js" defer></script>', "magentamusic.js"
+
+
+def build_lab(export_dirs, output_dir, magenta_js=None, title="groovae lab", soundfont=None):
+    """Writes the lab into ``output_dir`` (new, or an earlier lab's: replaced whole); returns its index.html."""
+    models = read_exports(export_dirs)
+    _check_output_dir(output_dir)
+    with files.atomic_directory(output_dir) as staging:
+        script, source = _magenta_js_tag(staging, magenta_js)
+        for folder, model in zip(export_dirs, models):
+            shutil.copytree(folder, os.path.join(staging, "models", model["name"]))
+        pitches = [classes[0] for classes in models[0]["pitchClasses"]]
+        made = drum_kit.write_kit(os.path.join(staging, "kit"), DRUM_CLASSES, pitches, soundfont)
+        for asset in ("lab.js", "lab.css"):
+            shutil.copyfile(os.path.join(ASSETS, asset), os.path.join(staging, asset))
+        info = {"generator": GENERATOR, "title": title, "classes": list(DRUM_CLASSES),
+                "pitchClasses": models[0]["pitchClasses"], "models": models,
+                "kit": {"made": made, "files": [f"kit/{name}.wav" for name in DRUM_CLASSES]},
+                "magentaJs": {"version": MAGENTA_JS_VERSION, "src": source}}
+        with open(os.path.join(staging, "lab.json"), "w") as f:
+            json.dump(info, f, indent=1)
+        page = PAGE.format(generator=GENERATOR, title=html.escape(title), css=CSS, magenta_js=script,
+                           version=MAGENTA_JS_VERSION)
+        with open(os.path.join(staging, "index.html"), "w") as f:
+            f.write(page)
+    return os.path.join(output_dir, "index.html")
