@@ -81,6 +81,17 @@ def test_bad_exports_and_output_dirs_get_one_line_and_nothing_written(exports, t
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_lab_command_line(exports, tmp_path, capsys):
+    from groovae import cli
+    assert cli.main(["lab", str(tmp_path), "--output_dir", str(tmp_path / "lab")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("not a magenta.js export (config.json missing; make one with groovae "
+                                            "export --format magenta-js)")
+    assert cli.main(["lab", *exports[:2], "--output_dir", str(tmp_path / "lab"), "--title", "two models"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "lab" / "index.html")
+    assert "<title>two models</title>" in open(tmp_path / "lab" / "index.html").read()
+
+
 def test_synthesized_kit_without_fluidsynth(tmp_path, monkeypatch):
     monkeypatch.setattr(drum_kit.audio, "unavailable_reason", lambda soundfont=None: "no fluidsynth here")
     made = drum_kit.write_kit(str(tmp_path), DRUM_CLASSES, [36, 38, 42, 46, 45, 48, 50, 49, 51])

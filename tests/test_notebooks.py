@@ -182,7 +182,13 @@ def test_notebooks_chain_across_fresh_runtimes_through_the_drive_folder(tmp_path
     assert len(audio) == len(wavs) == (0 if "audio: unavailable" in text else 5)
     assert len(player) == 1 and player[0].count("<audio") == len(wavs) and player[0].count("<img") == 5
     assert 'src="data:image/png;base64,' in player[0] and "temperature 0.5" in player[0]
-    assert sorted(os.listdir(drive)) == ["cache", "data", "runs", "samples"]
+    # The last section: the model exported for magenta.js and the lab page around it (outside Colab: how to serve it).
+    assert "python -m http.server -d" in text
+    with open(drive / "lab" / "lab.json") as f:
+        assert [(m["name"], m["role"], m["step"]) for m in json.load(f)["models"]] == [("groovae_tiny", "sample", 30)]
+    assert sorted(os.listdir(drive / "magenta_js" / "groovae_tiny")) == ["config.json", "group1-shard1of1",
+                                                                          "weights_manifest.json"]
+    assert sorted(os.listdir(drive)) == ["cache", "data", "lab", "magenta_js", "runs", "samples"]
 
 
 @pytest.fixture
@@ -231,3 +237,22 @@ def test_workspace_outside_colab_is_under_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert notebook.workspace("MyDrive/groovae") == str(tmp_path / "MyDrive" / "groovae")
     assert os.path.isdir(tmp_path / "MyDrive" / "groovae")
+
+
+def test_serve_page_puts_the_lab_in_colabs_output_from_the_runtime(tmp_path, monkeypatch):
+    import types
+    import urllib.request
+    from groovae import notebook
+    (tmp_path / "index.html").write_text("<p>the lab</p>")
+    shown = []
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(serve_kernel_port_as_iframe=lambda port, path, height: shown.append((port, path)))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    assert "served from this runtime" in notebook.serve_page(str(tmp_path / "index.html"))
+    [(port, path)] = shown
+    assert path == "/index.html"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        assert response.read() == b"<p>the lab</p>"
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert notebook.serve_page(str(tmp_path / "index.html")).endswith(f"python -m http.server -d {tmp_path}")
