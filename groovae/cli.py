@@ -1,4 +1,4 @@
-"""Command line: ``groovae {preprocess,train,summary,generate,humanize,drumify,regenerate,evaluate,windows,listen,export,lab}``.
+"""Command line: ``groovae {preprocess,train,summary,generate,humanize,drumify,regenerate,evaluate,windows,listen,export,lab,fit-prior}``.
 
 One small function per command over library calls; each command's options
 are declared beside it.  Expected failures (GroovaeError) print one line and
@@ -137,7 +137,7 @@ def _generate(args):
                               temperature=args.temperature, seed=args.seed, inputs=args.inputs,
                               windows=(args.window + [None, None])[:2], steps=args.steps, wav=not args.no_wav,
                               png=not args.no_png, source=checkpoints.requested_source(spec, args.public_url),
-                              hparams=hparams or None)
+                              hparams=hparams or None, prior=args.prior)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
     refresh_page(args.output_dir, "generate")
@@ -154,6 +154,8 @@ def _add_generate(sub):
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prior", choices=("standard", "data"), default="standard", help="sample z from N(0, I) "
+                   "(magenta's) or from the checkpoint's data prior (groovae fit-prior); temperature scales its spread")
     p.add_argument("--no_wav", action="store_true", help="skip audio (needs fluidsynth + a GM SoundFont)")
     p.add_argument("--no_png", action="store_true")
     _download_options(p)
@@ -273,54 +275,6 @@ def _add_evaluate(sub):
 
 # ---------------------------------------------------------------- export
 
-def _export(args):
-    prefix, config, hparams = _resolve_model(args)
-    spec = args.checkpoint or ("private" if args.run_dir else "public")
-    source = spec if spec == "public" else None
-    if args.format == "magenta-js":
-        from groovae import export_js
-        quantize = None if args.quantize == "none" else int(args.quantize)
-        print(export_js.export_magenta_js(prefix, args.output_dir, config, hparams, quantize, source))
-    else:
-        from groovae import export
-        print(export.export_checkpoint(prefix, args.output_dir, config, hparams, source=source))
-
-
-def _add_export(sub):
-    p = sub.add_parser("export", help="a trained model out of Python's run dir: a weights-only checkpoint folder "
-                                      "(to commit or share) or a magenta.js checkpoint (the browser)")
-    p.add_argument("checkpoint", nargs="?", help="'public', 'private' (newest in --run_dir, or the committed model "
-                   "of --config), a run dir, a checkpoint .tar or prefix")
-    p.add_argument("--format", choices=("checkpoint", "magenta-js"), default="checkpoint",
-                   help="checkpoint: TF weights only, with run.json (checkpoints/); magenta-js: config.json + "
-                        "weights_manifest.json + shards, for @magenta/music's MusicVAE")
-    p.add_argument("--quantize", choices=("8", "none"), default="8", help="magenta-js weights: 8-bit (as the hosted "
-                   "magenta.js checkpoints) or float32")
-    p.add_argument("--run_dir", help="training run dir (for 'private')")
-    p.add_argument("--config", default=None, help="only for a checkpoint without run.json (default groovae_4bar)")
-    p.add_argument("--hparams", default="", help="only for a checkpoint without run.json")
-    p.add_argument("--output_dir", required=True, help="new folder (or an earlier export's, replaced whole)")
-    _download_options(p)
-    p.add_argument("--no_progress", action="store_true")
-    p.set_defaults(run=_export)
-
-
-def _lab(args):
-    from groovae import lab
-    print(lab.build_lab(args.exports, args.output_dir, args.magenta_js, args.title))
-
-
-def _add_lab(sub):
-    p = sub.add_parser("lab", help="a static page that samples, interpolates, humanizes and drumifies in the browser "
-                                   "with magenta.js exports (groovae export --format magenta-js)")
-    p.add_argument("exports", nargs="+", help="magenta.js export folders, each a model of the page")
-    p.add_argument("--output_dir", required=True, help="new folder (or an earlier lab's, replaced whole)")
-    p.add_argument("--magenta_js", help="a local dist/magentamusic.js of @magenta/music to put beside the page "
-                                        "(offline use); default: the pinned CDN URL with its integrity hash")
-    p.add_argument("--title", default="groovae lab")
-    p.set_defaults(run=_lab)
-
-
 # ---------------------------------------------------------------- shared options
 
 def _checkpoint_options(p):
@@ -338,13 +292,18 @@ def _download_options(p):
     p.add_argument("--cache_dir", default=None, help="download/extract cache (default ~/.cache/groovae)")
 
 
+def _add_models(sub):
+    from groovae import cli_models  # its commands: export, lab, fit-prior
+    cli_models.add_commands(sub, _resolve_model, _download_options)
+
+
 def _add_your_beat(sub):
     from groovae import cli_beat  # its commands: humanize, drumify, evaluate-beat
     cli_beat.add_commands(sub, drum_options, refresh_page)
 
 
 COMMANDS = (_add_preprocess, _add_train, _add_summary, _add_generate, _add_your_beat, _add_regenerate, _add_evaluate,
-            _add_windows, _add_listen, _add_export, _add_lab)
+            _add_windows, _add_listen, _add_models)
 
 
 def build_parser():

@@ -11,12 +11,13 @@ they take any run.  The project's own models are committed this way in
 """
 import json
 import os
+import shutil
 
 from groovae import compat  # first: shims and the stderr filter before TensorFlow loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from groovae import checkpoints, files, runs  # noqa: E402
+from groovae import checkpoints, files, prior, runs  # noqa: E402
 from groovae.errors import GroovaeError, RequestError  # noqa: E402
 from groovae.model import check_checkpoint, model_variables  # noqa: E402
 
@@ -45,11 +46,21 @@ def export_checkpoint(prefix, output_dir, config=None, hparams=None, source=None
         info = dict(runs.read_run_info(run_dir)) if run_dir else {"config": config, "hparams": _hparams_values(config, hparams)}
         info["weights_from"] = {"checkpoint": source or os.path.basename(prefix),
                                 "sha256": checkpoints.checkpoint_sha256(prefix), "step": step}
+        _copy_prior(prefix, saved, info)
         runs.write_run_info(staging, info)
         if run_dir:
             _copy_history(run_dir, prefix, staging)
         name = os.path.basename(saved)
     return os.path.join(output_dir, name)
+
+
+def _copy_prior(prefix, saved, info):
+    """The checkpoint's data prior (groovae fit-prior), if it has one, beside the copy; run.json's record follows."""
+    info.pop("prior", None)  # a run's record may name another of its checkpoints
+    if os.path.isfile(prior.prior_path(prefix)):
+        shutil.copyfile(prior.prior_path(prefix), prior.prior_path(saved))
+        info["prior"] = {"file": os.path.basename(prior.prior_path(saved)),
+                         "sha256": files.sha256_of(prior.prior_path(saved))}
 
 
 def _check_output_dir(output_dir):

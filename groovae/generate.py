@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from groovae import checkpoints, data, files
+from groovae import checkpoints, data, files, prior as priors
 from groovae.manifest import manifest_path
 from groovae.outputs import (NO_WAV_ASKED, audio_choice, record_run, resolve_recorded_checkpoint, run_prefix,
                              write_outputs)
@@ -151,7 +151,8 @@ def windows_command(entry):
 
 
 def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0.5, seed=0, inputs=(),
-             windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None):
+             windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None,
+             prior="standard"):
     """One generation run: grooves + its entry in ``out_dir``/manifest.json; returns the entry.
 
     ``inputs`` are MIDI paths (two for interpolate, one for reconstruct) and
@@ -160,7 +161,8 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     relative to ``out_dir``).  File names carry the settings and a short id of
     checkpoint and inputs, so runs never overwrite each other; a rerun of the
     same run replaces its earlier files.  Files appear only when all of them
-    were written: a failure leaves ``out_dir`` as it was.
+    were written: a failure leaves ``out_dir`` as it was.  ``prior``: samples'
+    z from N(0, I) ('standard', magenta's) or the checkpoint's data prior ('data').
     """
     if mode not in MODES:
         raise GenerateError(f"unknown mode '{mode}'; one of {', '.join(MODES)}")
@@ -170,7 +172,10 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     if len(inputs) != needed:
         raise GenerateError(f"mode {mode} takes {needed} input MIDI file(s), got {len(inputs)}")
     grooves = [pick_window(path, model.converter, w) for path, w in zip(inputs, windows)]
-    if mode == "sample":
+    data_prior = prior_of(model.checkpoint, prior, mode)
+    if data_prior:
+        tensors = model.decode(priors.sample_codes(data_prior[0], n, temperature, seed), temperature, seed)
+    elif mode == "sample":
         tensors = sample(model, n, temperature, seed)
     elif mode == "interpolate":
         tensors = interpolate(model, grooves[0], grooves[1], steps, temperature, seed)
@@ -179,15 +184,20 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     checkpoint_hash = checkpoints.checkpoint_sha256(model.checkpoint)
     input_records = [{"path": os.path.relpath(os.path.abspath(p), os.path.abspath(out_dir)),
                       "sha256": files.sha256_of(p), "window": w} for p, w in zip(inputs, windows)]
-    prefix = prefix or run_prefix(mode, temperature, seed, {
-        "config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
-        "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None})
+    fingerprint = {"config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
+                   "inputs": [(i["sha256"], i["window"]) for i in input_records],
+                   "steps": steps if mode == "interpolate" else None}
+    if data_prior:  # only then: the standard prior's names stay as they were
+        fingerprint["prior"] = data_prior[1]
+    prefix = prefix or run_prefix(mode if not data_prior else "sample-data", temperature, seed, fingerprint)
     wav, no_wav_reason = audio_choice(wav)
     entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
              "checkpoint": checkpoints.portable_name(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
              "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
              "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
              "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
+    if data_prior:
+        entry.update(prior="data", prior_sha256=data_prior[1])
     return record_run(out_dir, entry, lambda staging: write_outputs(model.converter, tensors, staging, prefix, wav, png))
 
 
@@ -213,4 +223,23 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
     return generate(entry["config"], prefix, out_dir, entry["mode"], n=entry["n"], temperature=entry["temperature"],
                     seed=entry["seed"], inputs=inputs, windows=[i["window"] for i in entry["inputs"]] or (None, None),
                     steps=entry["steps"] or 5, prefix=entry["prefix"], wav=entry["wav"], png=entry["png"],
-                    source=source, hparams=entry.get("hparams") or None)
+                    source=source, hparams=entry.get("hparams") or None, prior=_recorded_prior(entry, prefix))
+
+
+def prior_of(prefix, prior, mode):
+    """(mixture, its file's sha256) of the data prior asked for, or None for the standard one."""
+    priors.check_prior(prior)
+    if prior == "standard":
+        return None
+    if mode != "sample":
+        raise GenerateError(f"--prior {prior} is for sampling; {mode} takes its codes from the inputs")
+    return priors.load_prior(prefix)[0], files.sha256_of(priors.prior_path(prefix))
+
+
+def _recorded_prior(entry, prefix):
+    """The prior a manifest entry was sampled from, its file checked against the recorded sha256."""
+    if entry.get("prior", "standard") == "data":
+        path = priors.prior_path(prefix)
+        if not os.path.isfile(path) or files.sha256_of(path) != entry.get("prior_sha256"):
+            raise GenerateError(f"{path}: the data prior this manifest's grooves came from is missing or changed")
+    return entry.get("prior", "standard")

@@ -124,6 +124,8 @@ def run_title(run, anchor_of):
             title += " (the test split: no model here trained on them)"
     elif mode == "sample":
         title += f" at temperature {run.get('temperature'):g}"
+        if run.get("prior") == "data":  # z from the checkpoint's data prior, not N(0, I)
+            title += ", from the data prior"
     elif mode in ("interpolate", "reconstruct"):
         inputs = [i.get("path", "?") for i in run.get("inputs", [])]
         linked = [f'<a href="#{_attr(anchor_of(p))}">{_text(os.path.basename(p))}</a>' if anchor_of(p) else
@@ -154,6 +156,8 @@ def run_meta(run):
     if run.get("hparams"):
         parts.append(f"hparams <code>{_text(run['hparams'])}</code>")
     parts += [f"temperature {run.get('temperature', '?')}", f"seed {run.get('seed', '?')}"]
+    if run.get("mode") == "sample":
+        parts.append("z from the data prior (fit-prior)" if run.get("prior") == "data" else "z from N(0, I)")
     if run.get("prefix"):
         parts.append(f"files <code>{_text(run['prefix'])}_*</code>")
     return " · ".join(parts)
