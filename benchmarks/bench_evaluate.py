@@ -33,7 +33,7 @@ def main():
     prefix = checkpoints.resolve_checkpoint(args.checkpoint)
     train_path = os.path.join(args.data, "train.npz")
     start = time.time()
-    results = evaluate.evaluate_checkpoint(
+    [results] = evaluate.evaluate_checkpoint(
         args.config, prefix, os.path.join(args.data, "test.npz"),
         train_path if os.path.exists(train_path) else None, n_samples=args.n_samples,
         temperatures=args.temperatures, batch_size=args.batch_size,

@@ -241,13 +241,15 @@ def _evaluate(args):
     results, curves = [], {}
     for label, config, prefix, hparams in models:
         print(f"groovae evaluate: {label}: {config} @ {prefix}", file=sys.stderr)
-        results.append(evaluate.evaluate_checkpoint(
+        results += evaluate.evaluate_checkpoint(
             config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
             seed=args.seed, batch_size=args.batch_size, hparams=hparams or None, label=label,
-            log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
-        curves[label] = runs.curve_of(prefix)  # a checkpoint in a run dir: its training curve up to its step
-    if args.compare:
-        path = report.write_comparison_report(results, args.output_dir, title=args.title, curves=curves)
+            log=None if args.no_progress else (lambda message: print(message, file=sys.stderr)), priors=args.priors)
+        for r in results[-len(args.priors):]:
+            curves[r["label"]] = runs.curve_of(prefix)  # a checkpoint in a run dir: its training curve to its step
+    if args.compare or len(results) > 1:
+        title = args.title if args.compare else "Samples from N(0, I) and from the data prior"
+        path = report.write_comparison_report(results, args.output_dir, title=title, curves=curves)
     else:
         path = report.write_report(results[0], args.output_dir)
     print(path)
@@ -267,6 +269,9 @@ def _add_evaluate(sub):
     p.add_argument("--n_samples", type=int, default=256, help="samples per temperature (0: none)")
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.3, 0.5, 1.0, 1.5])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--priors", nargs="+", choices=("standard", "data"), default=["standard"],
+                   help="sample z from N(0, I) and/or the checkpoint's data prior (groovae fit-prior): one report "
+                        "row per model and prior")
     p.add_argument("--batch_size", type=int, default=256, help="windows per teacher-forced batch")
     _download_options(p)
     p.add_argument("--no_progress", action="store_true")

@@ -14,7 +14,12 @@ Three groups of numbers, computed on a test split of 4-bar window tensors:
   offsets, inter-onset intervals and hits per bar, compared by overlapping
   area and KL divergence (as in Yang & Lerch's objective evaluation of
   generated music); and novelty: Hamming distance of each sample's hit
-  pattern to the nearest training window, with the rate of exact duplicates.
+  pattern to the nearest training window, with the rate of exact duplicates;
+  and two guards against copying: each groove's best hit F1 against all
+  training windows (median, share above 0.9) and the mean hit F1 between two
+  samples (diversity), beside the same for the test windows.  Samples come
+  from N(0, I) or, with ``priors`` including 'data', from the checkpoint's
+  data prior (groovae.prior) too: one result per prior, sharing the rest.
 * **Latent health**: active units (variance over the test set of the
   posterior mean above 0.01, Burda et al.) and KL per dimension -- the
   posterior-collapse signal.
@@ -29,12 +34,12 @@ import time
 
 import numpy as np
 
-from groovae import checkpoints, data
+from groovae import checkpoints, data, prior as priors
 from groovae.model import MAX_GROOVES, GrooveModel, check_request, sample
 from groovae.errors import DataError, RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
     reconstruction_metrics, loss_terms, kl_per_dim, active_units, groove_statistics,
-    compare_statistics, novelty, as_floats)
+    compare_statistics, novelty, as_floats, copying, diversity)
 
 
 def model_loss(terms, mu, sigma, hparams, global_step):
@@ -92,17 +97,19 @@ def check_labels(labels):
 
 def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_samples=256,
                         temperatures=DEFAULT_TEMPERATURES, seed=0, batch_size=256, hparams=None,
-                        label=None, log=None):
-    """All evaluation numbers of one checkpoint on a test split; a JSON-friendly dict.
+                        label=None, log=None, priors=("standard",)):
+    """All evaluation numbers of one checkpoint on a test split: a JSON-friendly dict per prior in ``priors``.
 
     ``config`` is a config name, ``checkpoint`` a checkpoint prefix (see
     runs.resolve_model), ``test_path`` a tensor .npz (per-window ``bpm`` adds
     ms timing errors); ``train_path`` (optional) enables the novelty check.
-    ``n_samples`` samples are drawn at each temperature from z ~ N(0, I) with
-    ``seed``.
+    ``n_samples`` samples are drawn at each temperature from z ~ N(0, I) or the
+    data prior with ``seed``.  With several priors the labels say which
+    (``label · data prior``).
     """
     log = log or (lambda *a, **k: None)
     temperatures = check_settings(temperatures, n_samples, batch_size, seed)
+    mixtures = {name: _mixture(name, checkpoint) for name in priors}
     timings, start = {}, time.time()
     test, train, bpm = load_split(test_path, train_path)
     target = np.asarray(test["outputs"], np.float32)
@@ -124,16 +131,19 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
 
     t = time.time()
     data_stats = groove_statistics(target)
-    samples, sampled = sample_statistics(model, data_stats, train, n_samples, temperatures, seed)
+    by_prior = {name: sample_statistics(model, data_stats, train, n_samples, temperatures, seed, mixture)
+                for name, mixture in mixtures.items()}
     timings["samples"] = time.time() - t
-    log(f"evaluate: {n_samples} samples x {len(temperatures)} temperatures in {timings['samples']:.1f}s")
+    log(f"evaluate: {n_samples} samples x {len(temperatures)} temperatures x {len(priors)} prior(s) "
+        f"in {timings['samples']:.1f}s")
 
     t = time.time()
     test_novelty, train_stats = data_reference(target, train, data_stats)
+    test_guards = guards(target, train)
     if train is not None:
         timings["train_reference"] = time.time() - t
     timings["total"] = time.time() - start
-    return {"label": label or config, "config": config, "checkpoint": checkpoint,
+    shared = {"config": config, "checkpoint": checkpoint,
             "checkpoint_sha256": checkpoints.checkpoint_sha256(checkpoint), "global_step": step,
             "test_path": test_path, "train_path": train_path, "n_test": len(target), "n_samples": n_samples,
             "temperatures": temperatures, "seed": seed, "has_bpm": bpm is not None,
@@ -141,10 +151,20 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
             "reconstruction": {"teacher_forced": reconstruction_metrics(target, probabilities, bpm),
                                "free_running": reconstruction_metrics(target, free, bpm)},
             "losses": losses, "latent": latent_health(out["mu"], out["sigma"]), "test_statistics": data_stats,
-            "samples": samples, "test_novelty": test_novelty, "train_statistics": train_stats,
-            "examples": {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
-                         "free_running": free[:2].tolist(), "samples": sampled},
+            "test_novelty": test_novelty, "test_guards": test_guards, "train_statistics": train_stats,
             "timings": {k: round(v, 2) for k, v in timings.items()}}
+    examples = {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
+                "free_running": free[:2].tolist()}
+    label = label or config
+    return [{"label": label if len(priors) == 1 else f"{label} · {name} prior", "prior": name, **shared,
+             "samples": samples, "examples": {**examples, "samples": sampled}}
+            for name, (samples, sampled) in by_prior.items()]
+
+
+def _mixture(name, checkpoint):
+    """None for the standard prior, else the checkpoint's data prior (RequestError before any work without it)."""
+    priors.check_prior(name)
+    return priors.load_prior(checkpoint)[0] if name == "data" else None
 
 
 def check_settings(temperatures, n_samples, batch_size, seed):
@@ -181,18 +201,30 @@ def latent_health(mu, sigma):
             "dims_with_kl_over_0.1_bits": int(np.sum(kl_dims / math.log(2.0) > 0.1))}
 
 
-def sample_statistics(model, data_stats, train, n_samples, temperatures, seed):
-    """({temperature: statistics, vs_test and novelty}, {temperature: two example grooves}) of prior samples."""
+def sample_statistics(model, data_stats, train, n_samples, temperatures, seed, mixture=None):
+    """({temperature: statistics, vs_test, novelty and guards}, {temperature: two example grooves}) of samples
+    from N(0, I), or from ``mixture`` (a data prior) where given."""
     samples, examples = {}, {}
     for temperature in temperatures if n_samples else ():
-        grooves = sample(model, n_samples, temperature, seed)
+        if mixture is None:
+            grooves = sample(model, n_samples, temperature, seed)
+        else:
+            grooves = model.decode(priors.sample_codes(mixture, n_samples, temperature, seed), temperature, seed)
         stats = groove_statistics(grooves)
-        entry = {"statistics": stats, "vs_test": compare_statistics(stats, data_stats)}
+        entry = {"statistics": stats, "vs_test": compare_statistics(stats, data_stats), **guards(grooves, train)}
         if train is not None:
             entry["novelty"] = novelty(grooves, train["outputs"])
         samples[f"{temperature:g}"] = entry
         examples[f"{temperature:g}"] = grooves[:2].tolist()
     return samples, examples
+
+
+def guards(grooves, train):
+    """Diversity (mean hit F1 between two grooves) and, with the training split, copying (best hit F1 to it)."""
+    out = {"diversity": diversity(grooves)}
+    if train is not None:
+        out["copying"] = copying(grooves, train["outputs"])
+    return out
 
 
 def data_reference(target, train, data_stats):

@@ -45,6 +45,10 @@ def fit_checkpoint_prior(config, prefix, data_dir, hparams=None, seed=0, compone
     started = time.time()
     model = GrooveModel(config, prefix, hparams)
     train, validation = data.load_tensors(train_path), data.load_tensors(validation_path)
+    for path, tensors in ((train_path, train), (validation_path, validation)):
+        if len(tensors["inputs"]) == 0:
+            raise DataError(f"{path}: holds no windows; the prior is fitted on train.npz and its size chosen on "
+                            f"validation.npz (preprocess with --split_ratios to fill both)")
     train_codes = posterior_codes(model, train, seed)
     validation_codes = posterior_codes(model, validation, seed + 1)
     log(f"fit-prior: {len(train_codes)} training and {len(validation_codes)} validation codes "

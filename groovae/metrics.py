@@ -315,6 +315,52 @@ def novelty(query_tensors, train_tensors, chunk=1024):
             "distances": distances.tolist(), "nearest": indices.tolist()}
 
 
+def best_hit_f1(query_tensors, reference_tensors, chunk=1024, exclude_self=False):
+    """Each query groove's best hit F1 against the reference grooves: 2 x.y / (|x| + |y|) over the hit grid.
+
+    ``exclude_self``: query and reference are the same set, and a groove is not compared with itself.
+    """
+    q = split_groove(query_tensors)[0].reshape(len(query_tensors), -1).astype(np.float32)
+    r = split_groove(reference_tensors)[0].reshape(len(reference_tensors), -1).astype(np.float32)
+    if len(r) == 0:
+        raise DataError("no reference (training) windows to compare against")
+    r_norm, rt = r.sum(1), np.ascontiguousarray(r.T)
+    best = np.empty(len(q))
+    for start in range(0, len(q), chunk):
+        block = q[start:start + chunk]
+        sizes = block.sum(1)[:, None] + r_norm[None, :]
+        f1 = np.where(sizes > 0, 2.0 * (block @ rt) / np.maximum(sizes, 1), 1.0)  # two empty grooves agree
+        if exclude_self:
+            f1[np.arange(len(block)), start + np.arange(len(block))] = -1.0
+        best[start:start + chunk] = f1.max(1)
+    return best
+
+
+NEAR_COPY_F1 = 0.9
+
+
+def copying(query_tensors, train_tensors):
+    """A guard against copying the training data: the median best hit F1 against it, and the share above 0.9."""
+    best = best_hit_f1(query_tensors, train_tensors)
+    return {"best_f1_median": float(np.median(best)), "near_copy_share": float(np.mean(best > NEAR_COPY_F1)),
+            "threshold": NEAR_COPY_F1}
+
+
+def diversity(tensors, chunk=1024):
+    """Mean hit F1 between two different grooves of a set (lower: more diverse)."""
+    hits = split_groove(tensors)[0].reshape(len(tensors), -1).astype(np.float32)
+    if len(hits) < 2:
+        return float("nan")
+    norms, total = hits.sum(1), 0.0
+    for start in range(0, len(hits), chunk):
+        block = hits[start:start + chunk]
+        sizes = block.sum(1)[:, None] + norms[None, :]
+        f1 = np.where(sizes > 0, 2.0 * (block @ hits.T) / np.maximum(sizes, 1), 1.0)
+        f1[np.arange(len(block)), start + np.arange(len(block))] = 0.0
+        total += f1.sum()
+    return float(total / (len(hits) * (len(hits) - 1)))
+
+
 def as_floats(values):
     """A JSON-friendly list (NaN -> None)."""
     return [None if isinstance(v, float) and math.isnan(v) else v for v in np.asarray(values).tolist()]

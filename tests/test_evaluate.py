@@ -255,14 +255,15 @@ def test_evaluate_takes_a_test_split_larger_than_a_generate_run(tiny_checkpoint,
     big = {k: np.concatenate([v] * 66) for k, v in tensors.items()}  # 1,056 windows
     path = str(tmp_path / "test.npz")
     data.save_tensors(path, big)
-    results = evaluate.evaluate_checkpoint("groovae_tiny", tiny_checkpoint, path, n_samples=0, batch_size=512)
+    [results] = evaluate.evaluate_checkpoint("groovae_tiny", tiny_checkpoint, path, n_samples=0, batch_size=512)
     assert results["n_test"] == 1056 and 0 <= results["reconstruction"]["free_running"]["hit_f1"] <= 1
 
 
 @pytest.fixture(scope="module")
 def tiny_results(tiny_checkpoint, tiny_test_with_bpm, tiny_tensors_path):
-    return evaluate.evaluate_checkpoint("groovae_tiny", tiny_checkpoint, tiny_test_with_bpm, tiny_tensors_path,
-                                        n_samples=6, temperatures=[0.5, 1.0], seed=3, batch_size=5)
+    [results] = evaluate.evaluate_checkpoint("groovae_tiny", tiny_checkpoint, tiny_test_with_bpm, tiny_tensors_path,
+                                             n_samples=6, temperatures=[0.5, 1.0], seed=3, batch_size=5)
+    return results
 
 
 def test_evaluate_checkpoint_end_to_end(tiny_results, tiny_run):
@@ -280,6 +281,8 @@ def test_evaluate_checkpoint_end_to_end(tiny_results, tiny_run):
     assert sorted(r["samples"]) == ["0.5", "1"]
     assert len(r["samples"]["1"]["novelty"]["distances"]) == 6
     assert r["test_novelty"]["duplicate_rate"] == 1.0  # test = train here: every window is a duplicate
+    assert r["test_guards"]["copying"]["near_copy_share"] == 1.0 and 0 < r["test_guards"]["diversity"] < 1
+    assert 0 <= r["samples"]["1"]["copying"]["best_f1_median"] <= 1 and "diversity" in r["samples"]["0.5"]
     assert r["train_statistics"]["vs_test"]["velocity"]["overlap"] == pytest.approx(1)  # same windows
     json.dumps(r)
 
@@ -307,7 +310,7 @@ def untrained_checkpoint(config_name, folder):
 
 def test_evaluate_hierarchical_config(tiny_tensors_path, tmp_path):
     checkpoint = untrained_checkpoint("groovae_tiny_hier", str(tmp_path))
-    r = evaluate.evaluate_checkpoint("groovae_tiny_hier", checkpoint, tiny_tensors_path, n_samples=0,
+    [r] = evaluate.evaluate_checkpoint("groovae_tiny_hier", checkpoint, tiny_tensors_path, n_samples=0,
                                      batch_size=16)
     assert r["losses"]["r_loss"] == pytest.approx(r["losses"]["magenta_r_loss"], rel=1e-4)
     assert r["losses"]["kl_beta"] == 0  # step 0
@@ -358,8 +361,16 @@ def test_targets_table_known_answers():
                                     "vs_test": {"velocity": {"overlap": overlap}}}}}
     rows = report._targets_table([results("a", [3.5, 5.5, 5.0, 0, 0, 0, 0, 0, 2.28], 0.7994),
                                   results("b", [3.3, 5.0, 7.0, 0, 0, 0, 0, 0, 2.0], 0.8)]).splitlines()
-    assert rows[-2] == "| a | -12 % ✓ | +10 % ✓ | -17 % ✗ | +14 % ✓ | 0.799 ✗ |"
-    assert rows[-1] == "| b | -18 % ✗ | +0 % ✓ | +17 % ✗ | +0 % ✓ | 0.800 ✓ |"
+    assert rows[-2] == "| a | -12 % ✓ | +10 % ✓ | -17 % ✗ | +14 % ✓ | 0.799 ✗ | – | – |"  # no guards computed
+    assert rows[-1] == "| b | -18 % ✗ | +0 % ✓ | +17 % ✗ | +0 % ✓ | 0.800 ✓ | – | – |"
+    guarded = [dict(results(label, [4, 5, 6, 0, 0, 0, 0, 0, 2], 0.9),
+                    test_guards={"copying": {"near_copy_share": 0.02, "threshold": 0.9}, "diversity": 0.30})
+               for label in "cd"]
+    guarded[0]["samples"]["0.5"].update(copying={"near_copy_share": 0.02}, diversity=0.33)
+    guarded[1]["samples"]["0.5"].update(copying={"near_copy_share": 0.0234}, diversity=0.2)
+    rows = report._targets_table(guarded).splitlines()
+    assert rows[-2].endswith("| 0.900 ✓ | 2.0% ✓ | +10 % ✓ |")
+    assert rows[-1].endswith("| 0.900 ✓ | 2.3% ✗ | -33 % ✗ |")
 
 
 def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path):

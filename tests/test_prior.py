@@ -111,3 +111,20 @@ def test_export_carries_the_prior(fitted, tmp_path):
     copy = export.export_checkpoint(prefix, str(tmp_path / "exported"))
     assert prior.load_prior(copy)[1] == prior.load_prior(prefix)[1]
     assert runs.read_run_info(str(tmp_path / "exported"))["prior"]["file"] == os.path.basename(copy) + ".prior.npz"
+
+
+def test_evaluate_reports_each_prior_with_the_guards(fitted, tmp_path):
+    run_dir, prefix, data_dir, _ = fitted
+    shutil.copy(os.path.join(data_dir, "train.npz"), os.path.join(data_dir, "test.npz"))
+    out = str(tmp_path / "report")
+    assert cli.main(["evaluate", "--checkpoint", prefix, "--data", data_dir, "--n_samples", "8",
+                     "--temperatures", "0.5", "--priors", "standard", "data", "--output_dir", out,
+                     "--no_progress"]) == 0
+    with open(os.path.join(out, "comparison.json")) as f:
+        standard, data_prior = json.load(f)["results"]
+    assert (standard["prior"], data_prior["prior"]) == ("standard", "data")
+    assert data_prior["label"] == "groovae_tiny · data prior" and data_prior["reconstruction"] == standard["reconstruction"]
+    assert standard["samples"]["0.5"]["statistics"] != data_prior["samples"]["0.5"]["statistics"]
+    text = open(os.path.join(out, "report.md")).read()
+    assert "| test windows | 1.000 | 100.0% |" in text  # test = train here: every test window is a copy
+    assert "groovae_tiny · data prior T=0.5" in text and "near copies (≤ test's)" in text
