@@ -2,7 +2,7 @@
 
     python scripts/write_beats.py OUT_DIR [GROOVE.mid ...]
 
-OUT_DIR gets beat_{rock,funk,ride}.mid (8 bars, on the 16th grid, one velocity, 100 bpm),
+OUT_DIR gets beat_{rock,funk,ride}.mid (4 bars, on the 16th grid, one velocity, 100 bpm),
 taps_{bass,clave,offbeat}.mid (4 bars tapped on a bass or piano key, 95 bpm), and for each GROOVE.mid
 a GROOVE_quantized.mid: its drum notes snapped to the 16th grid at one velocity (what a drum machine
 would play of it), at its own tempo.
@@ -24,7 +24,7 @@ TAPS = {"bass": dict(steps=(0, 3, 6, 8, 10, 12, 14), pitch=40, program=33),
 def main(out_dir, grooves):
     os.makedirs(out_dir, exist_ok=True)
     for name, pattern in BEATS.items():
-        synthetic.make_beat(bars=8, bpm=100, pattern=pattern).write(os.path.join(out_dir, f"beat_{name}.mid"))
+        synthetic.make_beat(bars=4, bpm=100, pattern=pattern).write(os.path.join(out_dir, f"beat_{name}.mid"))
     for name, tap in TAPS.items():
         synthetic.make_taps(bars=4, bpm=95, **tap).write(os.path.join(out_dir, f"taps_{name}.mid"))
     for path in grooves:

@@ -27,11 +27,12 @@ for k in "${!originals[@]}"; do
   other="${originals[$(( (k + 1) % ${#originals[@]} ))]}"  # another drummer's groove: its feel on this beat
   groovae humanize "$beat" --like "$other" --output_dir "$OUT" $(model "${TRANSFER:-}") > /dev/null
 done
+# One feel per drum-machine beat and one kit per rhythm: the test grooves above show the spread of feels.
 for beat in "$INPUTS"/beat_*.mid; do
-  groovae humanize "$beat" --n 2 --output_dir "$OUT" $(model "${HUMANIZE:-}") > /dev/null
+  groovae humanize "$beat" --n 1 --output_dir "$OUT" $(model "${HUMANIZE:-}") > /dev/null
 done
 for taps in "$INPUTS"/taps_*.mid; do
-  groovae drumify "$taps" --n 2 --output_dir "$OUT" $(model "${DRUMIFY:-}") > /dev/null
+  groovae drumify "$taps" --n 1 --output_dir "$OUT" $(model "${DRUMIFY:-}") > /dev/null
 done
 if [[ -f "$(dirname "$OUT")/index.html" ]]; then groovae listen "$(dirname "$OUT")" > /dev/null; fi
 du -sh "$OUT"
