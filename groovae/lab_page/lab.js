@@ -200,16 +200,21 @@
     lab.playing = {card, sources, timer, id: groove.id};
   }
 
-  function drawRoll(canvas, ns) {
-    const rows = info.classes.length, label = 70, rowHeight = 14;
-    const width = canvas.width = 660, height = canvas.height = rows * rowHeight + 4;
-    const g = canvas.getContext('2d'), total = ns.totalTime || 1, x = t => label + (width - label) * t / total;
-    g.font = '10px sans-serif';
-    info.classes.forEach((name, c) => { g.fillStyle = '#555'; g.fillText(name, 2, (c + 1) * rowHeight - 3); });
+  function drawRoll(canvas, ns) {  // drawn at the size it is shown (sharp on any screen)
+    const rows = info.classes.length, scale = window.devicePixelRatio || 1;
+    const width = Math.max(320, canvas.clientWidth || 480), rowHeight = 13, label = 62;
+    canvas.width = width * scale;
+    canvas.height = (rows * rowHeight + 4) * scale;
+    canvas.style.height = `${rows * rowHeight + 4}px`;
+    const g = canvas.getContext('2d'), total = ns.totalTime || 1;
+    const x = t => label + (width - label) * t / total;
+    g.scale(scale, scale);
+    g.font = '10px system-ui, sans-serif';
+    info.classes.forEach((name, c) => { g.fillStyle = '#555'; g.fillText(name, 2, (c + 1) * rowHeight - 2); });
     const step = stepSeconds(qpmOf(ns));
     for (let s = 0; s <= BARS * STEPS_PER_BAR; s += STEPS_PER_QUARTER) {
       g.fillStyle = s % STEPS_PER_BAR ? '#e4e4e4' : '#aaa';
-      g.fillRect(x(s * step), 0, 1, height);
+      g.fillRect(x(s * step), 0, 1, rows * rowHeight + 4);
     }
     for (const note of ns.notes) {
       const c = pitchToClass.get(note.pitch);
@@ -253,9 +258,9 @@
     button.onclick = () => playGroove(groove, card);
     caption.append(name, button, midiLink(groove));
     const canvas = document.createElement('canvas');
-    drawRoll(canvas, groove.ns);
     card.append(caption, canvas);
     $('grooves').prepend(card);
+    drawRoll(canvas, groove.ns);  // in the page: its shown width is known
     refreshChoices();
   }
 
@@ -321,7 +326,9 @@
       const kept = select.value;
       select.innerHTML = lab.grooves.map(g => `<option value="${g.id}">${g.id}. ${g.title}</option>`).join('');
       if (kept) select.value = kept;
-      else if (id === 'to' && lab.grooves.length > 1) select.value = lab.grooves[1].id;
+      if (id === 'to' && select.value === $('from').value && lab.grooves.length > 1) {
+        select.value = lab.grooves[1].id;  // two different grooves to start with
+      }
     }
   }
 
@@ -409,7 +416,7 @@
       wire();
       lab.loadMs = Math.round(performance.now() - began);
       $('about').textContent = `Models: ${info.models.map(m => `${m.name} (${m.does}, ${m.config || '?'} step ` +
-        `${m.step ?? '?'}, ${(m.bytes / 1e6).toFixed(1)} MB)`).join('; ')}. Kit: ${info.kit.made}. Seeds are ` +
+        `${m.step ?? '?'}, ${m.bytes < 1e6 ? `${Math.round(m.bytes / 1e3)} kB` : `${(m.bytes / 1e6).toFixed(1)} MB`})`).join('; ')}. Kit: ${info.kit.made}. Seeds are ` +
         `this page's own: the same seed gives the same groove here, not the one groovae generate gives.`;
       status(`ready: ${info.models.length} model${info.models.length === 1 ? '' : 's'} loaded in ${lab.loadMs} ms ` +
              `(tf.js on ${lab.backend})`);
