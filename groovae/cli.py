@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from groovae.prior import PRIORS
+
 
 # ---------------------------------------------------------------- preprocess
 
@@ -154,7 +156,7 @@ def _add_generate(sub):
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prior", choices=("standard", "data"), default="standard", help="sample z from N(0, I) "
+    p.add_argument("--prior", choices=PRIORS, default="standard", help="sample z from N(0, I) "
                    "(magenta's) or from the checkpoint's data prior (groovae fit-prior); temperature scales its spread")
     p.add_argument("--no_wav", action="store_true", help="skip audio (needs fluidsynth + a GM SoundFont)")
     p.add_argument("--no_png", action="store_true")
@@ -241,11 +243,12 @@ def _evaluate(args):
     results, curves = [], {}
     for label, config, prefix, hparams in models:
         print(f"groovae evaluate: {label}: {config} @ {prefix}", file=sys.stderr)
-        results += evaluate.evaluate_checkpoint(
+        evaluated = evaluate.evaluate_checkpoint(
             config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
             seed=args.seed, batch_size=args.batch_size, hparams=hparams or None, label=label,
             log=None if args.no_progress else (lambda message: print(message, file=sys.stderr)), priors=args.priors)
-        for r in results[-len(args.priors):]:
+        results += evaluated
+        for r in evaluated:
             curves[r["label"]] = runs.curve_of(prefix)  # a checkpoint in a run dir: its training curve to its step
     if args.compare or len(results) > 1:
         title = args.title if args.compare else "Samples from N(0, I) and from the data prior"
@@ -269,7 +272,7 @@ def _add_evaluate(sub):
     p.add_argument("--n_samples", type=int, default=256, help="samples per temperature (0: none)")
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.3, 0.5, 1.0, 1.5])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--priors", nargs="+", choices=("standard", "data"), default=["standard"],
+    p.add_argument("--priors", nargs="+", choices=PRIORS, default=["standard"],
                    help="sample z from N(0, I) and/or the checkpoint's data prior (groovae fit-prior): one report "
                         "row per model and prior")
     p.add_argument("--batch_size", type=int, default=256, help="windows per teacher-forced batch")

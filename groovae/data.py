@@ -7,6 +7,7 @@ no tf.data ``unbatch`` (see compat.guard_unbatch) is ever on the path.
 import collections
 import csv
 import functools
+import hashlib
 import io
 import os
 
@@ -322,3 +323,12 @@ def batch_indices(num_examples, batch_size, seed, step):
 
 def batch(tensors, indices):
     return {k: tensors[k][indices] for k in model_keys(tensors)}
+
+
+def fingerprint(tensors):
+    """What identifies a set of windows (a run's training data, what a prior was fitted on): the window count
+    and a sha256 of the model's arrays."""
+    digest = hashlib.sha256()
+    for key in model_keys(tensors):
+        digest.update(np.ascontiguousarray(tensors[key]).tobytes())
+    return {"windows": int(len(tensors["lengths"])), "sha256": digest.hexdigest()}

@@ -109,26 +109,15 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     """
     log = log or (lambda *a, **k: None)
     temperatures = check_settings(temperatures, n_samples, batch_size, seed)
-    mixtures = {name: _mixture(name, checkpoint) for name in priors}
+    priors = list(dict.fromkeys(priors))  # each once
     timings, start = {}, time.time()
     test, train, bpm = load_split(test_path, train_path)
     target = np.asarray(test["outputs"], np.float32)
     timings["load"] = time.time() - start
     model = GrooveModel(config, checkpoint, hparams)  # checks the checkpoint fits
+    mixtures = {name: _mixture(name, checkpoint, model.z_size) for name in priors}  # before the long work
 
-    t = time.time()
-    out, step = model.teacher_forced(test, batch_size, seed)
-    timings["teacher_forced"] = time.time() - t
-    log(f"evaluate: teacher-forced pass over {len(target)} windows in {timings['teacher_forced']:.1f}s")
-    probabilities = activate(out["logits"])
-    losses = model_loss(loss_terms(target, probabilities), out["mu"], out["sigma"], model.config.hparams, step)
-    losses["magenta_r_loss"] = float(np.mean(out["r_loss"]))  # from magenta's graph; equals r_loss
-
-    t = time.time()
-    free = model.decode(out["mu"], GREEDY_TEMPERATURE, seed)
-    timings["free_running"] = time.time() - t
-    log(f"evaluate: free-running decoding of {len(target)} windows in {timings['free_running']:.1f}s")
-
+    shared, examples = reconstruction(model, test, target, bpm, batch_size, seed, timings, log)
     t = time.time()
     data_stats = groove_statistics(target)
     by_prior = {name: sample_statistics(model, data_stats, train, n_samples, temperatures, seed, mixture)
@@ -143,28 +132,45 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     if train is not None:
         timings["train_reference"] = time.time() - t
     timings["total"] = time.time() - start
-    shared = {"config": config, "checkpoint": checkpoint,
-            "checkpoint_sha256": checkpoints.checkpoint_sha256(checkpoint), "global_step": step,
-            "test_path": test_path, "train_path": train_path, "n_test": len(target), "n_samples": n_samples,
-            "temperatures": temperatures, "seed": seed, "has_bpm": bpm is not None,
-            "free_running_temperature": GREEDY_TEMPERATURE,
-            "reconstruction": {"teacher_forced": reconstruction_metrics(target, probabilities, bpm),
-                               "free_running": reconstruction_metrics(target, free, bpm)},
-            "losses": losses, "latent": latent_health(out["mu"], out["sigma"]), "test_statistics": data_stats,
-            "test_novelty": test_novelty, "test_guards": test_guards, "train_statistics": train_stats,
-            "timings": {k: round(v, 2) for k, v in timings.items()}}
-    examples = {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
-                "free_running": free[:2].tolist()}
+    shared.update({"config": config, "checkpoint": checkpoint,
+                   "checkpoint_sha256": checkpoints.checkpoint_sha256(checkpoint), "test_path": test_path,
+                   "train_path": train_path, "n_test": len(target), "n_samples": n_samples,
+                   "temperatures": temperatures, "seed": seed, "has_bpm": bpm is not None,
+                   "test_statistics": data_stats, "test_novelty": test_novelty, "test_guards": test_guards,
+                   "train_statistics": train_stats, "timings": {k: round(v, 2) for k, v in timings.items()}})
     label = label or config
     return [{"label": label if len(priors) == 1 else f"{label} · {name} prior", "prior": name, **shared,
              "samples": samples, "examples": {**examples, "samples": sampled}}
             for name, (samples, sampled) in by_prior.items()]
 
 
-def _mixture(name, checkpoint):
-    """None for the standard prior, else the checkpoint's data prior (RequestError before any work without it)."""
+def reconstruction(model, test, target, bpm, batch_size, seed, timings, log):
+    """({global_step, reconstruction, losses, latent}, examples) of the teacher-forced and free-running passes."""
+    t = time.time()
+    out, step = model.teacher_forced(test, batch_size, seed)
+    timings["teacher_forced"] = time.time() - t
+    log(f"evaluate: teacher-forced pass over {len(target)} windows in {timings['teacher_forced']:.1f}s")
+    probabilities = activate(out["logits"])
+    losses = model_loss(loss_terms(target, probabilities), out["mu"], out["sigma"], model.config.hparams, step)
+    losses["magenta_r_loss"] = float(np.mean(out["r_loss"]))  # from magenta's graph; equals r_loss
+
+    t = time.time()
+    free = model.decode(out["mu"], GREEDY_TEMPERATURE, seed)
+    timings["free_running"] = time.time() - t
+    log(f"evaluate: free-running decoding of {len(target)} windows in {timings['free_running']:.1f}s")
+    results = {"global_step": step, "free_running_temperature": GREEDY_TEMPERATURE,
+               "reconstruction": {"teacher_forced": reconstruction_metrics(target, probabilities, bpm),
+                                  "free_running": reconstruction_metrics(target, free, bpm)},
+               "losses": losses, "latent": latent_health(out["mu"], out["sigma"])}
+    examples = {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
+                "free_running": free[:2].tolist()}
+    return results, examples
+
+
+def _mixture(name, checkpoint, z_size):
+    """None for the standard prior, else the checkpoint's data prior (RequestError without one that fits)."""
     priors.check_prior(name)
-    return priors.load_prior(checkpoint)[0] if name == "data" else None
+    return priors.load_prior(checkpoint, z_size)[0] if name == "data" else None
 
 
 def check_settings(temperatures, n_samples, batch_size, seed):

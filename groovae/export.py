@@ -11,7 +11,6 @@ they take any run.  The project's own models are committed this way in
 """
 import json
 import os
-import shutil
 
 from groovae import compat  # first: shims and the stderr filter before TensorFlow loads
 
@@ -57,10 +56,9 @@ def export_checkpoint(prefix, output_dir, config=None, hparams=None, source=None
 def _copy_prior(prefix, saved, info):
     """The checkpoint's data prior (groovae fit-prior), if it has one, beside the copy; run.json's record follows."""
     info.pop("prior", None)  # a run's record may name another of its checkpoints
-    if os.path.isfile(prior.prior_path(prefix)):
-        shutil.copyfile(prior.prior_path(prefix), prior.prior_path(saved))
-        info["prior"] = {"file": os.path.basename(prior.prior_path(saved)),
-                         "sha256": files.sha256_of(prior.prior_path(saved))}
+    path = prior.carry_prior(prefix, saved)
+    if path:
+        info["prior"] = {"file": os.path.basename(path), "sha256": files.sha256_of(path)}
 
 
 def _check_output_dir(output_dir):

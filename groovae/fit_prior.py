@@ -49,6 +49,7 @@ def fit_checkpoint_prior(config, prefix, data_dir, hparams=None, seed=0, compone
         if len(tensors["inputs"]) == 0:
             raise DataError(f"{path}: holds no windows; the prior is fitted on train.npz and its size chosen on "
                             f"validation.npz (preprocess with --split_ratios to fill both)")
+    _check_data(prefix, train_path, data.fingerprint(train))
     train_codes = posterior_codes(model, train, seed)
     validation_codes = posterior_codes(model, validation, seed + 1)
     log(f"fit-prior: {len(train_codes)} training and {len(validation_codes)} validation codes "
@@ -56,7 +57,8 @@ def fit_checkpoint_prior(config, prefix, data_dir, hparams=None, seed=0, compone
     mixture, scores = prior.fit_prior(train_codes, validation_codes, components, seed, log)
     info = {"checkpoint": os.path.basename(prefix), "checkpoint_sha256": checkpoints.checkpoint_sha256(prefix),
             "config": config, "codes": "one posterior draw per window (mu + sigma * eps)",
-            "components": len(mixture["weights"]), "validation_log_likelihood": {str(k): round(v, 3) for k, v in
+            "components": len(mixture["weights"]), "em_iterations": mixture["iterations"],
+            "validation_log_likelihood": {str(k): round(v, 3) for k, v in
                                                                                 scores.items()},
             "standard_normal_log_likelihood": round(_standard_log_likelihood(validation_codes), 3),
             "train": {"path": os.path.basename(train_path), "windows": len(train_codes),
@@ -68,6 +70,16 @@ def fit_checkpoint_prior(config, prefix, data_dir, hparams=None, seed=0, compone
     log(f"fit-prior: {info['components']} components (validation log-likelihood "
         f"{scores[info['components']]:.1f} nats; N(0, I): {info['standard_normal_log_likelihood']:.1f}) -> {path}")
     return info
+
+
+def _check_data(prefix, train_path, fingerprint):
+    """A run's checkpoint is fitted on the windows it was trained on (another config's would give wrong codes)."""
+    run_dir = runs.run_dir_of(prefix)
+    trained_on = (runs.read_run_info(run_dir) or {}).get("data") if run_dir else None
+    if trained_on and trained_on.get("sha256") != fingerprint["sha256"]:
+        raise DataError(f"{train_path}: not the windows {os.path.basename(prefix)} was trained on "
+                        f"({trained_on['windows']} windows, sha256 {trained_on['sha256'][:12]}); give --data the "
+                        f"preprocess output of its config")
 
 
 def _standard_log_likelihood(codes):

@@ -172,7 +172,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     if len(inputs) != needed:
         raise GenerateError(f"mode {mode} takes {needed} input MIDI file(s), got {len(inputs)}")
     grooves = [pick_window(path, model.converter, w) for path, w in zip(inputs, windows)]
-    data_prior = prior_of(model.checkpoint, prior, mode)
+    data_prior = prior_of(model.checkpoint, prior, mode, model.z_size)
     if data_prior:
         tensors = model.decode(priors.sample_codes(data_prior[0], n, temperature, seed), temperature, seed)
     elif mode == "sample":
@@ -226,14 +226,14 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
                     source=source, hparams=entry.get("hparams") or None, prior=_recorded_prior(entry, prefix))
 
 
-def prior_of(prefix, prior, mode):
+def prior_of(prefix, prior, mode, z_size=None):
     """(mixture, its file's sha256) of the data prior asked for, or None for the standard one."""
     priors.check_prior(prior)
     if prior == "standard":
         return None
     if mode != "sample":
         raise GenerateError(f"--prior {prior} is for sampling; {mode} takes its codes from the inputs")
-    return priors.load_prior(prefix)[0], files.sha256_of(priors.prior_path(prefix))
+    return priors.load_prior(prefix, z_size)[0], files.sha256_of(priors.prior_path(prefix))
 
 
 def _recorded_prior(entry, prefix):

@@ -315,11 +315,8 @@ def novelty(query_tensors, train_tensors, chunk=1024):
             "distances": distances.tolist(), "nearest": indices.tolist()}
 
 
-def best_hit_f1(query_tensors, reference_tensors, chunk=1024, exclude_self=False):
-    """Each query groove's best hit F1 against the reference grooves: 2 x.y / (|x| + |y|) over the hit grid.
-
-    ``exclude_self``: query and reference are the same set, and a groove is not compared with itself.
-    """
+def best_hit_f1(query_tensors, reference_tensors, chunk=1024):
+    """Each query groove's best hit F1 against the reference grooves: 2 x.y / (|x| + |y|) over the hit grid."""
     q = split_groove(query_tensors)[0].reshape(len(query_tensors), -1).astype(np.float32)
     r = split_groove(reference_tensors)[0].reshape(len(reference_tensors), -1).astype(np.float32)
     if len(r) == 0:
@@ -330,8 +327,6 @@ def best_hit_f1(query_tensors, reference_tensors, chunk=1024, exclude_self=False
         block = q[start:start + chunk]
         sizes = block.sum(1)[:, None] + r_norm[None, :]
         f1 = np.where(sizes > 0, 2.0 * (block @ rt) / np.maximum(sizes, 1), 1.0)  # two empty grooves agree
-        if exclude_self:
-            f1[np.arange(len(block)), start + np.arange(len(block))] = -1.0
         best[start:start + chunk] = f1.max(1)
     return best
 

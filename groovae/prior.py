@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from groovae import files
+from groovae import checkpoints, files
 from groovae.errors import RequestError
 
 COMPONENTS = (1, 2, 4, 8, 16)
@@ -38,10 +38,11 @@ def prior_path(prefix):
 
 def _log_densities(codes, weights, means, chols):
     """[n, k] log(weight_k * N(code | mean_k, L_k L_k^T))."""
+    from scipy.linalg import solve_triangular  # here: the CLI imports this module for PRIORS, and scipy is slow
     n, d = codes.shape
     out = np.empty((n, len(weights)))
     for k, (mean, chol) in enumerate(zip(means, chols)):
-        solved = np.linalg.solve(chol, (codes - mean).T)  # L^-1 (x - m): [d, n]
+        solved = solve_triangular(chol, (codes - mean).T, lower=True)  # L^-1 (x - m): [d, n]
         log_det = 2.0 * np.log(np.diag(chol)).sum()
         out[:, k] = math.log(weights[k]) - 0.5 * (d * math.log(2 * math.pi) + log_det + (solved ** 2).sum(0))
     return out
@@ -58,8 +59,9 @@ def mean_log_likelihood(prior, codes):
     return float(_log_sum_exp(_log_densities(codes, prior["weights"], prior["means"], prior["chols"])).mean())
 
 
-def fit_mixture(codes, components, seed=0, iterations=60, tolerance=1e-4):
-    """A Gaussian mixture (weights [k], means [k, d], Cholesky factors [k, d, d]) fitted to ``codes`` by EM."""
+def fit_mixture(codes, components, seed=0, iterations=100, tolerance=1e-4):
+    """A Gaussian mixture (weights [k], means [k, d], Cholesky factors [k, d, d]) fitted to ``codes`` by EM;
+    ``iterations`` in the dict says how many EM steps it took (as many as allowed: it had not converged)."""
     codes = np.asarray(codes, np.float64)
     n, d = codes.shape
     random = np.random.RandomState(seed)
@@ -68,7 +70,7 @@ def fit_mixture(codes, components, seed=0, iterations=60, tolerance=1e-4):
     chols = np.repeat(np.linalg.cholesky(cov)[None], components, 0)
     weights = np.full(components, 1.0 / components)
     previous = -np.inf
-    for _ in range(iterations):
+    for step in range(1, iterations + 1):
         log_dens = _log_densities(codes, weights, means, chols)
         total = _log_sum_exp(log_dens)
         resp = np.exp(log_dens - total[:, None])  # E-step: each code's share in each component
@@ -82,11 +84,13 @@ def fit_mixture(codes, components, seed=0, iterations=60, tolerance=1e-4):
         if total.mean() - previous < tolerance:
             break
         previous = total.mean()
-    return {"weights": weights, "means": means, "chols": chols}
+    return {"weights": weights, "means": means, "chols": chols, "iterations": step}
 
 
 def fit_prior(train_codes, validation_codes, components=COMPONENTS, seed=0, log=None):
     """(the best mixture on the validation codes, {k: validation mean log-likelihood}) over ``components``."""
+    if not len(validation_codes):
+        raise RequestError("no validation codes: the number of components is chosen on them")
     scores, best = {}, None
     for k in components:
         if k > len(train_codes):
@@ -94,7 +98,8 @@ def fit_prior(train_codes, validation_codes, components=COMPONENTS, seed=0, log=
         mixture = fit_mixture(train_codes, k, seed)
         scores[k] = mean_log_likelihood(mixture, validation_codes)
         if log:
-            log(f"fit-prior: {k} component{'s' if k > 1 else ''}: validation log-likelihood {scores[k]:.2f} nats")
+            log(f"fit-prior: {k} component{'s' if k > 1 else ''}: validation log-likelihood {scores[k]:.2f} nats "
+                f"({mixture['iterations']} EM steps)")
         if best is None or scores[k] > scores[best[0]]:
             best = (k, mixture)
     return best[1], scores
@@ -115,8 +120,9 @@ def save_prior(path, prior, info):
     files.atomic_write(path, lambda f: np.savez(f, info=np.array(json.dumps(info)), **arrays))
 
 
-def load_prior(prefix):
-    """(mixture, info) of a checkpoint's data prior; RequestError saying how to make it when there is none."""
+def load_prior(prefix, z_size=None):
+    """(mixture, info) of a checkpoint's data prior; RequestError saying how to make it when there is none,
+    or when the file was fitted to another checkpoint (or codes of another size than ``z_size``)."""
     path = prior_path(prefix)
     if not os.path.isfile(path):
         raise RequestError(f"{os.path.basename(prefix)}: no data prior beside it ({os.path.basename(path)}); "
@@ -127,7 +133,24 @@ def load_prior(prefix):
             info = json.loads(str(stored["info"]))
     except (OSError, ValueError, KeyError) as e:
         raise RequestError(f"{path}: unreadable data prior ({e}); fit it again with groovae fit-prior") from None
+    if info.get("checkpoint_sha256") != checkpoints.checkpoint_sha256(prefix):
+        raise RequestError(f"{path}: fitted to another checkpoint than {os.path.basename(prefix)} (sha256 "
+                           f"{str(info.get('checkpoint_sha256'))[:12]}); fit it again with groovae fit-prior")
+    if z_size is not None and prior["means"].shape[1] != z_size:
+        raise RequestError(f"{path}: codes of size {prior['means'].shape[1]}, the model's are {z_size}")
     return prior, info
+
+
+def carry_prior(prefix, new_prefix):
+    """Copies ``prefix``'s data prior beside ``new_prefix`` (the same weights, e.g. an export), re-tied to it;
+    returns the new file's path, or None where ``prefix`` has none."""
+    if not os.path.isfile(prior_path(prefix)):
+        return None
+    mixture, info = load_prior(prefix)
+    info = {**info, "checkpoint": os.path.basename(new_prefix), "checkpoint_sha256":
+            checkpoints.checkpoint_sha256(new_prefix), "copied_from": info.get("checkpoint")}
+    save_prior(prior_path(new_prefix), mixture, info)
+    return prior_path(new_prefix)
 
 
 def check_prior(name):

@@ -9,7 +9,6 @@ step (groovae.data.batch_indices), which makes a resumed run deterministic.
 What a run dir holds, and who may train in it, is groovae.runs'.
 """
 import contextlib
-import hashlib
 import math
 import os
 import sys
@@ -29,14 +28,6 @@ from groovae.errors import GroovaeError, Terminated, TrainError
 from groovae.configs import load_config
 
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
-
-
-def data_fingerprint(tensors):
-    """What identifies the training data: window count and a sha256 of the model's arrays."""
-    digest = hashlib.sha256()
-    for key in data.model_keys(tensors):
-        digest.update(np.ascontiguousarray(tensors[key]).tobytes())
-    return {"windows": int(len(tensors["lengths"])), "sha256": digest.hexdigest()}
 
 
 def resolve_init(spec, run_dir, config_name, hparams=None, public_url=None, cache_dir=None, progress=True,
@@ -169,7 +160,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     init_prefix, init = (resolve_init(init_from, run_dir, config_name, hparams, public_url, cache_dir, progress,
                                       check=not resuming) if init_from else (None, None))
     os.makedirs(run_dir, exist_ok=True)
-    runs.claim(run_dir, config_name, config.hparams.values(), seed, data_fingerprint(tensors), init)
+    runs.claim(run_dir, config_name, config.hparams.values(), seed, data.fingerprint(tensors), init)
     precision, why = choose_precision(precision)
     log(f"train: {config_name} on {len(tensors['lengths'])} windows ({train_path}), batch {config.hparams.batch_size}, "
         f"device {describe_device()}, {precision} ({why})", file=sys.stderr)

@@ -366,11 +366,14 @@ def test_targets_table_known_answers():
     guarded = [dict(results(label, [4, 5, 6, 0, 0, 0, 0, 0, 2], 0.9),
                     test_guards={"copying": {"near_copy_share": 0.02, "threshold": 0.9}, "diversity": 0.30})
                for label in "cd"]
-    guarded[0]["samples"]["0.5"].update(copying={"near_copy_share": 0.02}, diversity=0.33)
-    guarded[1]["samples"]["0.5"].update(copying={"near_copy_share": 0.0234}, diversity=0.2)
+    guarded[0]["samples"]["0.5"].update(copying={"near_copy_share": 0.0351}, diversity=0.33)  # within 2 SE
+    guarded[1]["samples"]["0.5"].update(copying={"near_copy_share": 0.0391}, diversity=0.2)  # 10/256: above
+    for entry in guarded:
+        entry["samples"]["0.5"]["statistics"]["n"] = 256
     rows = report._targets_table(guarded).splitlines()
-    assert rows[-2].endswith("| 0.900 ✓ | 2.0% ✓ | +10 % ✓ |")
-    assert rows[-1].endswith("| 0.900 ✓ | 2.3% ✗ | -33 % ✗ |")
+    assert report.near_copy_margin(0.02, 256) == pytest.approx(0.0175, abs=1e-4)
+    assert rows[-2].endswith("| 0.900 ✓ | 3.5% ✓ | +10 % ✓ |")
+    assert rows[-1].endswith("| 0.900 ✓ | 3.9% ✗ | -33 % ✗ |")
 
 
 def test_cli_evaluate(tiny_run, tiny_test_with_bpm, tiny_tensors_path, tmp_path):
@@ -412,3 +415,18 @@ def test_cli_evaluate_errors_are_one_line(args, message, tmp_path, capsys):
     assert cli.main(["evaluate", "--config", "groovae_tiny", "--output_dir", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("groovae evaluate: error:") and message in err[-1]
+
+
+def test_copying_and_diversity_known_answers():
+    from groovae import metrics
+    def groove(*cells):  # hits at (step, class); velocities and offsets do not matter here
+        t = np.zeros((64, 27), np.float32)
+        for step, k in cells:
+            t[step, k] = 1
+        return t
+    a, b, c = groove((0, 0), (4, 1)), groove((0, 0), (8, 1)), groove((2, 2), (6, 2), (10, 2))
+    # a vs b share one of two hits each: F1 0.5; c shares nothing with either
+    np.testing.assert_allclose(metrics.best_hit_f1(np.stack([a, c]), np.stack([b, c])), [0.5, 1.0])
+    assert metrics.diversity(np.stack([a, b, c])) == pytest.approx((0.5 + 0 + 0) / 3)
+    assert metrics.copying(np.stack([a, c]), np.stack([b, c])) == {"best_f1_median": 0.75, "near_copy_share": 0.5,
+                                                                   "threshold": 0.9}

@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from groovae import checkpoints, cli, fit_prior, prior, runs
+from groovae import checkpoints, cli, data, fit_prior, prior, runs, synthetic
+from groovae.configs import load_config
 from groovae.errors import GroovaeError, RequestError
 
 
@@ -48,8 +49,10 @@ def fitted(tiny_run, tiny_tensors_path, tmp_path_factory):
     shutil.copytree(tiny_run[0], run_dir)
     data_dir = folder / "data"
     data_dir.mkdir()
-    for split in ("train", "validation"):
-        shutil.copy(tiny_tensors_path, data_dir / f"{split}.npz")
+    shutil.copy(tiny_tensors_path, data_dir / "train.npz")  # the run's training windows
+    held_out = synthetic.write_grooves(str(folder / "held_out"), n=2, bars=8, seed=100)  # other grooves
+    data.save_tensors(str(data_dir / "validation.npz"),
+                      data.midi_files_to_tensors(held_out, load_config("groovae_tiny").data_converter)[0])
     prefix = checkpoints.newest_checkpoint(run_dir)
     info = fit_prior.fit_checkpoint_prior("groovae_tiny", prefix, str(data_dir), components=(1, 2), log=lambda *a: None)
     return run_dir, prefix, str(data_dir), info
@@ -103,13 +106,28 @@ def test_data_prior_refusals_are_one_line(tiny_run, fitted, tmp_path, capsys):
     assert cli.main(["fit-prior", tiny_run[0], "--data", str(tmp_path)]) == 2
     assert "train.npz: no such tensor file" in capsys.readouterr().err
     assert not os.path.exists(out)
+    other = tmp_path / "other"  # windows the run was not trained on
+    other.mkdir()
+    tensors = data.load_tensors(os.path.join(fitted[2], "train.npz"))
+    for split in ("train", "validation"):
+        data.save_tensors(str(other / f"{split}.npz"), {k: v[:8] for k, v in tensors.items()})
+    assert cli.main(["fit-prior", fitted[0], "--data", str(other)]) == 2
+    assert "not the windows model.ckpt-40 was trained on (16 windows" in capsys.readouterr().err
+    earlier = checkpoints.complete_checkpoints(fitted[0])[0]  # a prior beside a checkpoint it was not fitted to
+    assert earlier != fitted[1]
+    shutil.copy(prior.prior_path(fitted[1]), prior.prior_path(earlier))
+    with pytest.raises(RequestError, match="fitted to another checkpoint"):
+        prior.load_prior(earlier)
+    os.remove(prior.prior_path(earlier))
 
 
 def test_export_carries_the_prior(fitted, tmp_path):
     from groovae import export
     run_dir, prefix, _, _ = fitted
     copy = export.export_checkpoint(prefix, str(tmp_path / "exported"))
-    assert prior.load_prior(copy)[1] == prior.load_prior(prefix)[1]
+    (theirs, info), (ours, _) = prior.load_prior(copy), prior.load_prior(prefix)  # tied to the copy's own sha256
+    assert info["copied_from"] == os.path.basename(prefix) and info["checkpoint_sha256"] != _["checkpoint_sha256"]
+    np.testing.assert_array_equal(theirs["chols"], ours["chols"])
     assert runs.read_run_info(str(tmp_path / "exported"))["prior"]["file"] == os.path.basename(copy) + ".prior.npz"
 
 
