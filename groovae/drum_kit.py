@@ -1,10 +1,12 @@
 """A drum kit for pages that play grooves in the browser: one short WAV per drum class.
 
 Rendered from the General MIDI SoundFont FluidSynth uses for the grooves'
-WAVs (so the lab sounds like the listening page), all nine hits in one
-rendering so that their loudness stays relative (a hi-hat quieter than the
-kick); without FluidSynth, a small synthesized kit, so that the page still
-plays.  Each sound is cut where it falls below -60 dB and ends in a short fade.
+WAVs (the same drum sounds as the listening page; softer notes are scaled
+from one velocity, VELOCITY, by the page, which approximates FluidSynth's
+own velocity curve), all nine hits in one rendering so that their loudness
+stays relative (a hi-hat quieter than the kick); without FluidSynth, a small
+synthesized kit, so that the page still plays.  Each sound is cut where it
+falls below -60 dB and ends in a short fade.
 """
 import io
 import os
@@ -21,6 +23,7 @@ SPACING = 2.5  # seconds between the hits in the one rendering: a crash rings ab
 LONGEST = 2.0  # seconds kept of a sound at most
 FADE = 0.02  # seconds of fade-out at a cut
 SILENCE_DB = -60.0
+VELOCITY = 110  # of the rendered hits: loud, below the top of the velocity range the models play
 
 
 def rendered_kit(pitches, soundfont=None):
@@ -28,7 +31,7 @@ def rendered_kit(pitches, soundfont=None):
     midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
     drums = pretty_midi.Instrument(program=0, is_drum=True)
     for k, pitch in enumerate(pitches):
-        drums.notes.append(pretty_midi.Note(velocity=110, pitch=int(pitch), start=k * SPACING,
+        drums.notes.append(pretty_midi.Note(velocity=VELOCITY, pitch=int(pitch), start=k * SPACING,
                                             end=k * SPACING + LONGEST))
     midi.instruments.append(drums)
     with tempfile.TemporaryDirectory() as tmp:

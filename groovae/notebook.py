@@ -68,18 +68,26 @@ def beat_file(path, folder):
     return dest
 
 
+_servers = {}  # folder -> its server in this runtime: a rerun of the cell shows the same one again
+
+
 def serve_page(page):
     """Shows a static page (the groove lab) from the notebook: in Colab served from this runtime into an iframe
     in the cell's output; elsewhere the command that serves it.  Returns what the cell shows."""
+    import shlex
     folder = os.path.dirname(os.path.abspath(page))
     if not in_colab():
-        return f"serve it and open http://localhost:8000/{os.path.basename(page)}:  python -m http.server -d {folder}"
-    import functools
-    import http.server
-    import threading
+        return (f"serve it and open http://localhost:8000/{os.path.basename(page)}:  "
+                f"python -m http.server -d {shlex.quote(folder)}")
     from google.colab import output
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=folder))  # browsers refuse models from file:// pages
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    output.serve_kernel_port_as_iframe(server.server_address[1], path="/" + os.path.basename(page), height=900)
-    return f"the lab, served from this runtime (port {server.server_address[1]}) while it runs"
+    if folder not in _servers:
+        import functools
+        import http.server
+        import threading
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+            http.server.SimpleHTTPRequestHandler, directory=folder))  # browsers refuse models from file:// pages
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _servers[folder] = server
+    port = _servers[folder].server_address[1]
+    output.serve_kernel_port_as_iframe(port, path="/" + os.path.basename(page), height=900)
+    return f"the lab, served from this runtime (port {port}) while it runs"

@@ -69,6 +69,13 @@ def test_bad_exports_and_output_dirs_get_one_line_and_nothing_written(exports, t
         (broken / name).write_bytes(open(os.path.join(exports[0], name), "rb").read())
     with pytest.raises(RequestError, match="weight shard group1-shard1of1 missing"):
         lab.build_lab([str(broken)], out)
+    (broken / "config.json").write_text("[1, 2]")
+    with pytest.raises(RequestError, match="config.json is not a GrooVAE model"):
+        lab.build_lab([str(broken)], out)
+    (broken / "config.json").write_bytes(open(os.path.join(exports[0], "config.json"), "rb").read())
+    (broken / "weights_manifest.json").write_text('[{"paths": ["x"]}]')
+    with pytest.raises(RequestError, match="not a TensorFlow.js weights manifest"):
+        lab.build_lab([str(broken)], out)
     with pytest.raises(RequestError, match="two exports are named flat"):
         lab.build_lab([exports[0], exports[0]], out)
     (tmp_path / "taken").mkdir()
@@ -161,7 +168,15 @@ def test_lab_samples_plays_and_downloads_four_bars(page, exports):
     assert {n.pitch for n in drums.notes} <= {c[0] for c in classes}
     act(page, "#sample")  # the same seed: the same grooves
     assert midi_of(page, newest + 3)[1] == raw
+    page.execute_script("document.getElementById('seed').value = 1")
+    act(page, "#sample")  # another seed: other grooves
+    assert midi_of(page, newest + 6)[1] != raw
+    page.execute_script("document.getElementById('seed').value = 0")
     assert act(page, "#interpolate")[1] == 5
+    page.execute_script("document.getElementById('temperature').value = -1")
+    status, made = act(page, "#sample")
+    assert made == 0 and status == "sampling: temperature must be a number from 0.01"
+    page.execute_script("document.getElementById('temperature').value = 0.5; window.groovaeLab.error = null")
     assert errors_in_console(page) == []
 
 
@@ -192,3 +207,15 @@ def test_lab_humanizes_a_clicked_pattern_and_refuses_other_meters(page, tmp_path
     assert "time signature 12/8; the models' bars are 4/4" in page.execute_script(
         "return document.getElementById('status').textContent")
     assert errors_in_console(page) == []
+
+
+def test_a_lab_of_beat_models_only(browser, static_server, exports):
+    """Humanize and drumify without a model that samples: the settings are there all the same."""
+    base, folder = static_server
+    lab.build_lab(exports[1:], os.path.join(folder, "beat_lab"), magenta_js=magenta_js_or_skip())
+    browser.get(f"{base}/beat_lab/index.html")
+    wait_for(browser, "return window.groovaeLab && (window.groovaeLab.ready || window.groovaeLab.error)", 120)
+    assert browser.find_elements("css selector", "#sample") == []
+    status, made = act(browser, 'button.transform[data-model="humanize"]')
+    assert made == 3, status
+    assert errors_in_console(browser) == []

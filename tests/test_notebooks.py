@@ -250,10 +250,12 @@ def test_serve_page_puts_the_lab_in_colabs_output_from_the_runtime(tmp_path, mon
     colab.output = types.SimpleNamespace(serve_kernel_port_as_iframe=lambda port, path, height: shown.append((port, path)))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     assert "served from this runtime" in notebook.serve_page(str(tmp_path / "index.html"))
-    [(port, path)] = shown
+    [(port, path)] = shown[:1]
     assert path == "/index.html"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
         assert response.read() == b"<p>the lab</p>"
+    notebook.serve_page(str(tmp_path / "index.html"))  # the cell run again: the same server
+    assert shown[1] == (port, "/index.html")
     monkeypatch.delitem(sys.modules, "google.colab")
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert notebook.serve_page(str(tmp_path / "index.html")).endswith(f"python -m http.server -d {tmp_path}")

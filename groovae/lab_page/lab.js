@@ -1,13 +1,12 @@
-// groovae lab: GrooVAE models exported for magenta.js (lab.json lists them), run in this page.
+// groovae lab, the page: GrooVAE models exported for magenta.js (lab.json lists them; lab_models.js runs them).
 // Samples and interpolations come from the models that sample; a clicked 16-step pattern or a dropped
 // MIDI file is humanized or drumified by the models that can; every groove plays on the page's own kit
 // (kit/*.wav, Web Audio), shows its drum roll and downloads as MIDI.  No server code.
 'use strict';
 (() => {
-  const STEPS_PER_QUARTER = 4, STEPS_PER_BAR = 16, BARS = 4;
   const GRID_VELOCITY = 100;  // a clicked beat: one velocity, on the grid (what a drum machine plays)
   const lab = window.groovaeLab = {ready: false, error: null, grooves: [], playing: null};
-  let info, audio, kit = [], pitchToClass = new Map(), grid = [], dropped = null, nextId = 0;
+  let info, models, audio, kit = [], pitchToClass = new Map(), grid = [], dropped = null, nextId = 0;
   const $ = (id) => document.getElementById(id);
 
   function status(text, isError) {
@@ -17,148 +16,13 @@
     if (isError) lab.error = text;
   }
 
-  // ------------------------------------------------------------------ seeded randomness
-  // A seed gives one groove: z from our own generator, and magenta.js's hit sampling (tf.randomUniform,
-  // which seeds itself from Math.random) run with Math.random replaced by a seeded generator.
-  function generator(seed) {  // mulberry32
-    let a = (seed >>> 0) ^ 0x2545f491;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = Math.imul(a ^ (a >>> 15), a | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-  function gaussians(random, n) {  // Box-Muller
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i += 2) {
-      const r = Math.sqrt(-2 * Math.log(1 - random())), angle = 2 * Math.PI * random();
-      out[i] = r * Math.cos(angle);
-      if (i + 1 < n) out[i + 1] = r * Math.sin(angle);
-    }
-    return out;
-  }
-  async function seeded(seed, fn) {
-    const saved = Math.random;
-    Math.random = generator(seed + 7919);
-    try { return await fn(); } finally { Math.random = saved; }
-  }
-
-  // ------------------------------------------------------------------ models
   function modelsThat(role) { return info.models.filter(m => m.role === role); }
-  function qpmOf(ns) { return ns.tempos && ns.tempos.length ? ns.tempos[0].qpm : 120; }
-
-  async function decode(model, z, temperature, seed, qpm) {
-    return seeded(seed, () => model.vae.decode(z, temperature, undefined, STEPS_PER_QUARTER, qpm));
-  }
-
-  // The posterior N(mu, sigma) of a beat's code.  magenta.js's encoder returns mu only; sigma is the same
-  // encoder with the export's encoder/sigma layer in place of encoder/mu (softplus, as in MusicVAE).
-  async function posterior(model, tensors) {
-    const encoder = model.vae.encoder, muVars = encoder.muVars, vars = model.vae.rawVars;
-    const mu = await model.vae.encodeTensors(tensors, undefined);
-    encoder.muVars = {kernel: vars['encoder/sigma/kernel'], bias: vars['encoder/sigma/bias']};
-    let raw;
-    try { raw = await model.vae.encodeTensors(tensors, undefined); } finally { encoder.muVars = muVars; }
-    const sigma = mm.tf.softplus(raw);
-    raw.dispose();
-    return [mu, sigma];
-  }
-
-  async function sample(model, n, temperature, seed) {
-    const z = mm.tf.tensor2d(gaussians(generator(seed), n * model.vae.zDims), [n, model.vae.zDims]);
-    const sequences = await decode(model, z, temperature, seed, 120);
-    const rows = await z.array();
-    z.dispose();
-    return sequences.map((ns, k) => ({ns, z: rows[k], model: model.name,
-                                      title: `sample ${k + 1}`, meta: `${model.name} · T ${temperature} · seed ${seed}`}));
-  }
-
-  function slerp(a, b, t) {
-    const dot = a.reduce((s, x, i) => s + x * b[i], 0);
-    const norms = Math.hypot(...a) * Math.hypot(...b);
-    const omega = Math.acos(Math.min(1, Math.max(-1, dot / (norms || 1))));
-    if (omega < 1e-6) return a.map((x, i) => (1 - t) * x + t * b[i]);
-    return a.map((x, i) => (Math.sin((1 - t) * omega) * x + Math.sin(t * omega) * b[i]) / Math.sin(omega));
-  }
-
-  async function codeOf(model, groove) {  // a groove's code in this model: kept from sampling, else encoded
-    if (groove.z && groove.model === model.name) return groove.z;
-    const z = await model.vae.encode([window4bars(groove.ns)]);
-    const [row] = await z.array();
-    z.dispose();
-    return row;
-  }
-
-  async function interpolate(model, a, b, steps, temperature, seed) {
-    const za = await codeOf(model, a), zb = await codeOf(model, b);
-    const zs = Array.from({length: steps}, (_, k) => slerp(za, zb, steps > 1 ? k / (steps - 1) : 0));
-    const z = mm.tf.tensor2d(zs);
-    const sequences = await decode(model, z, temperature, seed, qpmOf(a.ns));
-    z.dispose();
-    return sequences.map((ns, k) => ({ns, z: zs[k], model: model.name, title: `${a.title} → ${b.title}: ${k + 1}/${steps}`,
-                                      meta: `${model.name} · T ${temperature} · seed ${seed}`}));
-  }
-
-  // Humanize / drumify: the beat's code drawn from its posterior, z = mu + T * sigma * eps, then decoded.
-  async function play(model, beat, n, temperature, seed) {
-    const input = window4bars(beat.ns);
-    const one = model.vae.dataConverter.toTensor(input);
-    const tensors = mm.tf.tile(mm.tf.expandDims(one, 0), [n, 1, 1]);
-    const [mu, sigma] = await posterior(model, tensors);
-    const eps = mm.tf.tensor2d(gaussians(generator(seed), n * model.vae.zDims), [n, model.vae.zDims]);
-    const z = mu.add(sigma.mul(eps).mul(temperature));
-    const sequences = await decode(model, z, temperature, seed, qpmOf(input));
-    const rows = await z.array();
-    mm.tf.dispose([one, tensors, mu, sigma, eps, z]);
-    const verb = model.role === 'humanize' ? 'humanized' : 'drumified';
-    return sequences.map((ns, k) => ({ns, z: rows[k], model: model.name, title: `${beat.title}, ${verb} ${k + 1}`,
-                                      meta: `${model.name} · T ${temperature} · seed ${seed}`}));
-  }
-
-  // ------------------------------------------------------------------ beats
-  function stepSeconds(qpm) { return 60 / qpm / STEPS_PER_QUARTER; }
-
-  function gridBeat(qpm) {  // the clicked bar, four times, at one velocity
-    const step = stepSeconds(qpm), notes = [];
-    for (let bar = 0; bar < BARS; ++bar) {
-      grid.forEach((row, c) => row.forEach((on, s) => {
-        if (!on) return;
-        const start = (bar * STEPS_PER_BAR + s) * step;
-        notes.push({pitch: info.pitchClasses[c][0], velocity: GRID_VELOCITY, startTime: start,
-                    endTime: start + step, isDrum: true});
-      }));
-    }
-    if (!notes.length) throw new Error('the pattern is empty: click some steps first');
-    return mm.NoteSequence.create({notes, tempos: [{time: 0, qpm}], totalTime: BARS * STEPS_PER_BAR * step});
-  }
-
-  function window4bars(ns) {  // the first four bars, as the models take them (throws on other meters)
-    const meter = (ns.timeSignatures || [])[0];
-    if (meter && (meter.numerator !== 4 || meter.denominator !== 4)) {
-      throw new Error(`time signature ${meter.numerator}/${meter.denominator}; the models' bars are 4/4`);
-    }
-    const qpm = qpmOf(ns), steps = BARS * STEPS_PER_BAR;
-    const timed = mm.NoteSequence.create({notes: ns.notes, tempos: [{time: 0, qpm}], totalTime: steps * stepSeconds(qpm)});
-    const quantized = mm.sequences.quantizeNoteSequence(timed, STEPS_PER_QUARTER);  // keeps the notes' order
-    timed.notes = ns.notes.filter((n, k) => quantized.notes[k].quantizedStartStep < steps);
-    if (!timed.notes.length) throw new Error('no notes in the first four bars');
-    return timed;  // unquantized: the micro-timing stays (the models quantize it themselves)
-  }
-
-  async function readMidi(file) {
-    const ns = mm.midiToSequenceProto(new Uint8Array(await file.arrayBuffer()));
-    if ((ns.tempos || []).length > 1 && new Set(ns.tempos.map(t => Math.round(t.qpm * 1000))).size > 1) {
-      throw new Error(`${file.name}: tempo changes; the models play one tempo`);
-    }
-    if (!ns.notes.length) throw new Error(`${file.name}: no notes`);
-    return ns;
-  }
 
   function currentBeat() {
     if (dropped) return dropped;
-    const qpm = Number($('bpm').value) || 120;
-    return {ns: gridBeat(qpm), title: 'your pattern', meta: `clicked, ${qpm} bpm`};
+    const qpm = number('bpm');
+    const pitches = info.pitchClasses.map(p => p[0]);
+    return {ns: models.gridBeat(grid, pitches, qpm, GRID_VELOCITY), title: 'your pattern', meta: `clicked, ${qpm} bpm`};
   }
 
   // ------------------------------------------------------------------ sound, drum roll, MIDI
@@ -174,30 +38,35 @@
   function stop() {
     if (!lab.playing) return;
     lab.playing.sources.forEach(s => { try { s.stop(); } catch (e) { /* already ended */ } });
-    clearTimeout(lab.playing.timer);
+    if (lab.playing.timer) clearTimeout(lab.playing.timer);
     lab.playing.card.classList.remove('playing');
     lab.playing = null;
   }
+
+  // The kit's hits were rendered at one velocity; FluidSynth's General MIDI drums fall off about as the square
+  // of the velocity, so a softer note plays at (velocity / kit velocity)^2 of the sample's level.
+  function gainOf(velocity) { return Math.min(1.5, ((velocity || GRID_VELOCITY) / info.kit.velocity) ** 2); }
 
   async function playGroove(groove, card) {
     const again = lab.playing && lab.playing.card === card;
     stop();
     if (again) return;
+    const playing = lab.playing = {card, sources: [], timer: null, id: groove.id};  // claimed before waiting
     await audio.resume();
-    const start = audio.currentTime + 0.05, sources = [];
+    if (lab.playing !== playing) return;  // another click came first
+    const start = audio.currentTime + 0.05, sources = playing.sources;
     for (const note of groove.ns.notes) {
       const c = pitchToClass.get(note.pitch);
       if (c === undefined) continue;
       const source = audio.createBufferSource(), gain = audio.createGain();
       source.buffer = kit[c];
-      gain.gain.value = (note.velocity || GRID_VELOCITY) / 127;
+      gain.gain.value = gainOf(note.velocity);
       source.connect(gain).connect(audio.destination);
       source.start(start + Math.max(0, note.startTime));
       sources.push(source);
     }
     card.classList.add('playing');
-    const timer = setTimeout(stop, (groove.ns.totalTime + 0.5) * 1000);
-    lab.playing = {card, sources, timer, id: groove.id};
+    playing.timer = setTimeout(stop, (groove.ns.totalTime + 0.5) * 1000);
   }
 
   function drawRoll(canvas, ns) {  // drawn at the size it is shown (sharp on any screen)
@@ -211,9 +80,9 @@
     g.scale(scale, scale);
     g.font = '10px system-ui, sans-serif';
     info.classes.forEach((name, c) => { g.fillStyle = '#555'; g.fillText(name, 2, (c + 1) * rowHeight - 2); });
-    const step = stepSeconds(qpmOf(ns));
-    for (let s = 0; s <= BARS * STEPS_PER_BAR; s += STEPS_PER_QUARTER) {
-      g.fillStyle = s % STEPS_PER_BAR ? '#e4e4e4' : '#aaa';
+    const step = models.stepSeconds(models.qpmOf(ns));
+    for (let s = 0; s <= models.BARS * models.STEPS_PER_BAR; s += models.STEPS_PER_QUARTER) {
+      g.fillStyle = s % models.STEPS_PER_BAR ? '#e4e4e4' : '#aaa';
       g.fillRect(x(s * step), 0, 1, rows * rowHeight + 4);
     }
     for (const note of ns.notes) {
@@ -224,16 +93,8 @@
     }
   }
 
-  // A note the model plays early on the first step would start before 0: clamped.  The tempo gets its time:
-  // magenta.js's decoder leaves it out, and its MIDI writer then never returns.
-  function midiBytes(ns) {
-    const notes = ns.notes.map(n => ({...n, startTime: Math.max(0, n.startTime), endTime: Math.max(n.endTime, 0.01)}));
-    return mm.sequenceProtoToMidi(mm.NoteSequence.create({notes, tempos: [{time: 0, qpm: qpmOf(ns)}],
-                                                          totalTime: ns.totalTime}));
-  }
-
   function midiLink(groove) {
-    const bytes = midiBytes(groove.ns);
+    const bytes = models.midiBytes(groove.ns);
     const link = document.createElement('a');
     link.href = URL.createObjectURL(new Blob([bytes], {type: 'audio/midi'}));
     link.download = `groove_${groove.id}.mid`;
@@ -272,10 +133,10 @@
 
   function buildControls() {
     const samplers = modelsThat('sample'), players = info.models.filter(m => m.role !== 'sample');
-    let html = '';
+    let html = `<fieldset><legend>Settings</legend>${field('temperature', 'temperature', 0.5, 'step="0.1" min="0.01"')}
+      ${field('seed', 'seed', 0, 'step="1" min="0"')}</fieldset>`;
     if (samplers.length) {
       html += `<fieldset><legend>Sample</legend><label>model <select id="sample-model">${options(samplers)}</select></label>
-        ${field('temperature', 'temperature', 0.5, 'step="0.1" min="0.01"')}${field('seed', 'seed', 0, 'step="1"')}
         ${field('grooves', 'count', 3, 'min="1" max="16"')}<button id="sample">sample</button></fieldset>
         <fieldset><legend>Interpolate</legend><label>from <select id="from"></select></label>
         <label>to <select id="to"></select></label>${field('steps', 'steps', 5, 'min="2" max="11"')}
@@ -284,8 +145,8 @@
     if (players.length) {
       html += `<fieldset><legend>Your beat</legend><div id="grid" class="grid"></div>
         ${field('bpm', 'bpm', 100, 'min="40" max="300"')}${field('feels', 'feels', 2, 'min="1" max="8"')}
-        <div id="drop" class="drop">…or drop a drum MIDI file here (its first four bars) <input id="file" type="file"
-        accept=".mid,.midi"> <span id="dropped"></span></div>` +
+        <div id="drop" class="drop">…or drop a MIDI file here (its first four bars; humanize reads its drums, drumify
+        every note) <input id="file" type="file" accept=".mid,.midi"> <span id="dropped"></span></div>` +
         players.map(m => `<button class="transform" data-model="${m.name}">${m.role} with ${m.name}</button>`).join('') +
         '</fieldset>';
     }
@@ -295,15 +156,15 @@
 
   function buildGrid() {
     const box = $('grid');
-    grid = info.classes.map(() => new Array(STEPS_PER_BAR).fill(false));
+    grid = info.classes.map(() => new Array(models.STEPS_PER_BAR).fill(false));
     const start = {kick: [0, 8, 10], snare: [4, 12], closed_hh: [0, 2, 4, 6, 8, 10, 12, 14]};  // a rock beat
     info.classes.forEach((name, c) => {
       const label = document.createElement('span');
       label.textContent = name;
       box.append(label);
-      for (let s = 0; s < STEPS_PER_BAR; ++s) {
+      for (let s = 0; s < models.STEPS_PER_BAR; ++s) {
         const cell = document.createElement('button');
-        cell.className = 'cell' + (s % STEPS_PER_QUARTER ? '' : ' beat');
+        cell.className = 'cell' + (s % models.STEPS_PER_QUARTER ? '' : ' beat');
         cell.dataset.row = c;
         cell.dataset.step = s;
         cell.title = `${name}, step ${s + 1}`;
@@ -332,7 +193,13 @@
     }
   }
 
-  function number(id) { return Number($(id).value); }
+  function number(id) {  // a setting's value; a bad one is the action's one-line error
+    const input = $(id), value = Number(input.value), min = Number(input.min || -Infinity);
+    if (input.value === '' || !Number.isFinite(value) || value < min || (input.max && value > Number(input.max))) {
+      throw new Error(`${id} must be a number${input.min ? ` from ${input.min}` : ''}${input.max ? ` to ${input.max}` : ''}`);
+    }
+    return value;
+  }
   function grooveById(id) { return lab.grooves.find(g => String(g.id) === String(id)); }
   function model(name) { return info.models.find(m => m.name === name); }
 
@@ -353,26 +220,27 @@
 
   function wire() {
     const on = (id, fn) => { const el = $(id); if (el) el.onclick = fn; };
-    on('sample', () => run('sampling', () => sample(model($('sample-model').value), number('count'),
-                                                     number('temperature'), number('seed'))));
+    on('sample', () => run('sampling', () => models.sample(model($('sample-model').value), number('count'),
+                                                            number('temperature'), number('seed'))));
     on('interpolate', () => run('interpolating', () => {
       const a = grooveById($('from').value), b = grooveById($('to').value);
       if (!a || !b) throw new Error('make two grooves first');
-      return interpolate(model($('sample-model').value), a, b, number('steps'), number('temperature'), number('seed'));
+      return models.interpolate(model($('sample-model').value), a, b, number('steps'), number('temperature'),
+                                number('seed'));
     }));
     document.querySelectorAll('button.transform').forEach(button => {
       button.onclick = () => run(button.textContent, async () => {
-        const beat = currentBeat();
-        return [{...beat, ns: window4bars(beat.ns)}, ...await play(model(button.dataset.model), beat, number('feels'),
-                                                                   number('temperature') || 0.5, number('seed') || 0)];
+        const beat = currentBeat(), player = model(button.dataset.model);
+        const input = {...beat, ns: models.window4bars(beat.ns, player.role === 'humanize')};
+        return [input, ...await models.play(player, beat, number('feels'), number('temperature'), number('seed'))];
       });
     });
     const drop = $('drop');
     if (!drop) return;
     const take = (file) => run(`reading ${file.name}`, async () => {
-      const ns = await readMidi(file);
-      window4bars(ns);  // refused here, with its reason, rather than at the first model
-      dropped = {ns, title: file.name, meta: `dropped file, ${Math.round(qpmOf(ns))} bpm`};
+      const ns = await models.readMidi(file);
+      models.window4bars(ns, false);  // refused here, with its reason, rather than at the first model
+      dropped = {ns, title: file.name, meta: `dropped file, ${Math.round(models.qpmOf(ns))} bpm`};
       $('dropped').textContent = `using ${file.name} (click the grid to use the pattern again)`;
       return [];
     });
@@ -406,6 +274,7 @@
       await chooseBackend();
       info = await (await fetch('lab.json')).json();
       info.pitchClasses.forEach((pitches, c) => pitches.forEach(p => pitchToClass.set(p, c)));
+      models = window.groovaeModels(info);
       const began = performance.now();
       for (const m of info.models) {
         m.vae = new mm.MusicVAE(`models/${m.name}`);
@@ -425,6 +294,6 @@
       status(`the lab could not start: ${e.message || e}`, true);
     }
   }
-  lab.midiBytes = (id) => Array.from(midiBytes(grooveById(id).ns));
+  lab.midiBytes = (id) => Array.from(models.midiBytes(grooveById(id).ns));
   window.addEventListener('DOMContentLoaded', start);
 })();
