@@ -344,20 +344,32 @@ def command_names():
     return [action for action in build_parser()._subparsers._group_actions[0].choices]
 
 
+# Commands whose --output_dir gets a run's outputs whole or not at all (staging, then a swap or a manifest commit).
+WRITES_WHOLE = ("preprocess", "generate", "humanize", "drumify", "windows", "export")
+
+
+def interrupted_line(args, interrupt):
+    """What an interrupted command left: the folder as before, or (the interrupt waited for it) this run's outputs."""
+    folder = getattr(args, "output_dir", None)
+    if args.command not in WRITES_WHOLE or not folder or getattr(args, "tfds", False):
+        return "interrupted"  # train says itself where its steps went
+    if getattr(interrupt, "committed", False):
+        return f"interrupted; {folder} has this run's outputs, whole (they were being put in place)"
+    return f"interrupted; nothing written, {folder} as before"
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from groovae.errors import GroovaeError, Terminated
+    from groovae.errors import GroovaeError, Terminated, terminate_as_interrupt
     try:
-        args.run(args)
+        with terminate_as_interrupt():
+            args.run(args)
     except GroovaeError as e:  # expected: one line; anything else is a bug and keeps its traceback
         print(f"groovae {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: what could be kept was (train saves its steps); the shell's code for it
-        print(f"groovae {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Terminated as e:  # SIGTERM, where a command turns it into an exception (train)
-        print(f"groovae {args.command}: terminated", file=sys.stderr)
-        return e.exit_code
+    except (KeyboardInterrupt, Terminated) as e:  # Ctrl-C or SIGTERM: staging removed; the shell's code for it
+        print(f"groovae {args.command}: {interrupted_line(args, e)}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     return 0
 
 

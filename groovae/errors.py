@@ -1,8 +1,14 @@
-"""Expected failures, each with a message naming the file or setting and the problem.
+"""Expected failures, each with a message naming the file or setting and the problem; and interrupts.
 
 The CLI prints a GroovaeError as one line and exits 2; any other exception is
-a bug and keeps its traceback.
+a bug and keeps its traceback.  SIGTERM becomes an exception like Ctrl-C's
+KeyboardInterrupt (``terminate_as_interrupt``), so that every stage removes
+its staging on either; the few steps that put a run's outputs in place make an
+interrupt wait until they are done (``interrupts_wait``).
 """
+import contextlib
+import signal
+import threading
 
 
 class GroovaeError(Exception):
@@ -62,3 +68,54 @@ class Terminated(BaseException):
     """SIGTERM (a scheduler, a runtime shutting down) turned into an exception, like KeyboardInterrupt for
     SIGINT: not an error, so not a GroovaeError; the CLI exits with the shell's 143."""
     exit_code = 143
+
+
+def _main_thread():
+    return threading.current_thread() is threading.main_thread()  # Python runs signal handlers there only
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises Terminated in the block (main thread only), so outputs are finished or cleaned up as for Ctrl-C."""
+    if not _main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def interrupts_wait():
+    """SIGINT or SIGTERM during the block is held until the block is done, then delivered as it would have been.
+
+    For the short steps that put outputs in place (renames, a manifest):
+    stopped half-way they would leave a mix of old and new.  The exception
+    the held signal raises carries ``committed = True``: the outputs are
+    the new ones.  If the block fails, its own exception wins.
+    """
+    if not _main_thread():
+        yield
+        return
+    held = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum)) for signum in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+    if held:
+        try:
+            signal.raise_signal(held[0])  # the restored handler acts on it now (a default one ends the process)
+        except BaseException as e:
+            e.committed = True
+            raise
+

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 
-from groovae.errors import DataError
+from groovae.errors import DataError, interrupts_wait
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")  # downloads and extracted archives
 
@@ -80,22 +80,28 @@ def atomic_directory(dest, carry_over=False):
     old = None
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        if os.path.isdir(dest):
-            old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".old")
-            os.replace(dest, os.path.join(old, "previous"))
-        os.replace(tmp, dest)
+        with interrupts_wait():  # Ctrl-C or SIGTERM during the swap waits for it: old folder or new, whole
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+            if os.path.isdir(dest):
+                old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".old")
+                os.replace(dest, os.path.join(old, "previous"))
+            os.replace(tmp, dest)
+            if old:
+                _carry_over(os.path.join(old, "previous"), dest, carry_over)
+                shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         if old and not os.path.exists(dest):  # the swap failed half-way: put the old folder back
             os.replace(os.path.join(old, "previous"), dest)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old:
-        previous = os.path.join(old, "previous")
-        if carry_over:  # after the swap: a failure here leaves them in the .old folder, never deletes them
-            for name in set(os.listdir(previous)) - set(os.listdir(dest)):
-                os.replace(os.path.join(previous, name), os.path.join(dest, name))
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def _carry_over(previous, dest, carry_over):
+    """After the swap: entries of the old folder the new one lacks move into it (a failure here leaves them in
+    the .old folder, never deletes them)."""
+    if carry_over:
+        for name in set(os.listdir(previous)) - set(os.listdir(dest)):
+            os.replace(os.path.join(previous, name), os.path.join(dest, name))
 
 
 def sha256_of(path):

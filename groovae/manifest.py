@@ -13,7 +13,7 @@ import os
 import platform
 
 from groovae import files
-from groovae.errors import GroovaeError
+from groovae.errors import GroovaeError, interrupts_wait
 
 MANIFEST = "manifest.json"
 
@@ -59,13 +59,14 @@ def replace_run(out_dir, staging, entry):
     """
     runs = read_manifest(out_dir)
     old = [r for r in runs if r.get("prefix") == entry["prefix"]]
-    for name in {f for r in old for f in r.get("files", {})} - set(entry["files"]):
-        path = os.path.join(out_dir, name)
-        if os.path.dirname(os.path.normpath(name)) == "" and os.path.isfile(path):
-            os.remove(path)
-    for name in entry["files"]:
-        os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-    write_manifest(out_dir, [r for r in runs if r.get("prefix") != entry["prefix"]] + [entry])
+    with interrupts_wait():  # Ctrl-C or SIGTERM waits until files and manifest agree
+        for name in {f for r in old for f in r.get("files", {})} - set(entry["files"]):
+            path = os.path.join(out_dir, name)
+            if os.path.dirname(os.path.normpath(name)) == "" and os.path.isfile(path):
+                os.remove(path)
+        for name in entry["files"]:
+            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+        write_manifest(out_dir, [r for r in runs if r.get("prefix") != entry["prefix"]] + [entry])
 
 
 def changed_in_place(entry, folder):

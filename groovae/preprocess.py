@@ -59,7 +59,12 @@ def _converter(config_name):
 
 
 def _init_worker():
+    import signal
     import groovae.compat  # noqa: F401  (shims before TF)
+    # Ctrl-C reaches the whole process group: the parent alone stops the run (and terminates the pool, with
+    # SIGTERM, which must end a worker quietly rather than raise the parent's Terminated in it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 FileJob = collections.namedtuple("FileJob", "row data_dir window_mode config exact drums")

@@ -25,7 +25,7 @@ from groovae import checkpoints, data, runs  # noqa: E402
 from groovae.device import choose_precision, describe_device, session_config
 from groovae.graphs import TrainGraph, ValidationGraph, summary_values
 from groovae.model import feed, guess_config, model_variables
-from groovae.errors import GroovaeError, Terminated, TrainError
+from groovae.errors import GroovaeError, Terminated, TrainError, terminate_as_interrupt
 from groovae.configs import load_config
 
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
@@ -329,24 +329,6 @@ class TrainingLoop:
         if self.steps_done <= 1:
             return None
         return (self.end_time - self.steady_start - self.validation_seconds) / (self.steps_done - 1)
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM raises Terminated in the training loop (main thread only), so the steps are saved before exiting."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def session_batch_size(session):

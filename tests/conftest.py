@@ -143,3 +143,75 @@ def browser():
     driver.set_script_timeout(60)
     yield driver
     driver.quit()
+
+
+# A groovae command in its own process with one function replaced by a fault: "stall" (touch the marker file,
+# then sleep: the test sends a signal meanwhile) or an errno name such as "ENOSPC" (raise that OSError, as a
+# full disk does), optionally from the Nth call on ("ENOSPC@3").  Real processes, real signals.
+_FAULT_RUNNER = r"""
+import errno, importlib, os, sys, time
+target, fault, marker = sys.argv[1:4]
+fault, _, after = fault.partition("@")
+module_name, name = target.rsplit(".", 1)
+module = importlib.import_module(module_name)
+original, calls = getattr(module, name), []
+
+def faulty(*args, **kwargs):
+    calls.append(1)
+    if len(calls) < int(after or 1):
+        return original(*args, **kwargs)
+    if fault == "stall":
+        open(marker, "w").close()
+        time.sleep(600)
+    code = getattr(errno, fault)
+    path = next((a for a in args if isinstance(a, str)), marker)
+    raise OSError(code, os.strerror(code), path)
+
+setattr(module, name, faulty)
+from groovae import cli
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+
+def start_with_fault(argv, target, fault, marker):
+    """Popen of ``groovae argv`` with ``target`` ('module.function') replaced by ``fault`` (see above); its own
+    process group, as a command started from a terminal (``interrupt`` sends Ctrl-C's SIGINT to all of it)."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, "-c", _FAULT_RUNNER, target, fault, str(marker), *argv], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def run_with_fault(argv, target, fault, marker, timeout=300):
+    """(exit code, stderr) of ``groovae argv`` run to its end with ``target`` failing as ``fault`` says."""
+    proc = start_with_fault(argv, target, fault, marker)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def interrupt(proc, signum, marker, timeout=180):
+    """Waits until ``proc`` stalls (its marker file appears), then sends ``signum`` ('SIGINT': to its process
+    group, as Ctrl-C in a terminal does; 'SIGTERM': to the process, as a scheduler does); returns its stderr."""
+    import signal
+    import time
+    deadline = time.time() + timeout
+    while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(marker), proc.communicate()[1][-3000:]
+    if signum == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(getattr(signal, signum))
+    return proc.communicate(timeout=timeout)[1]
+
+
+def tree(folder):
+    """{relative path: bytes} of every file below ``folder`` (what a fault must leave as it was)."""
+    found = {}
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found

@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from groovae import checkpoints, data, files, generate, manifest, model, synthetic, train
 from groovae.errors import DataError
-from tests.conftest import needs_audio
+from tests.conftest import interrupt, needs_audio, start_with_fault, tree
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,26 @@ def test_failed_run_leaves_no_files(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         generate.generate("groovae_tiny", tiny_model.checkpoint, out, n=3, wav=False, model=tiny_model)
     assert sorted(os.listdir(out)) == before
+
+
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_run_removes_its_staging_and_keeps_the_folder(tiny_run, tmp_path, signum, code):
+    """Ctrl-C (to the whole process group, as a terminal sends it) or SIGTERM while a run writes its files:
+    its staging folder is removed, the folder keeps the earlier run whole, one line, the shell's exit code."""
+    from groovae import cli
+    out = str(tmp_path / "out")
+    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
+            "--no_progress", "--output_dir", out]
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--n", "3", "--seed", "1"], "groovae.plots.save_figure", "stall", marker)
+    err = interrupt(proc, signum, marker)
+    assert proc.returncode == code, err[-2000:]
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"groovae generate: interrupted; nothing written, {out} as before", err[-2000:]
+    assert "Traceback" not in err
+    assert tree(out) == before  # no staging folder, no file of the stopped run, the manifest as it was
 
 
 def test_same_seed_same_grooves_other_seed_other_grooves(tiny_model):

@@ -10,7 +10,7 @@ import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import cli, data, files, gmd, preprocess as pp, preprocess_report, synthetic, windows
-from tests.conftest import GMD_ZIP
+from tests.conftest import GMD_ZIP, interrupt, start_with_fault, tree
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
                "midi_filename", "audio_filename", "duration", "split"]
@@ -497,6 +497,27 @@ def test_kill_9_during_preprocess_leaves_the_old_outputs_whole(gmd_zip, tmp_path
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
     subprocess.run(args + ["--force"], cwd=ROOT, check=True, capture_output=True, timeout=300)  # and it recovers
     assert sorted(os.listdir(out)) == sorted(before)
+
+
+@pytest.mark.parametrize("signum, code, stage", [
+    ("SIGINT", 130, "groovae.data.save_tensors"), ("SIGTERM", 143, "groovae.data.save_tensors"),
+    ("SIGINT", 130, "groovae.preprocess.process_file"), ("SIGTERM", 143, "groovae.preprocess.process_file")])
+def test_an_interrupted_rebuild_removes_its_staging_and_keeps_the_old_outputs(gmd_zip, tmp_path, signum, code,
+                                                                             stage):
+    """Ctrl-C (to the process group, workers included) or SIGTERM while the workers convert files or while the
+    staging folder is written: the staging folder is gone, the earlier outputs whole, one line, exit 130/143."""
+    out = str(tmp_path / "data" / "gmd")
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "2"]
+    assert cli.main(argv) == 0
+    before = tree(tmp_path / "data")
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--force"], stage, "stall", marker)
+    err = interrupt(proc, signum, marker)
+    assert proc.returncode == code, err[-2000:]
+    assert err.strip().splitlines()[-1] == f"groovae preprocess: interrupted; nothing written, {out} as before"
+    assert "Traceback" not in err, err[-2000:]
+    assert tree(tmp_path / "data") == before  # and no staging or .old folder beside it
 
 
 def test_other_files_in_the_output_folder_survive_a_rebuild(gmd_zip, processed, tmp_path):
