@@ -363,6 +363,9 @@ def main(argv=None):
     from groovae.errors import GroovaeError, Terminated, terminate_as_interrupt
     try:
         with terminate_as_interrupt():
+            if getattr(args, "output_dir", None):  # before any work: a file where the folder should go
+                from groovae import files
+                files.check_folder(args.output_dir)
             args.run(args)
     except GroovaeError as e:  # expected: one line; anything else is a bug and keeps its traceback
         print(f"groovae {args.command}: error: {e}", file=sys.stderr)

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 
-from groovae.errors import DataError, interrupts_wait
+from groovae.errors import DataError, RequestError, interrupts_wait
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")  # downloads and extracted archives
 
@@ -40,6 +40,22 @@ def _umask_by_setting():
 
 
 _UMASK_AT_IMPORT = _umask_by_setting()  # once, at import: the fallback where /proc is unavailable
+
+
+def check_folder(path, flag="--output_dir"):
+    """RequestError naming ``path`` unless it is a folder or can be made one (no file where it or a parent goes)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        where = "is a file" if probe == os.path.abspath(path) else f"{probe} is a file, so no folder can be made there"
+        raise RequestError(f"{path}: {where}; {flag} must be a folder")
+
+
+def make_folder(path, flag="--output_dir"):
+    """Makes the folder ``path`` (and its parents) if missing; one line if a file is in the way."""
+    check_folder(path, flag)
+    os.makedirs(path, exist_ok=True)
 
 
 @contextlib.contextmanager
@@ -75,6 +91,7 @@ def atomic_directory(dest, carry_over=False):
     fail, they wait in the ``.old`` folder beside it, never deleted).
     """
     parent = os.path.dirname(os.path.abspath(dest))
+    check_folder(dest)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
     old = None

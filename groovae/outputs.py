@@ -68,7 +68,7 @@ def record_run(out_dir, entry, write):
     """Writes a run's files with ``write(staging)`` (returns their names), then moves them into
     ``out_dir`` and records ``entry`` + their sha256 in its manifest.  Files appear only when all
     of them were written: a failure leaves ``out_dir`` as it was.  Returns the recorded entry."""
-    os.makedirs(out_dir, exist_ok=True)
+    files.make_folder(out_dir)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
         written = write(staging)
         entry = dict(entry, files={f: files.sha256_of(os.path.join(staging, f)) for f in written},

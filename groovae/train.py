@@ -21,7 +21,7 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from groovae import checkpoints, data, runs  # noqa: E402
+from groovae import checkpoints, data, files, runs  # noqa: E402
 from groovae.device import choose_precision, describe_device, session_config
 from groovae.graphs import TrainGraph, ValidationGraph, summary_values
 from groovae.model import feed, guess_config, model_variables
@@ -163,6 +163,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     """
     check_numbers(num_steps=num_steps, validate_every=validate_every, checkpoint_every_secs=checkpoint_every_secs,
                   summary_every=summary_every, seed=seed)
+    files.check_folder(run_dir, "--run_dir")
     config = load_config(config_name, hparams)
     tensors, validation, train_path = load_training_data(data_path, validation_path)
     resuming = runs.newest_checkpoint(run_dir)
