@@ -20,13 +20,15 @@ def _diagnosis(result):
     if result["error"]:
         return "unreadable", result["error"]
     name = result["file"]
+    # The meter first: bars are counted in its own beats (a 12/8 bar is 12 of them), so a long 12/8 file
+    # would look "too short", and no length would make it fit the converter's 16 sixteenth steps per bar.
+    if result["time_signature"] not in ("", "4-4"):
+        signature = result["time_signature"].replace("-", "/").replace(",", ", ")
+        return "not 4/4", f"{name}: time signature {signature}; the model's bars are 4/4 (16 sixteenth steps)"
     if result["windows"] == 0:
         bars = (f"{result['bars']} bar{'s' if result['bars'] != 1 else ''}" if result["bars"] is not None
                 else "no whole bars")
         return "too short", f"{name}: {bars}; a window is {SPLIT_BARS} bars"
-    if result["time_signature"] not in ("", "4-4"):  # the converter wants 16 steps per bar
-        signature = result["time_signature"].replace("-", "/").replace(",", ", ")
-        return "not 4/4", f"{name}: time signature {signature}; the model's bars are 4/4 (16 sixteenth steps)"
     windows_cut = f"{result['windows']} window{'s' if result['windows'] != 1 else ''}"
     return "no converter tensors", (f"{name}: {windows_cut} cut, none kept by the converter (it needs notes into "
                                     f"the last bar, one tempo and one 4/4 time signature per window)")

@@ -121,6 +121,26 @@ def test_every_file_without_windows_has_one_reason(plain):
         assert json.load(f)["rejected"] == report["rejected"]
 
 
+@pytest.mark.parametrize("numerator, denominator", [(12, 8), (6, 8)])
+def test_a_compound_meter_is_not_4_4_rather_than_too_short(tmp_path, numerator, denominator):
+    """8 bars' worth of notes in 12/8 (or 6/8): counted in the meter's own beats they would be '3 bars', too
+    short; the reason is the meter, in preprocess's report and in the your-beat commands alike."""
+    from groovae import beat
+    folder = tmp_path / "jigs"
+    folder.mkdir()
+    jig = _groove(9, bars=8)
+    jig.time_signature_changes = [pretty_midi.TimeSignature(numerator, denominator, 0.0)]
+    jig.write(str(folder / "jig.mid"))
+    report = pp.preprocess(str(folder), str(tmp_path / "out"), config="groovae_tiny", workers=1, progress=False)
+    [rejected] = report["rejected"]
+    assert rejected["reason"] == "not 4/4"
+    assert rejected["detail"] == f"jig.mid: time signature {numerator}/{denominator}; the model's bars are 4/4 " \
+                                 "(16 sixteenth steps)"
+    with pytest.raises(beat.GenerateError, match=f"jig.mid: time signature {numerator}/{denominator}; the models' "
+                                                 "bars are 4/4"):
+        beat.read_beat(str(folder / "jig.mid"))
+
+
 def test_tempo_and_split_come_from_the_file_and_its_path(plain):
     out, _ = plain
     bpm = {}
