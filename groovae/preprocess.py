@@ -248,6 +248,7 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
             report["corpus"] = {"split_ratios": list(corpus.parse_ratios(split_ratios)),
                                 "split_csv": os.path.basename(split_csv or corpus.SPLIT_CSV) if chosen else None,
                                 "files_from_split_csv": chosen}
+        report["warnings"] = preprocess_report.empty_split_warnings(report)
         report.update(drum_map=os.path.basename(drum_map) if drum_map else None, drum_channel=drum_channel,
                       inputs=inputs)
         files.atomic_write(os.path.join(staging, "report.json"),

@@ -108,7 +108,31 @@ def format_report(report):
                                                   if c["split_csv"] else ""))
     if not report["splits"]["train"]["tensors"]:
         lines.append("no training windows: the reasons above say why (report.json names every file)")
+    lines += [f"warning: {line}" for line in report.get("warnings", [])]
     return "\n".join(lines)
+
+
+EMPTY_SPLIT_MEANS = {"validation": "train runs without validation (no validation loss to watch)",
+                     "test": "evaluate and `groovae windows --split test` have nothing to use"}
+
+
+def empty_split_warnings(report):
+    """One line per empty validation or test split of a corpus of own MIDI, saying what to do.
+
+    A small corpus split by path hash can leave one empty (10 % of 5 files is
+    none); the GMD's own split never does.  An empty train split has its own
+    line in format_report.
+    """
+    if not report.get("corpus"):
+        return []
+    lines = []
+    for split, means in EMPTY_SPLIT_MEANS.items():
+        counts = report["splits"][split]
+        if not counts["tensors"] and report["totals"]["tensors"]:
+            lines.append(f"the {split} split is empty ({counts['files']} of {report['totals']['files']} files, "
+                         f"no windows): {means}; give it files with --split_ratios (e.g. 0.6,0.2,0.2) or a "
+                         f"file,split CSV (--split_csv, or split.csv in the folder)")
+    return lines
 
 
 # ---------------------------------------------------------------- the stage
