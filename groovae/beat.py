@@ -203,7 +203,7 @@ def beat_run(mode, model, path, out_dir, n=4, temperature=0.5, seed=0, like=None
     performances, _ = play(model, beat, 1 if like else n, temperature, seed, reference, window)
     inputs = [(path, "input")] + ([(like, "like")] if like else [])
     checkpoint_hash = checkpoints.checkpoint_sha256(model.checkpoint)
-    drums = {"drum_map": sorted(drum_map.items()) if drum_map else None, "drum_channel": drum_channel}
+    drums = data.drums_record(drum_map, drum_channel)
     prefix = prefix or run_prefix(mode, temperature, seed, {
         "config": model.config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash, "n": n,
         "window": window, "inputs": [files.sha256_of(p) for p, _ in inputs], **drums})
@@ -244,8 +244,6 @@ def regenerate(entry, out_dir, manifest_dir, model):
         if not os.path.isfile(path) or files.sha256_of(path) != record["sha256"]:
             raise GenerateError(f"{path}: input missing or changed since the manifest was written")
         paths[record["role"]], names[record["role"]] = path, record.get("name")
-    drum_map = dict(entry["drum_map"]) if entry.get("drum_map") else None
     return beat_run(entry["mode"], model, paths["input"], out_dir, entry["n"], entry["temperature"], entry["seed"],
                     like=paths.get("like"), window=entry.get("window"), source=None, wav=entry["wav"],
-                    png=entry["png"], drum_map={int(k): v for k, v in drum_map.items()} if drum_map else None,
-                    drum_channel=entry.get("drum_channel"), prefix=entry["prefix"], names=names)
+                    png=entry["png"], prefix=entry["prefix"], names=names, **data.drums_of_record(entry))

@@ -62,6 +62,7 @@ def _add_preprocess(sub):
 
 
 def drum_options(p):
+    """--drum_map and --drum_channel: which notes of a MIDI file are drums (preprocess, generate's inputs, your beat)."""
     p.add_argument("--drum_map", default=None,
                    help="CSV of pitch,class rows mapping your kit's pitches onto the 9 drum classes "
                         "(overrides the default map for the pitches it lists; see README)")
@@ -130,14 +131,15 @@ def _resolve_model(args):
 
 
 def _generate(args):
-    from groovae import checkpoints, generate
+    from groovae import checkpoints, data, generate
+    drums = data.drum_options(args.drum_map, args.drum_channel)  # bad flags: one line before the model loads
     prefix, config, hparams = _resolve_model(args)
     spec = args.checkpoint or ("private" if args.run_dir else "public")
     entry = generate.generate(config, prefix, args.output_dir, args.mode, n=args.n,
                               temperature=args.temperature, seed=args.seed, inputs=args.inputs,
                               windows=(args.window + [None, None])[:2], steps=args.steps, wav=not args.no_wav,
                               png=not args.no_png, source=checkpoints.requested_source(spec, args.public_url),
-                              hparams=hparams or None)
+                              hparams=hparams or None, **drums)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
     refresh_page(args.output_dir, "generate")
@@ -150,6 +152,7 @@ def _add_generate(sub):
     p.add_argument("--inputs", nargs="*", default=[], help="drum MIDI file(s): 2 to interpolate, 1 to reconstruct")
     p.add_argument("--window", type=int, nargs="*", default=[], help="4-bar window index per input file")
     p.add_argument("--steps", type=int, default=5, help="interpolation steps")
+    drum_options(p)
     p.add_argument("--output_dir", required=True)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.5)

@@ -30,10 +30,10 @@ def slerp(a, b, t):
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
-def groove_windows(path, converter):
-    """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file."""
+def groove_windows(path, converter, drum_map=None, drum_channel=None):
+    """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file (data.drum_midi's drum options)."""
     try:
-        sequence = data.read_drum_midi(path).sequence
+        sequence = data.read_drum_midi(path, drum_map, drum_channel).sequence
     except data.DataError as e:
         raise GenerateError(str(e)) from None
     if not sequence.notes:
@@ -47,9 +47,9 @@ def groove_windows(path, converter):
     return tensors
 
 
-def pick_window(path, converter, window=None):
+def pick_window(path, converter, window=None, drum_map=None, drum_channel=None):
     """The one 4-bar window of ``path`` to use; a clear message if there are 0 or several."""
-    windows = groove_windows(path, converter)
+    windows = groove_windows(path, converter, drum_map, drum_channel)
     if len(windows) == 0:
         raise GenerateError(f"{path}: no 4-bar window (shorter than 4 bars or no hits)")
     if window is None:
@@ -151,15 +151,18 @@ def windows_command(entry):
 
 
 def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0.5, seed=0, inputs=(),
-             windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None):
+             windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None,
+             drum_map=None, drum_channel=None):
     """One generation run: grooves + its entry in ``out_dir``/manifest.json; returns the entry.
 
     ``inputs`` are MIDI paths (two for interpolate, one for reconstruct) and
     ``windows`` the 4-bar window to use in each; ``source`` is how the
     checkpoint was asked for ('public', a URL; else its path is recorded
-    relative to ``out_dir``).  File names carry the settings and a short id of
-    checkpoint and inputs, so runs never overwrite each other; a rerun of the
-    same run replaces its earlier files.  Files appear only when all of them
+    relative to ``out_dir``).  ``drum_map`` ({pitch: class}, data.read_drum_map)
+    and ``drum_channel`` say which notes of the inputs are drums, as in
+    preprocess.  File names carry the settings and a short id of checkpoint
+    and inputs, so runs never overwrite each other; a rerun of the same run
+    replaces its earlier files.  Files appear only when all of them
     were written: a failure leaves ``out_dir`` as it was.
     """
     if mode not in MODES:
@@ -169,7 +172,10 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     needed = {"sample": 0, "interpolate": 2, "reconstruct": 1}[mode]
     if len(inputs) != needed:
         raise GenerateError(f"mode {mode} takes {needed} input MIDI file(s), got {len(inputs)}")
-    grooves = [pick_window(path, model.converter, w) for path, w in zip(inputs, windows)]
+    drums = data.drums_record(drum_map, drum_channel) if drum_map or drum_channel else {}  # recorded when given
+    if drums and not inputs:
+        raise GenerateError("--drum_map/--drum_channel say how to read input MIDI files; sample mode has none")
+    grooves = [pick_window(path, model.converter, w, drum_map, drum_channel) for path, w in zip(inputs, windows)]
     if mode == "sample":
         tensors = sample(model, n, temperature, seed)
     elif mode == "interpolate":
@@ -181,12 +187,13 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
                       "sha256": files.sha256_of(p), "window": w} for p, w in zip(inputs, windows)]
     prefix = prefix or run_prefix(mode, temperature, seed, {
         "config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
-        "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None})
+        "inputs": [(i["sha256"], i["window"]) for i in input_records], "steps": steps if mode == "interpolate" else None,
+        **drums})
     wav, no_wav_reason = audio_choice(wav)
     entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
              "checkpoint": checkpoints.portable_name(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
              "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
-             "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
+             "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records, **drums,
              "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
     return record_run(out_dir, entry, lambda staging: write_outputs(model.converter, tensors, staging, prefix, wav, png))
 
@@ -213,4 +220,4 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
     return generate(entry["config"], prefix, out_dir, entry["mode"], n=entry["n"], temperature=entry["temperature"],
                     seed=entry["seed"], inputs=inputs, windows=[i["window"] for i in entry["inputs"]] or (None, None),
                     steps=entry["steps"] or 5, prefix=entry["prefix"], wav=entry["wav"], png=entry["png"],
-                    source=source, hparams=entry.get("hparams") or None)
+                    source=source, hparams=entry.get("hparams") or None, **data.drums_of_record(entry))

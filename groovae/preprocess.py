@@ -304,11 +304,9 @@ def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, sp
     for path in (__file__, preprocess_report.__file__, data.__file__, gmd.__file__, corpus.__file__, windows.__file__,
                  config_path(config)):
         code_hash.update(files.sha256_of(path).encode())
-    drums = drums or {}
-    drum_map = drums.get("drum_map")
     return {"data_sha256": data_hash.hexdigest(), "files": len(rows), "window_mode": window_mode,
             "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest(),
-            "drum_map": sorted(drum_map.items()) if drum_map else None, "drum_channel": drums.get("drum_channel")}
+            **data.drums_record(**(drums or {}))}
 
 
 def up_to_date_report(out_dir, inputs):

@@ -154,6 +154,41 @@ def test_interpolate_and_reconstruct(tiny_model, four_bar_midi, tmp_path):
     assert list(entry["files"]) == [entry["prefix"] + "_00.mid"] and entry["prefix"].startswith("recon_t0.5_s0_")
 
 
+def test_inputs_on_another_channel_or_kit_read_with_drum_channel_and_drum_map(tiny_run, four_bar_midi, tmp_path,
+                                                                              capsys):
+    """The same groove on MIDI channel 1, or on a kit's own pitches: refused as preprocess refuses it, read with
+    --drum_channel / --drum_map into the same grooves, recorded so that regenerate reads it alike."""
+    from groovae import cli
+    from groovae.gmd import DRUM_CLASSES
+    channel1, kit = pretty_midi.PrettyMIDI(four_bar_midi["a"]), pretty_midi.PrettyMIDI(four_bar_midi["a"])
+    channel1.instruments[0].is_drum = False
+    channel1.write(str(tmp_path / "channel1.mid"))
+    pitches = sorted({n.pitch for n in kit.instruments[0].notes})
+    for note in kit.instruments[0].notes:
+        note.pitch = 60 + pitches.index(note.pitch)
+    kit.write(str(tmp_path / "kit.mid"))
+    (tmp_path / "kit.csv").write_text("".join(f"{60 + k},{DRUM_CLASSES[data.default_drum_map()[p]]}\n"
+                                              for k, p in enumerate(pitches)))
+    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--mode",
+            "reconstruct", "--no_wav", "--no_png", "--no_progress"]
+    out = str(tmp_path / "out")
+    assert cli.main(argv + ["--inputs", four_bar_midi["a"], "--output_dir", out]) == 0
+    assert cli.main(argv + ["--inputs", str(tmp_path / "channel1.mid"), "--output_dir", out]) == 2
+    assert "channel1.mid: no drum notes" in capsys.readouterr().err
+    assert cli.main(argv + ["--inputs", str(tmp_path / "channel1.mid"), "--drum_channel", "1", "--output_dir", out]) == 0
+    assert cli.main(argv + ["--inputs", str(tmp_path / "kit.mid"), "--drum_map", str(tmp_path / "kit.csv"),
+                            "--output_dir", out]) == 0
+    runs = manifest.read_manifest(out)
+    grooves = [open(os.path.join(out, f"{r['prefix']}_00.mid"), "rb").read() for r in runs]
+    assert len({r["prefix"] for r in runs}) == 3 and grooves[1] == grooves[0] == grooves[2]
+    assert runs[1]["drum_channel"] == 1 and runs[2]["drum_map"] and "drum_map" not in runs[0]
+    for entry in runs[1:]:
+        assert generate.regenerate(entry, str(tmp_path / "again"), out)["files"] == entry["files"]
+    assert cli.main([a for a in argv if a not in ("--mode", "reconstruct")] + ["--drum_channel", "1", "--output_dir",
+                                                                             out]) == 2
+    assert "sample mode has none" in capsys.readouterr().err
+
+
 def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny_model, tiny_tensors_path, tmp_path):
     from groovae import cli
     from groovae.metrics import split_groove
