@@ -70,6 +70,15 @@ class Terminated(BaseException):
     exit_code = 143
 
 
+def tf_problem(error):
+    """The line of a TensorFlow OpError that says what went wrong (its message also holds the graph's traceback)."""
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()]
+    for k, line in enumerate(lines[:-1]):
+        if line.startswith("Node:"):  # "Graph execution error: ... Node: 'save/RestoreV2' / <the problem>"
+            return lines[k + 1][:300]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
 def _main_thread():
     return threading.current_thread() is threading.main_thread()  # Python runs signal handlers there only
 

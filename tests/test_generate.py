@@ -301,6 +301,39 @@ def test_corrupt_checkpoint_and_wrong_config(tiny_run, tiny_tensors_path, tmp_pa
         generate.sample(model.GrooveModel("groovae_tiny_hier", prefix), n=1)  # checked when the graph is built
 
 
+def test_a_checkpoint_that_fails_to_restore_is_one_line_and_leaves_no_session_open(tiny_run, tmp_path,
+                                                                                   monkeypatch):
+    """Its .data file cut short (the index, which the config check reads, intact): GrooveModel and ModelPass
+    (evaluate's pass) say so in one line and close every TensorFlow session they opened."""
+    run_dir, _ = tiny_run
+    prefix = checkpoints.newest_checkpoint(run_dir)
+    broken = str(tmp_path / os.path.basename(prefix))
+    for name in os.listdir(run_dir):
+        if name.startswith(os.path.basename(prefix) + "."):
+            shutil.copy(os.path.join(run_dir, name), tmp_path / name)
+            if ".data-" in name:
+                with open(tmp_path / name, "r+b") as f:
+                    f.truncate(100)
+    opened = []
+
+    class CountedSession(tf.Session):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+        def close(self):
+            super().close()
+            if self in opened:
+                opened.remove(self)
+    monkeypatch.setattr(tf, "Session", CountedSession)
+    groove_model = model.GrooveModel("groovae_tiny", broken)
+    with pytest.raises(generate.GenerateError, match=r"model.ckpt-40: cannot restore the checkpoint \(OutOfRangeError"):
+        generate.sample(groove_model, n=1)
+    with pytest.raises(generate.GenerateError, match="cannot restore the checkpoint"):
+        model.ModelPass("groovae_tiny", broken, batch_size=2)
+    assert opened == []
+
+
 def _tar(path, members):
     with tarfile.open(path, "w") as tar:
         for name, payload, kind in members:
