@@ -247,10 +247,12 @@ def _evaluate(args):
             seed=args.seed, batch_size=args.batch_size, hparams=hparams or None, label=label,
             log=None if args.no_progress else (lambda message: print(message, file=sys.stderr))))
         curves[label] = runs.curve_of(prefix)  # a checkpoint in a run dir: its training curve up to its step
-    if args.compare:
-        path = report.write_comparison_report(results, args.output_dir, title=args.title, curves=curves)
-    else:
-        path = report.write_report(results[0], args.output_dir)
+    from groovae.errors import write_errors
+    with write_errors(report.REPORT_KEPT):
+        if args.compare:
+            path = report.write_comparison_report(results, args.output_dir, title=args.title, curves=curves)
+        else:
+            path = report.write_report(results[0], args.output_dir)
     print(path)
 
 
@@ -363,7 +365,7 @@ def interrupted_line(args, interrupt):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from groovae.errors import GroovaeError, Terminated, terminate_as_interrupt
+    from groovae.errors import GroovaeError, Terminated, terminate_as_interrupt, write_failure
     try:
         with terminate_as_interrupt():
             if getattr(args, "output_dir", None):  # before any work: a file where the folder should go
@@ -376,6 +378,12 @@ def main(argv=None):
     except (KeyboardInterrupt, Terminated) as e:  # Ctrl-C or SIGTERM: staging removed; the shell's code for it
         print(f"groovae {args.command}: {interrupted_line(args, e)}", file=sys.stderr)
         return getattr(e, "exit_code", 130)
+    except Exception as e:  # a failed write the stage did not name (the stages say what they kept)
+        failure = write_failure(e)
+        if failure is None:
+            raise
+        print(f"groovae {args.command}: error: {failure[0]}: cannot write ({failure[1]})", file=sys.stderr)
+        return 2
     return 0
 
 

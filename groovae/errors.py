@@ -1,13 +1,18 @@
 """Expected failures, each with a message naming the file or setting and the problem; and interrupts.
 
 The CLI prints a GroovaeError as one line and exits 2; any other exception is
-a bug and keeps its traceback.  SIGTERM becomes an exception like Ctrl-C's
+a bug and keeps its traceback.  A write that fails (a full disk, an I/O
+error; Python's OSError or TensorFlow's error for it) becomes a WriteError
+naming the path and what the stage kept (``write_errors``).  SIGTERM becomes an exception like Ctrl-C's
 KeyboardInterrupt (``terminate_as_interrupt``), so that every stage removes
 its staging on either; the few steps that put a run's outputs in place make an
 interrupt wait until they are done (``interrupts_wait``).
 """
 import contextlib
+import errno
+import os
 import signal
+import sys
 import threading
 
 
@@ -64,6 +69,10 @@ class AudioError(GroovaeError):
     """WAV rendering is impossible here; the message says what to install."""
 
 
+class WriteError(GroovaeError):
+    """A write that failed (full disk, I/O error): the message names the path and what was kept."""
+
+
 class Terminated(BaseException):
     """SIGTERM (a scheduler, a runtime shutting down) turned into an exception, like KeyboardInterrupt for
     SIGINT: not an error, so not a GroovaeError; the CLI exits with the shell's 143."""
@@ -77,6 +86,37 @@ def tf_problem(error):
         if line.startswith("Node:"):  # "Graph execution error: ... Node: 'save/RestoreV2' / <the problem>"
             return lines[k + 1][:300]
     return (lines[0] if lines else type(error).__name__)[:300]
+
+
+# A write failing with one of these is the disk's or the folder's problem, not a bug: one line, not a traceback.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
+
+
+def write_failure(error):
+    """(path, reason) of a failed write: an OSError with one of WRITE_ERRNOS, or TensorFlow's error for one
+    (its message ends '<path>; No space left on device'); None for any other error."""
+    if isinstance(error, OSError):
+        return (error.filename, error.strerror) if error.errno in WRITE_ERRNOS else None
+    tf = sys.modules.get("tensorflow")  # no TensorFlow loaded: none of its errors can be here
+    if tf is None or not isinstance(error, tf.errors.OpError):
+        return None
+    path, _, reason = tf_problem(error).rpartition("; ")
+    return (path, reason) if reason in {os.strerror(code) for code in WRITE_ERRNOS} else None
+
+
+@contextlib.contextmanager
+def write_errors(kept):
+    """A failed write in the block as one WriteError line: the path, why, and ``kept``, what the stage kept
+    (a callable is asked when it happens)."""
+    try:
+        yield
+    except Exception as e:
+        failure = write_failure(e)
+        if failure is None:
+            raise
+        path, reason = failure
+        raise WriteError(f"{path or '(unnamed file)'}: cannot write ({reason}); "
+                         f"{kept() if callable(kept) else kept}") from None
 
 
 def _main_thread():

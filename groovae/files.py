@@ -69,10 +69,19 @@ def atomic_path(path):
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        if e.filename:
+            raise
+        raise OSError(e.errno, e.strerror, path) from None  # a full disk met on flush or close names no file
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def atomic_write(path, write_fn, mode="wb"):

@@ -14,7 +14,7 @@ import tempfile
 import numpy as np
 
 from groovae import audio, checkpoints, files
-from groovae.errors import GenerateError
+from groovae.errors import GenerateError, write_errors
 from groovae.manifest import package_versions, replace_run
 
 NO_WAV_ASKED = "not asked for (--no_wav)"
@@ -69,7 +69,8 @@ def record_run(out_dir, entry, write):
     ``out_dir`` and records ``entry`` + their sha256 in its manifest.  Files appear only when all
     of them were written: a failure leaves ``out_dir`` as it was.  Returns the recorded entry."""
     files.make_folder(out_dir)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
+    with write_errors(f"nothing written, {out_dir} as before"), \
+            tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
         written = write(staging)
         entry = dict(entry, files={f: files.sha256_of(os.path.join(staging, f)) for f in written},
                      versions=package_versions())

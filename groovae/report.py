@@ -9,6 +9,9 @@ from groovae import checkpoints, files, plots
 from groovae.errors import RequestError
 from groovae.metrics import ACTIVE_UNIT_THRESHOLD, GREEDY_TEMPERATURE, HISTOGRAM_BINS
 
+# A report is written file by file, each one whole: what a failed write leaves.
+REPORT_KEPT = "the report's files written before it are new, the others as they were: free space and rerun"
+
 
 def _fmt(value, digits=3):
     if value is None or (isinstance(value, float) and math.isnan(value)):

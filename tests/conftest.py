@@ -146,15 +146,25 @@ def browser():
 
 
 # A groovae command in its own process with one function replaced by a fault: "stall" (touch the marker file,
-# then sleep: the test sends a signal meanwhile) or an errno name such as "ENOSPC" (raise that OSError, as a
-# full disk does), optionally from the Nth call on ("ENOSPC@3").  Real processes, real signals.
+# then sleep: the test sends a signal meanwhile), an errno name such as "ENOSPC" (raise that OSError, as a full
+# disk does) or "fsize" (the process's file size limit drops to 1 byte while the function runs, so that every
+# write it makes, TensorFlow's included, really fails: EFBIG, "File too large"); from the Nth call on with "@N"
+# ("ENOSPC@3").  The target is 'module.function' or 'module.Class.method'.  Real processes, real signals.
 _FAULT_RUNNER = r"""
-import errno, importlib, os, sys, time
+import errno, importlib, os, resource, signal, sys, time
 target, fault, marker = sys.argv[1:4]
 fault, _, after = fault.partition("@")
-module_name, name = target.rsplit(".", 1)
-module = importlib.import_module(module_name)
-original, calls = getattr(module, name), []
+parts = target.split(".")
+for k in range(len(parts) - 1, 0, -1):
+    try:
+        owner = importlib.import_module(".".join(parts[:k]))
+        break
+    except ImportError:
+        continue
+for part in parts[k:-1]:
+    owner = getattr(owner, part)
+name = parts[-1]
+original, calls = getattr(owner, name), []
 
 def faulty(*args, **kwargs):
     calls.append(1)
@@ -163,11 +173,19 @@ def faulty(*args, **kwargs):
     if fault == "stall":
         open(marker, "w").close()
         time.sleep(600)
+    if fault == "fsize":
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel's signal ends the process
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, limits[1]))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
     code = getattr(errno, fault)
     path = next((a for a in args if isinstance(a, str)), marker)
     raise OSError(code, os.strerror(code), path)
 
-setattr(module, name, faulty)
+setattr(owner, name, faulty)
 from groovae import cli
 sys.exit(cli.main(sys.argv[4:]))
 """

@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from groovae import checkpoints, data, files, generate, manifest, model, synthetic, train
 from groovae.errors import DataError
-from tests.conftest import interrupt, needs_audio, start_with_fault, tree
+from tests.conftest import interrupt, needs_audio, run_with_fault, start_with_fault, tree
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +132,26 @@ def test_an_interrupted_run_removes_its_staging_and_keeps_the_folder(tiny_run, t
     assert lines[-1] == f"groovae generate: interrupted; nothing written, {out} as before", err[-2000:]
     assert "Traceback" not in err
     assert tree(out) == before  # no staging folder, no file of the stopped run, the manifest as it was
+
+
+@pytest.mark.parametrize("target, fault, reason", [
+    ("groovae.plots.save_figure", "fsize@2", "File too large"),  # a real failed write, met on flush
+    ("groovae.files.atomic_write", "ENOSPC", "No space left on device")])
+def test_a_full_disk_is_one_line_naming_the_file_and_the_folder_keeps_the_earlier_run(tiny_run, tmp_path, target,
+                                                                                     fault, reason):
+    from groovae import cli
+    out = str(tmp_path / "out")
+    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
+            "--no_progress", "--output_dir", out]
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    code, err = run_with_fault(argv + ["--n", "3", "--seed", "1"], target, fault, tmp_path / "marker")
+    assert code == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"groovae generate: error: {re.escape(out)}/\S+\.(png|mid): cannot write \({reason}\); "
+                        rf"nothing written, {re.escape(out)} as before", last), last
+    assert "Traceback" not in err
+    assert tree(out) == before
 
 
 def test_same_seed_same_grooves_other_seed_other_grooves(tiny_model):

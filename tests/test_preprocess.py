@@ -10,7 +10,7 @@ import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import cli, data, files, gmd, preprocess as pp, preprocess_report, synthetic, windows
-from tests.conftest import GMD_ZIP, interrupt, start_with_fault, tree
+from tests.conftest import GMD_ZIP, interrupt, run_with_fault, start_with_fault, tree
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
                "midi_filename", "audio_filename", "duration", "split"]
@@ -518,6 +518,24 @@ def test_an_interrupted_rebuild_removes_its_staging_and_keeps_the_old_outputs(gm
     assert err.strip().splitlines()[-1] == f"groovae preprocess: interrupted; nothing written, {out} as before"
     assert "Traceback" not in err, err[-2000:]
     assert tree(tmp_path / "data") == before  # and no staging or .old folder beside it
+
+
+@pytest.mark.parametrize("target, fault, reason", [
+    ("groovae.preprocess.write_tfrecord", "fsize", "File too large"),  # TensorFlow's TFRecordWriter really fails
+    ("groovae.data.save_tensors", "ENOSPC@2", "No space left on device")])
+def test_a_full_disk_is_one_line_and_the_old_outputs_stay_whole(gmd_zip, tmp_path, target, fault, reason):
+    out = str(tmp_path / "data" / "gmd")
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    assert cli.main(argv) == 0
+    before = tree(tmp_path / "data")
+    code, err = run_with_fault(argv + ["--force"], target, fault, tmp_path / "marker")
+    assert code == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"groovae preprocess: error: {out}.") and ".tmp/" in last, last  # in the staging folder
+    assert last.endswith(f": cannot write ({reason}); nothing written, {out} as before"), last
+    assert "Traceback" not in err
+    assert tree(tmp_path / "data") == before
 
 
 def test_other_files_in_the_output_folder_survive_a_rebuild(gmd_zip, processed, tmp_path):
