@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 
+from groovae import staging
 from groovae.errors import DataError, RequestError, interrupts_wait
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")  # downloads and extracted archives
@@ -97,34 +98,50 @@ def atomic_directory(dest, carry_over=False):
     A reader finds the old folder or the new one, never a mix of the two.
     ``carry_over`` then moves entries of the old folder that the new one
     lacks into it (files that are not ours stay in the folder; should that
-    fail, they wait in the ``.old`` folder beside it, never deleted).
+    fail, they wait in the ``.old`` folder beside it, never deleted, until
+    the next run moves them).  What a killed run left beside ``dest`` is
+    cleaned first (``recover_directory``).
     """
     parent = os.path.dirname(os.path.abspath(dest))
     check_folder(dest)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
-    old = None
-    try:
-        yield tmp
-        with interrupts_wait():  # Ctrl-C or SIGTERM during the swap waits for it: old folder or new, whole
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-            if os.path.isdir(dest):
-                old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".old")
-                os.replace(dest, os.path.join(old, "previous"))
-            os.replace(tmp, dest)
-            if old:
-                _carry_over(os.path.join(old, "previous"), dest, carry_over)
-                shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        if old and not os.path.exists(dest):  # the swap failed half-way: put the old folder back
-            os.replace(os.path.join(old, "previous"), dest)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    recover_directory(dest, carry_over)
+    with staging.held(parent, os.path.basename(dest) + ".") as stem:  # held while this run lives
+        tmp, old = stem + staging.TMP, None
+        os.mkdir(tmp)
+        try:
+            yield tmp
+            with interrupts_wait():  # Ctrl-C or SIGTERM during the swap waits for it: old folder or new, whole
+                if os.path.isdir(dest):
+                    old = stem + staging.OLD
+                    os.mkdir(old)
+                    os.replace(dest, os.path.join(old, "previous"))
+                os.replace(tmp, dest)
+                if old:  # should this fail, files not ours wait in .old: the next run moves them (recover_directory)
+                    _carry_over(os.path.join(old, "previous"), dest, carry_over)
+                    shutil.rmtree(old)
+        except BaseException:
+            if old and not os.path.exists(dest):  # the swap failed half-way: put the old folder back
+                os.replace(os.path.join(old, "previous"), dest)
+                os.rmdir(old)
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_directory(dest, carry_over=False):
+    """Cleans what runs killed while writing ``dest`` left beside it (atomic_directory's staging; a live run's
+    stays), first putting back the old folder where a swap was cut short."""
+    def recover(stem):
+        previous = os.path.join(stem + staging.OLD, "previous")
+        if os.path.isdir(previous) and not os.path.exists(dest):
+            os.replace(previous, dest)  # killed between the two renames: the last whole outputs
+        elif os.path.isdir(previous):
+            _carry_over(previous, dest, carry_over)  # killed before files not ours were moved back
+    staging.clean(os.path.dirname(os.path.abspath(dest)), os.path.basename(dest) + ".", recover)
 
 
 def _carry_over(previous, dest, carry_over):
-    """After the swap: entries of the old folder the new one lacks move into it (a failure here leaves them in
-    the .old folder, never deletes them)."""
+    """After the swap: entries of the old folder the new one lacks move into it."""
     if carry_over:
         for name in set(os.listdir(previous)) - set(os.listdir(dest)):
             os.replace(os.path.join(previous, name), os.path.join(dest, name))

@@ -222,6 +222,7 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
         raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
     drums = data.drum_options(drum_map, drum_channel)
     with write_errors(f"nothing written, {out_dir} as before"):  # a full disk (cache or staging): one line
+        files.recover_directory(out_dir, carry_over=True)  # what a killed run left beside it
         data_dir, rows, is_corpus = source_rows(source, cache_dir, allow_unverified, progress, split_ratios,
                                                 split_csv)
         rows = rows[:max_files] if max_files else rows

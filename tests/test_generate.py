@@ -154,6 +154,34 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_folder_keeps_the_earlie
     assert tree(out) == before
 
 
+def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_not(tiny_run, tmp_path):
+    """A run stalled while writing holds its .staging-*.tmp: another run into the folder leaves it alone; once it
+    is killed (-9), the next run removes it, and a staging folder left by a killed older version too."""
+    import signal
+    import time
+    from groovae import cli
+    out = tmp_path / "out"
+    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
+            "--no_progress", "--output_dir", str(out)]
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--n", "3"], "groovae.plots.save_figure", "stall", marker)
+    deadline = time.time() + 180
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    live = sorted(name for name in os.listdir(out) if name.startswith(".staging-"))
+    assert [name.rsplit(".", 1)[1] for name in live] == ["lock", "tmp"], live
+    assert cli.main(argv + ["--seed", "1"]) == 0  # a run beside it
+    assert set(live) <= set(os.listdir(out))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (out / ".staging-0ld_vers").mkdir()  # as tempfile.TemporaryDirectory named them before the locks
+    (out / ".staging-0ld_vers" / "sample_00.mid").write_bytes(b"MThd")
+    assert cli.main(argv + ["--seed", "2"]) == 0
+    runs = manifest.read_manifest(str(out))
+    assert sorted(os.listdir(out)) == sorted(["manifest.json"] + [f for r in runs for f in r["files"]])
+    assert [r["seed"] for r in runs] == [1, 2]
+
+
 def test_same_seed_same_grooves_other_seed_other_grooves(tiny_model):
     a = generate.sample(tiny_model, n=2, temperature=1.0, seed=3)
     b = generate.sample(tiny_model, n=2, temperature=1.0, seed=3)

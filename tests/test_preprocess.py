@@ -538,6 +538,49 @@ def test_a_full_disk_is_one_line_and_the_old_outputs_stay_whole(gmd_zip, tmp_pat
     assert tree(tmp_path / "data") == before
 
 
+def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_not(gmd_zip, tmp_path):
+    """A run stalled while writing its staging folder holds it: a second run beside it leaves it alone.  Once the
+    first is killed (-9), the next run, even one that finds the outputs up to date, removes what it left."""
+    import signal
+    import time
+    data_dir = tmp_path / "data"
+    out = str(data_dir / "gmd")
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    assert cli.main(argv) == 0
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--force"], "groovae.data.save_tensors", "stall", marker)
+    deadline = time.time() + 180
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    live = sorted(set(os.listdir(data_dir)) - {"gmd"})
+    assert [name.rsplit(".", 1)[1] for name in live] == ["lock", "tmp"], live
+    assert cli.main(argv + ["--force"]) == 0  # a run beside it
+    assert sorted(os.listdir(data_dir)) == sorted(["gmd"] + live)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert cli.main(argv) == 0  # up to date, and the killed run's staging is gone
+    assert os.listdir(data_dir) == ["gmd"]
+
+
+def test_a_swap_cut_short_by_a_kill_gets_the_last_outputs_back(gmd_zip, tmp_path, capsys):
+    """kill -9 between atomic_directory's two renames leaves the last whole outputs in <name>.<random>.old and no
+    folder: the next run puts them back (here: finds them up to date)."""
+    data_dir = tmp_path / "data"
+    out = data_dir / "gmd"
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", str(out), "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    assert cli.main(argv) == 0
+    before = tree(out)
+    (data_dir / "gmd.k1ll3d_9.old").mkdir()
+    os.replace(out, data_dir / "gmd.k1ll3d_9.old" / "previous")
+    (data_dir / "gmd.k1ll3d_9.tmp").mkdir()  # the new outputs that never arrived
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "is up to date" in capsys.readouterr().err
+    assert os.listdir(data_dir) == ["gmd"] and tree(out) == before
+
+
 def test_other_files_in_the_output_folder_survive_a_rebuild(gmd_zip, processed, tmp_path):
     _, _, cache = processed
     out = tmp_path / "gmd"
