@@ -12,12 +12,11 @@ import sys
 
 import numpy as np
 
-from groovae import audio, checkpoints, files, staging
+from groovae import audio, checkpoints, files
 from groovae.errors import GenerateError, write_errors
-from groovae.manifest import package_versions, replace_run
+from groovae.manifest import package_versions, replace_run, staged_run
 
 NO_WAV_ASKED = "not asked for (--no_wav)"
-STAGING = ".staging-"  # a run's files before they are put in place: .staging-<random>.tmp in the folder
 
 
 def write_outputs(converter, tensors, out_dir, prefix, wav=True, png=True, stems=None):
@@ -69,9 +68,7 @@ def record_run(out_dir, entry, write):
     ``out_dir`` and records ``entry`` + their sha256 in its manifest.  Files appear only when all
     of them were written: a failure leaves ``out_dir`` as it was.  Returns the recorded entry."""
     files.make_folder(out_dir)
-    staging.clean(out_dir, STAGING, bare=True)  # what runs killed in this folder left (a live run's stays)
-    with write_errors(f"nothing written, {out_dir} as before"), \
-            staging.folder(out_dir, STAGING) as folder:  # gone on success and failure
+    with write_errors(f"nothing written, {out_dir} as before"), staged_run(out_dir) as folder:
         written = write(folder)
         entry = dict(entry, files={f: files.sha256_of(os.path.join(folder, f)) for f in written},
                      versions=package_versions())

@@ -60,7 +60,9 @@ def _try_lock(fd):
 
 
 def clean(parent, prefix, recover=None, bare=False):
-    """Removes what crashed runs left in ``parent``: <prefix><random>.tmp, .old and .lock whose lock is free.
+    """Removes what crashed runs left in ``parent``: <prefix><random>.tmp, .old and .lock whose lock is free
+    (folders, or the temp files of files.atomic_path, which have no lock: clean those only where no live run
+    can be writing them).
 
     ``recover(stem)`` runs first, holding the dead run's lock (e.g. to put
     back a folder a swap had moved away).  ``bare``: a <prefix><random>
@@ -84,7 +86,7 @@ def clean(parent, prefix, recover=None, bare=False):
             if recover:
                 recover(stem)
             for path in [stem + TMP, stem + OLD] + ([stem] if bare else []):
-                shutil.rmtree(path, ignore_errors=True)
+                _remove(path)
             if os.path.exists(stem + LOCK):
                 os.remove(stem + LOCK)
             cleaned.append(stem)
@@ -92,3 +94,11 @@ def clean(parent, prefix, recover=None, bare=False):
             if fd is not None:
                 os.close(fd)
     return cleaned
+
+
+def _remove(path):
+    """Removes a staging folder, or a file (atomic_path's temp files are staging too)."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)

@@ -146,10 +146,11 @@ def browser():
 
 
 # A groovae command in its own process with one function replaced by a fault: "stall" (touch the marker file,
-# then sleep: the test sends a signal meanwhile), an errno name such as "ENOSPC" (raise that OSError, as a full
-# disk does) or "fsize" (the process's file size limit drops to 1 byte while the function runs, so that every
-# write it makes, TensorFlow's included, really fails: EFBIG, "File too large"); from the Nth call on with "@N"
-# ("ENOSPC@3").  The target is 'module.function' or 'module.Class.method'.  Real processes, real signals.
+# then sleep: the test sends a signal meanwhile), "wait" (touch the marker, then run the function once the
+# test creates <marker>.go), "touch" (touch the marker, then run it), an errno name such as "ENOSPC" (raise that
+# OSError, as a full disk does) or "fsize" (the process's file size limit drops to 1 byte while the function
+# runs, so that every write it makes, TensorFlow's included, really fails: EFBIG, "File too large"); from the Nth
+# call on with "@N" ("ENOSPC@3").  The target is 'module.function' or 'module.Class.method'.
 _FAULT_RUNNER = r"""
 import errno, importlib, os, resource, signal, sys, time
 target, fault, marker = sys.argv[1:4]
@@ -170,9 +171,15 @@ def faulty(*args, **kwargs):
     calls.append(1)
     if len(calls) < int(after or 1):
         return original(*args, **kwargs)
-    if fault == "stall":
+    if fault in ("stall", "wait", "touch"):
         open(marker, "w").close()
+    if fault == "stall":
         time.sleep(600)
+    if fault == "wait":
+        while not os.path.exists(marker + ".go"):
+            time.sleep(0.02)
+    if fault in ("wait", "touch"):
+        return original(*args, **kwargs)
     if fault == "fsize":
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel's signal ends the process
         limits = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -208,15 +215,20 @@ def run_with_fault(argv, target, fault, marker, timeout=300):
     return proc.returncode, err
 
 
-def interrupt(proc, signum, marker, timeout=180):
-    """Waits until ``proc`` stalls (its marker file appears), then sends ``signum`` ('SIGINT': to its process
-    group, as Ctrl-C in a terminal does; 'SIGTERM': to the process, as a scheduler does); returns its stderr."""
-    import signal
+def wait_for_marker(proc, marker, timeout=180):
+    """Waits until ``proc`` reaches its fault (the marker file appears); fails with its stderr if it ends first."""
     import time
     deadline = time.time() + timeout
     while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert os.path.exists(marker), proc.communicate()[1][-3000:]
+
+
+def interrupt(proc, signum, marker, timeout=180):
+    """Waits until ``proc`` stalls (its marker file appears), then sends ``signum`` ('SIGINT': to its process
+    group, as Ctrl-C in a terminal does; 'SIGTERM': to the process, as a scheduler does); returns its stderr."""
+    import signal
+    wait_for_marker(proc, marker, timeout)
     if signum == "SIGINT":
         os.killpg(proc.pid, signal.SIGINT)
     else:

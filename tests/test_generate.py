@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from groovae import checkpoints, data, files, generate, manifest, model, synthetic, train
 from groovae.errors import DataError
-from tests.conftest import interrupt, needs_audio, run_with_fault, start_with_fault, tree
+from tests.conftest import interrupt, needs_audio, run_with_fault, start_with_fault, tree, wait_for_marker
 
 
 @pytest.fixture(scope="module")
@@ -158,16 +158,13 @@ def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_n
     """A run stalled while writing holds its .staging-*.tmp: another run into the folder leaves it alone; once it
     is killed (-9), the next run removes it, and a staging folder left by a killed older version too."""
     import signal
-    import time
     from groovae import cli
     out = tmp_path / "out"
     argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
             "--no_progress", "--output_dir", str(out)]
     marker = tmp_path / "stalled"
     proc = start_with_fault(argv + ["--n", "3"], "groovae.plots.save_figure", "stall", marker)
-    deadline = time.time() + 180
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_marker(proc, marker)
     live = sorted(name for name in os.listdir(out) if name.startswith(".staging-"))
     assert [name.rsplit(".", 1)[1] for name in live] == ["lock", "tmp"], live
     assert cli.main(argv + ["--seed", "1"]) == 0  # a run beside it
@@ -180,6 +177,69 @@ def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_n
     runs = manifest.read_manifest(str(out))
     assert sorted(os.listdir(out)) == sorted(["manifest.json"] + [f for r in runs for f in r["files"]])
     assert [r["seed"] for r in runs] == [1, 2]
+
+
+def _generate_argv(tiny_run, out):
+    return ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
+            "--no_progress", "--output_dir", str(out)]
+
+
+def test_two_runs_into_one_folder_at_once_both_get_their_entry(tiny_run, tmp_path):
+    """Two real processes commit into one folder at the same time: the second waits for the first's commit (the
+    folder's lock) and reads its entry, so neither is lost."""
+    out = tmp_path / "out"
+    argv = _generate_argv(tiny_run, out)
+    first, second = tmp_path / "first", tmp_path / "second"
+    a = start_with_fault(argv + ["--seed", "1"], "groovae.manifest.write_manifest", "wait", first)
+    wait_for_marker(a, first)  # a's files are in the folder, its manifest about to be written
+    b = start_with_fault(argv + ["--seed", "2"], "groovae.outputs.replace_run", "touch", second)
+    wait_for_marker(b, second)  # b has written its files and commits them now
+    (tmp_path / "first.go").touch()
+    for proc in (a, b):
+        err = proc.communicate(timeout=300)[1]
+        assert proc.returncode == 0, err[-2000:]
+    runs = manifest.read_manifest(str(out))
+    assert sorted(r["seed"] for r in runs) == [1, 2]
+    assert sorted(os.listdir(out)) == sorted(["manifest.json"] + [f for r in runs for f in r["files"]])
+
+
+def test_a_run_killed_in_its_commit_is_undone_by_the_next_run(tiny_run, tmp_path):
+    """kill -9 after a rerun moved its files in (two replacing the earlier run's, one new) and before its manifest
+    was written: the next run into the folder puts the earlier run's files back and removes the unlisted one."""
+    import signal
+    from groovae import cli
+    out = tmp_path / "out"
+    argv = _generate_argv(tiny_run, out)
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    [earlier] = manifest.read_manifest(str(out))
+    marker = tmp_path / "committing"
+    proc = start_with_fault(argv + ["--n", "3"], "groovae.manifest.write_manifest", "wait", marker)  # same prefix
+    wait_for_marker(proc, marker)
+    assert os.path.exists(out / f"{earlier['prefix']}_02.mid")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert cli.main(argv + ["--seed", "5"]) == 0
+    runs = manifest.read_manifest(str(out))
+    assert runs[0] == earlier and [r["seed"] for r in runs] == [0, 5]
+    after = tree(out)
+    assert {k: v for k, v in after.items() if k not in runs[1]["files"] and k != "manifest.json"} == \
+        {k: v for k, v in before.items() if k != "manifest.json"}
+
+
+def test_a_full_disk_at_the_commit_puts_the_folder_back(tiny_run, tmp_path):
+    """The manifest cannot be written (the commit): the rerun's files, moved in already, go out again and the
+    earlier run's come back."""
+    from groovae import cli
+    out = tmp_path / "out"
+    argv = _generate_argv(tiny_run, out)
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    code, err = run_with_fault(argv + ["--n", "3"], "groovae.manifest.write_manifest", "ENOSPC", tmp_path / "m")
+    assert code == 2, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f"groovae generate: error: {out}: cannot write (No space left on "
+                                            f"device); nothing written, {out} as before")
+    assert tree(out) == before
 
 
 def test_same_seed_same_grooves_other_seed_other_grooves(tiny_model):

@@ -10,7 +10,7 @@ import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import cli, data, files, gmd, preprocess as pp, preprocess_report, synthetic, windows
-from tests.conftest import GMD_ZIP, interrupt, run_with_fault, start_with_fault, tree
+from tests.conftest import GMD_ZIP, interrupt, run_with_fault, start_with_fault, tree, wait_for_marker
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
                "midi_filename", "audio_filename", "duration", "split"]
@@ -542,7 +542,6 @@ def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_n
     """A run stalled while writing its staging folder holds it: a second run beside it leaves it alone.  Once the
     first is killed (-9), the next run, even one that finds the outputs up to date, removes what it left."""
     import signal
-    import time
     data_dir = tmp_path / "data"
     out = str(data_dir / "gmd")
     argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
@@ -550,9 +549,7 @@ def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_n
     assert cli.main(argv) == 0
     marker = tmp_path / "stalled"
     proc = start_with_fault(argv + ["--force"], "groovae.data.save_tensors", "stall", marker)
-    deadline = time.time() + 180
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_marker(proc, marker)
     live = sorted(set(os.listdir(data_dir)) - {"gmd"})
     assert [name.rsplit(".", 1)[1] for name in live] == ["lock", "tmp"], live
     assert cli.main(argv + ["--force"]) == 0  # a run beside it
