@@ -533,3 +533,22 @@ def test_a_tar_checkpoint_is_recorded_by_its_own_path_not_the_cache(tmp_path):
     assert checkpoints.portable_name(str(tar), cached, out) == os.path.join("..", "ckpts", "groovae_4bar.tar")
     assert checkpoints.portable_name(None, cached, out) == os.path.join("..", "cache", "checkpoints", "x", "model.ckpt-5")
     assert checkpoints.portable_name("https://host/x.tar", cached, out) == "https://host/x.tar"
+
+
+@needs_audio
+def test_a_wav_ends_at_most_a_bar_after_the_last_note_with_a_fade(tmp_path):
+    """FluidSynth renders cymbals ringing out, and anything until the file's last event (here a controller 20 s
+    after the last note): the WAV keeps up to one bar (at the file's tempo) after the last note, fading out."""
+    from scipy.io import wavfile
+    from groovae import audio
+    groove = synthetic.make_groove(bars=4, bpm=100.0)
+    last = max(note.end for note in groove.instruments[0].notes)
+    groove.instruments[0].control_changes.append(pretty_midi.ControlChange(7, 100, last + 20.0))
+    groove.write(str(tmp_path / "groove.mid"))
+    rate, samples = wavfile.read(audio.render_wav(str(tmp_path / "groove.mid"), str(tmp_path / "groove.wav")))
+    bar = 4 * 60.0 / 100.0
+    assert last + bar - 0.01 <= len(samples) / rate <= last + bar + 0.01  # the kit rings for longer than a bar
+    fade = int(audio.FADE_SECONDS * rate)
+    level = np.abs(samples.astype(np.float64))
+    assert level[-fade // 10:].max() < 0.1 * level[-2 * fade:-fade].max()  # faded, not cut mid-ring
+    assert level[-1] <= 1 and level.max() > 20000
