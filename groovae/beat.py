@@ -28,14 +28,13 @@ import numpy as np
 from groovae import audio, checkpoints, data, files, plots
 from groovae.errors import GenerateError
 from groovae.model import check_temperature
-from groovae.outputs import audio_choice, record_run, run_prefix, write_grooves
+from groovae.outputs import CONVERTER_QPM, audio_choice, record_run, run_prefix, to_sequence, write_grooves
 
 MODES = {"humanize": "groovae_4bar_humanize", "transfer": "groovae_4bar_hits_control",
          "drumify": "groovae_4bar_tap2drum"}
 TRANSFORMS = {"humanize": "_humanize", "transfer": "_hits_as_controls", "drumify": "_tapify"}  # the converter's flag
 STEPS_PER_BAR, WINDOW_BARS = 16, 4
 WINDOW = STEPS_PER_BAR * WINDOW_BARS
-CONVERTER_QPM = 120.0  # magenta's GrooveConverter writes its NoteSequences at 120 qpm
 TAP_PITCH = 46  # an onset of a rhythm to drumify becomes an open hi-hat note (tapify squashes every drum there)
 MAX_BARS = 1000
 
@@ -119,17 +118,6 @@ def join(windows, starts, steps):
         out[covered:start + WINDOW] = window[covered - start:]
         covered = start + WINDOW
     return out
-
-
-def to_sequence(converter, tensor, bpm):
-    """The NoteSequence of a groove tensor [steps, 27], at the beat's tempo (micro-timing kept as a share of a step)."""
-    sequence = converter.from_tensors(np.asarray(tensor)[None])[0]
-    scale = CONVERTER_QPM / bpm
-    for note in sequence.notes:
-        note.start_time, note.end_time = note.start_time * scale, note.end_time * scale
-    sequence.tempos[0].qpm = bpm
-    sequence.total_time = len(tensor) * 60.0 / bpm / 4
-    return sequence
 
 
 # ---------------------------------------------------------------- the three modes

@@ -12,8 +12,8 @@ import numpy as np
 
 from groovae import checkpoints, data, files
 from groovae.manifest import manifest_path
-from groovae.outputs import (NO_WAV_ASKED, audio_choice, record_run, resolve_recorded_checkpoint, run_prefix,
-                             write_outputs)
+from groovae.outputs import (CONVERTER_QPM, NO_WAV_ASKED, audio_choice, record_run, resolve_recorded_checkpoint,
+                             run_prefix, to_sequence, write_grooves, write_outputs)
 from groovae.errors import GenerateError
 from groovae.model import GrooveModel, check_request, sample
 
@@ -105,10 +105,13 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     """Writes dataset windows (e.g. of the test split) as <name>_window_<index>.mid (+ .wav, .png).
 
     They are real grooves to listen to and to feed ``interpolate`` and
-    ``reconstruct``; ``indices`` picks them, else ``pick_windows``.  The run is
-    recorded in ``out_dir``/manifest.json (mode 'windows': which tensor file,
-    which windows, and each window's source file, first bar and tempo), so the
-    listening page says what they are.  Returns the written file names.
+    ``reconstruct``, each at the tempo it was played at (preprocess's
+    ``bpm``; 120 for a tensor file without it), so its micro-timing is the
+    drummer's in ms; ``indices`` picks them, else ``pick_windows``.  The run
+    is recorded in ``out_dir``/manifest.json (mode 'windows': which tensor
+    file, which windows, and each window's source file, first bar and
+    tempo), so the listening page says what they are.  Returns the written
+    file names.
     """
     from groovae.configs import load_config
     from groovae.metrics import STEPS_PER_BAR
@@ -134,10 +137,12 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     entry = {"mode": "windows", "config": config_name, "data": os.path.basename(tensor_path),
              "data_sha256": data_hash, "bars": tensors["outputs"].shape[1] // STEPS_PER_BAR,
              "seed": seed if picked else None, "n": len(indices), "windows": windows,
-             "prefix": f"{name}_windows_{data_hash[:6]}", "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
+             "prefix": f"{name}_windows_{data_hash[:6]}", "wav": wav, "no_wav_reason": no_wav_reason, "png": png,
+             "as_played": True}  # the MIDI at each window's bpm (before: all at the converter's 120)
     converter = load_config(config_name).data_converter
-    entry = record_run(out_dir, entry, lambda staging: write_outputs(converter, tensors["outputs"][indices], staging,
-                                                                     name, wav, png, stems))
+    grooves = [(stem, to_sequence(converter, tensors["outputs"][i], record.get("bpm") or CONVERTER_QPM),
+                tensors["outputs"][i]) for i, stem, record in zip(indices, stems, windows)]
+    entry = record_run(out_dir, entry, lambda staging: write_grooves(grooves, staging, wav, png))
     return list(entry["files"])
 
 

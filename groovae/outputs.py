@@ -17,12 +17,25 @@ from groovae.errors import GenerateError, write_errors
 from groovae.manifest import package_versions, replace_run, staged_run
 
 NO_WAV_ASKED = "not asked for (--no_wav)"
+CONVERTER_QPM = 120.0  # magenta's GrooveConverter writes its NoteSequences at 120 qpm
 
 
-def write_outputs(converter, tensors, out_dir, prefix, wav=True, png=True, stems=None):
-    """Writes prefix_XX.mid (or <stem>.mid) + .wav, .png per groove tensor; returns the file names."""
-    stems = stems or [f"{prefix}_{i:02d}" for i in range(len(tensors))]
+def write_outputs(converter, tensors, out_dir, prefix, wav=True, png=True):
+    """Writes prefix_XX.mid + .wav, .png per groove tensor (at the converter's 120 bpm); returns the file names."""
+    stems = [f"{prefix}_{i:02d}" for i in range(len(tensors))]
     return write_grooves(zip(stems, converter.from_tensors(np.asarray(tensors)), tensors), out_dir, wav, png)
+
+
+def to_sequence(converter, tensor, bpm):
+    """The NoteSequence of a groove tensor [steps, 27] at ``bpm``: its steps at that tempo, micro-timing kept as a
+    share of a step (so, at the tempo it was played at, the drummer's offsets in ms)."""
+    sequence = converter.from_tensors(np.asarray(tensor)[None])[0]
+    scale = CONVERTER_QPM / bpm
+    for note in sequence.notes:
+        note.start_time, note.end_time = note.start_time * scale, note.end_time * scale
+    sequence.tempos[0].qpm = bpm
+    sequence.total_time = len(tensor) * 60.0 / bpm / 4
+    return sequence
 
 
 def write_grooves(grooves, out_dir, wav=True, png=True):

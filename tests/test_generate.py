@@ -552,3 +552,31 @@ def test_a_wav_ends_at_most_a_bar_after_the_last_note_with_a_fade(tmp_path):
     level = np.abs(samples.astype(np.float64))
     assert level[-fade // 10:].max() < 0.1 * level[-2 * fade:-fade].max()  # faded, not cut mid-ring
     assert level[-1] <= 1 and level.max() > 20000
+
+
+def test_dataset_windows_are_written_at_the_tempo_they_were_played_with_their_timing_in_ms(tmp_path):
+    """A 90 bpm performance through preprocess and `groovae windows`: its window's MIDI is at 90 bpm and every
+    hit where the drummer played it, in ms from the window's first bar line; the listening page says the tempo."""
+    from groovae import listing, preprocess
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    played = synthetic.make_groove(bars=8, bpm=90.0, seed=3)
+    played.write(str(folder / "take.mid"))
+    preprocess.preprocess(str(folder), str(tmp_path / "data"), config="groovae_tiny", workers=1, progress=False,
+                          split_ratios="1,0,0")
+    tensors = data.load_tensors(str(tmp_path / "data" / "train.npz"))
+    index = 2
+    start_bar = int(tensors["start_bar"][index])
+    generate.export_windows("groovae_tiny", str(tmp_path / "data" / "train.npz"), str(tmp_path / "out"),
+                            indices=[index], wav=False, png=False)
+    written = pretty_midi.PrettyMIDI(str(tmp_path / "out" / f"train_window_{index:05d}.mid"))
+    np.testing.assert_allclose(written.get_tempo_changes()[1], [90.0], rtol=1e-5)  # MIDI stores microseconds per beat
+    bar = 4 * 60.0 / 90.0
+    t0, t1 = start_bar * bar, (start_bar + 4) * bar
+    wanted = sorted(n.start - t0 for n in played.instruments[0].notes if n.start >= t0 and n.end <= t1)
+    got = sorted(n.start for i in written.instruments for n in i.notes)
+    assert len(got) == len(wanted) > 40
+    late = [k for k, t in enumerate(wanted) if t > 0.01]  # a hit played just before the window starts is clipped
+    np.testing.assert_allclose(np.array(got)[late], np.array(wanted)[late], atol=0.005)  # within 5 ms
+    [entry] = listing.read_folder(str(tmp_path / "out"), "")["runs"]
+    assert entry["grooves"][0]["label"] == f"take.mid, bars {start_bar + 1}–{start_bar + 4}, 90 bpm as played"
