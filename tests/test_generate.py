@@ -32,6 +32,12 @@ def four_bar_midi(tmp_path_factory):
     return paths
 
 
+def _generate_argv(tiny_run, out):
+    """The command line of a quick generate run of the tiny model into ``out``."""
+    return ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
+            "--no_progress", "--output_dir", str(out)]
+
+
 @needs_audio
 def test_sample_outputs_and_manifest_regenerate_bit_for_bit(tiny_model, tmp_path):
     out = str(tmp_path / "a")
@@ -120,8 +126,7 @@ def test_an_interrupted_run_removes_its_staging_and_keeps_the_folder(tiny_run, t
     its staging folder is removed, the folder keeps the earlier run whole, one line, the shell's exit code."""
     from groovae import cli
     out = str(tmp_path / "out")
-    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
-            "--no_progress", "--output_dir", out]
+    argv = _generate_argv(tiny_run, out)
     assert cli.main(argv + ["--n", "2"]) == 0
     before = tree(out)
     marker = tmp_path / "stalled"
@@ -134,6 +139,25 @@ def test_an_interrupted_run_removes_its_staging_and_keeps_the_folder(tiny_run, t
     assert tree(out) == before  # no staging folder, no file of the stopped run, the manifest as it was
 
 
+def test_an_interrupt_while_the_run_is_put_in_place_waits_for_it(tiny_run, tmp_path):
+    """SIGTERM arriving while a run's files are moved in and its manifest not yet written: held until the manifest
+    is written, then acted on, and the line says the folder has the run, whole."""
+    out = str(tmp_path / "out")
+    marker = tmp_path / "committing"
+    proc = start_with_fault(_generate_argv(tiny_run, out) + ["--n", "2"], "groovae.manifest.write_manifest", "wait",
+                            marker)
+    wait_for_marker(proc, marker)
+    proc.terminate()
+    (tmp_path / "committing.go").touch()
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == f"groovae generate: interrupted; {out} has this run's outputs, whole " \
+                                           "(they were being put in place)"
+    [run] = manifest.read_manifest(out)
+    assert sorted(os.listdir(out)) == sorted(["manifest.json", *run["files"]])
+    assert all(files.sha256_of(os.path.join(out, name)) == sha for name, sha in run["files"].items())
+
+
 @pytest.mark.parametrize("target, fault, reason", [
     ("groovae.plots.save_figure", "fsize@2", "File too large"),  # a real failed write, met on flush
     ("groovae.files.atomic_write", "ENOSPC", "No space left on device")])
@@ -141,8 +165,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_folder_keeps_the_earlie
                                                                                      fault, reason):
     from groovae import cli
     out = str(tmp_path / "out")
-    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
-            "--no_progress", "--output_dir", out]
+    argv = _generate_argv(tiny_run, out)
     assert cli.main(argv + ["--n", "2"]) == 0
     before = tree(out)
     code, err = run_with_fault(argv + ["--n", "3", "--seed", "1"], target, fault, tmp_path / "marker")
@@ -160,8 +183,7 @@ def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_n
     import signal
     from groovae import cli
     out = tmp_path / "out"
-    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
-            "--no_progress", "--output_dir", str(out)]
+    argv = _generate_argv(tiny_run, out)
     marker = tmp_path / "stalled"
     proc = start_with_fault(argv + ["--n", "3"], "groovae.plots.save_figure", "stall", marker)
     wait_for_marker(proc, marker)
@@ -177,11 +199,6 @@ def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_n
     runs = manifest.read_manifest(str(out))
     assert sorted(os.listdir(out)) == sorted(["manifest.json"] + [f for r in runs for f in r["files"]])
     assert [r["seed"] for r in runs] == [1, 2]
-
-
-def _generate_argv(tiny_run, out):
-    return ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
-            "--no_progress", "--output_dir", str(out)]
 
 
 def test_two_runs_into_one_folder_at_once_both_get_their_entry(tiny_run, tmp_path):
