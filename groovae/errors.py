@@ -3,10 +3,11 @@
 The CLI prints a GroovaeError as one line and exits 2; any other exception is
 a bug and keeps its traceback.  A write that fails (a full disk, an I/O
 error; Python's OSError or TensorFlow's error for it) becomes a WriteError
-naming the path and what the stage kept (``write_errors``).  SIGTERM becomes an exception like Ctrl-C's
-KeyboardInterrupt (``terminate_as_interrupt``), so that every stage removes
-its staging on either; the few steps that put a run's outputs in place make an
-interrupt wait until they are done (``interrupts_wait``).
+naming the path and what the stage kept (``write_errors``).  SIGTERM becomes
+an exception like Ctrl-C's KeyboardInterrupt (``terminate_as_interrupt``), so
+that every stage removes its staging on either; the few steps that put a
+run's outputs in place make an interrupt wait until they are done
+(``interrupts_wait``).
 """
 import contextlib
 import errno
