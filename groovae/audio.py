@@ -2,7 +2,9 @@
 
 Uses the ``fluidsynth`` program (Debian: ``apt-get install fluidsynth
 fluid-soundfont-gm``) rather than Python bindings: offline rendering needs no
-audio device, and the output is deterministic for a given MIDI file.
+audio device, and the output is deterministic for a given MIDI file.  A WAV
+ends at most one bar after its last note (FluidSynth renders cymbals ringing
+out for seconds more), with a short fade so that the cut does not click.
 """
 import io
 import os
@@ -18,6 +20,7 @@ from groovae.errors import AudioError
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
 DEFAULT_SAMPLE_RATE = 16000  # mono 16 kHz: small files, enough for drums to listen to
+FADE_SECONDS = 0.05  # the fade-out at a WAV's end: long enough not to click, short enough not to be heard
 
 
 def find_soundfont(soundfont=None):
@@ -56,9 +59,35 @@ def render_wav(midi_path, wav_path, sample_rate=DEFAULT_SAMPLE_RATE, soundfont=N
             raise AudioError(f"{midi_path}: fluidsynth failed ({proc.stderr.strip()[-200:]})")
         rate, samples = wavfile.read(raw)
     mono = samples.astype(np.float32).reshape(len(samples), -1).mean(axis=1)
-    peak = float(np.abs(mono).max()) or 1.0
+    mono = faded(mono[:end_sample(midi_path, rate)], rate)  # the ring-out past a bar after the last note: cut
+    peak = float(np.abs(mono).max(initial=0.0)) or 1.0
     pcm = (mono / peak * 0.9 * 32767).astype(np.int16)  # normalised: samples differ a lot in loudness
     buffer = io.BytesIO()
     wavfile.write(buffer, rate, pcm)
     files.atomic_write(wav_path, lambda f: f.write(buffer.getvalue()))
     return wav_path
+
+
+def end_sample(midi_path, rate):
+    """Where a rendering of ``midi_path`` ends: one bar (at the tempo and meter there) after its last note ends."""
+    import pretty_midi
+    pm = pretty_midi.PrettyMIDI(midi_path)
+    ends = [note.end for instrument in pm.instruments for note in instrument.notes]
+    if not ends:
+        return None
+    last = max(ends)
+    times, tempi = pm.get_tempo_changes()
+    qpm = float(tempi[np.searchsorted(times, last, side="right") - 1]) if len(tempi) else 120.0
+    meter = [ts for ts in pm.time_signature_changes if ts.time <= last][-1:]
+    beats = meter[0].numerator * 4 / meter[0].denominator if meter else 4
+    return int(np.ceil((last + beats * 60.0 / qpm) * rate))
+
+
+def faded(samples, rate, seconds=FADE_SECONDS):
+    """``samples`` with a linear fade-out over their last ``seconds``."""
+    n = min(len(samples), int(seconds * rate))
+    if n:
+        samples = samples.copy()
+        samples[-n:] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
+    return samples
+

@@ -28,14 +28,13 @@ import numpy as np
 from groovae import audio, checkpoints, data, files, plots
 from groovae.errors import GenerateError
 from groovae.model import check_temperature
-from groovae.outputs import audio_choice, record_run, run_prefix, write_grooves
+from groovae.outputs import CONVERTER_QPM, audio_choice, record_run, run_prefix, to_sequence, write_grooves
 
 MODES = {"humanize": "groovae_4bar_humanize", "transfer": "groovae_4bar_hits_control",
          "drumify": "groovae_4bar_tap2drum"}
 TRANSFORMS = {"humanize": "_humanize", "transfer": "_hits_as_controls", "drumify": "_tapify"}  # the converter's flag
 STEPS_PER_BAR, WINDOW_BARS = 16, 4
 WINDOW = STEPS_PER_BAR * WINDOW_BARS
-CONVERTER_QPM = 120.0  # magenta's GrooveConverter writes its NoteSequences at 120 qpm
 TAP_PITCH = 46  # an onset of a rhythm to drumify becomes an open hi-hat note (tapify squashes every drum there)
 MAX_BARS = 1000
 
@@ -121,17 +120,6 @@ def join(windows, starts, steps):
     return out
 
 
-def to_sequence(converter, tensor, bpm):
-    """The NoteSequence of a groove tensor [steps, 27], at the beat's tempo (micro-timing kept as a share of a step)."""
-    sequence = converter.from_tensors(np.asarray(tensor)[None])[0]
-    scale = CONVERTER_QPM / bpm
-    for note in sequence.notes:
-        note.start_time, note.end_time = note.start_time * scale, note.end_time * scale
-    sequence.tempos[0].qpm = bpm
-    sequence.total_time = len(tensor) * 60.0 / bpm / 4
-    return sequence
-
-
 # ---------------------------------------------------------------- the three modes
 
 def play(model, beat, n=1, temperature=0.5, seed=0, like=None, window=None):
@@ -203,7 +191,7 @@ def beat_run(mode, model, path, out_dir, n=4, temperature=0.5, seed=0, like=None
     performances, _ = play(model, beat, 1 if like else n, temperature, seed, reference, window)
     inputs = [(path, "input")] + ([(like, "like")] if like else [])
     checkpoint_hash = checkpoints.checkpoint_sha256(model.checkpoint)
-    drums = {"drum_map": sorted(drum_map.items()) if drum_map else None, "drum_channel": drum_channel}
+    drums = data.drums_record(drum_map, drum_channel)
     prefix = prefix or run_prefix(mode, temperature, seed, {
         "config": model.config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash, "n": n,
         "window": window, "inputs": [files.sha256_of(p) for p, _ in inputs], **drums})
@@ -244,8 +232,6 @@ def regenerate(entry, out_dir, manifest_dir, model):
         if not os.path.isfile(path) or files.sha256_of(path) != record["sha256"]:
             raise GenerateError(f"{path}: input missing or changed since the manifest was written")
         paths[record["role"]], names[record["role"]] = path, record.get("name")
-    drum_map = dict(entry["drum_map"]) if entry.get("drum_map") else None
     return beat_run(entry["mode"], model, paths["input"], out_dir, entry["n"], entry["temperature"], entry["seed"],
                     like=paths.get("like"), window=entry.get("window"), source=None, wav=entry["wav"],
-                    png=entry["png"], drum_map={int(k): v for k, v in drum_map.items()} if drum_map else None,
-                    drum_channel=entry.get("drum_channel"), prefix=entry["prefix"], names=names)
+                    png=entry["png"], prefix=entry["prefix"], names=names, **data.drums_of_record(entry))

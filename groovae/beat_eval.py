@@ -18,7 +18,7 @@ groove quantize); random jitter with the data's per-class spread.
 """
 import numpy as np
 
-from groovae import data
+from groovae import data, files
 from groovae.metrics import (GREEDY_TEMPERATURE, STEPS_PER_BAR, as_floats, hit_density_per_bar, hit_prf,
                              split_groove, step_seconds)
 
@@ -215,8 +215,7 @@ def write_beat_report(results, out_dir, command=None):
     """report.md and results.json in ``out_dir``; returns the report's path."""
     import json
     import os
-    from groovae import files
-    os.makedirs(out_dir, exist_ok=True)
+    files.make_folder(out_dir)
     files.atomic_write(os.path.join(out_dir, "results.json"), lambda f: json.dump(results, f, indent=1), mode="w")
     text = ["# Your beat, played by the models, against the drummers", "",
             f"GMD test split, {results['windows']} windows; each model's own input transform; greedy hits.", "",

@@ -64,6 +64,7 @@ def _add_preprocess(sub):
 
 
 def drum_options(p):
+    """--drum_map and --drum_channel: which notes of a MIDI file are drums (preprocess, generate's inputs, your beat)."""
     p.add_argument("--drum_map", default=None,
                    help="CSV of pitch,class rows mapping your kit's pitches onto the 9 drum classes "
                         "(overrides the default map for the pitches it lists; see README)")
@@ -132,14 +133,15 @@ def _resolve_model(args):
 
 
 def _generate(args):
-    from groovae import checkpoints, generate
+    from groovae import checkpoints, data, generate
+    drums = data.drum_options(args.drum_map, args.drum_channel)  # bad flags: one line before the model loads
     prefix, config, hparams = _resolve_model(args)
     spec = args.checkpoint or ("private" if args.run_dir else "public")
     entry = generate.generate(config, prefix, args.output_dir, args.mode, n=args.n,
                               temperature=args.temperature, seed=args.seed, inputs=args.inputs,
                               windows=(args.window + [None, None])[:2], steps=args.steps, wav=not args.no_wav,
                               png=not args.no_png, source=checkpoints.requested_source(spec, args.public_url),
-                              hparams=hparams or None, prior=args.prior)
+                              hparams=hparams or None, prior=args.prior, **drums)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
     refresh_page(args.output_dir, "generate")
@@ -152,6 +154,7 @@ def _add_generate(sub):
     p.add_argument("--inputs", nargs="*", default=[], help="drum MIDI file(s): 2 to interpolate, 1 to reconstruct")
     p.add_argument("--window", type=int, nargs="*", default=[], help="4-bar window index per input file")
     p.add_argument("--steps", type=int, default=5, help="interpolation steps")
+    drum_options(p)
     p.add_argument("--output_dir", required=True)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.5)
@@ -250,11 +253,13 @@ def _evaluate(args):
         results += evaluated
         for r in evaluated:
             curves[r["label"]] = runs.curve_of(prefix)  # a checkpoint in a run dir: its training curve to its step
-    if args.compare or len(results) > 1:
-        title = args.title if args.compare else "Samples from N(0, I) and from the data prior"
-        path = report.write_comparison_report(results, args.output_dir, title=title, curves=curves)
-    else:
-        path = report.write_report(results[0], args.output_dir)
+    from groovae.errors import write_errors
+    with write_errors(report.REPORT_KEPT):
+        if args.compare or len(results) > 1:
+            title = args.title if args.compare else "Samples from N(0, I) and from the data prior"
+            path = report.write_comparison_report(results, args.output_dir, title=title, curves=curves)
+        else:
+            path = report.write_report(results[0], args.output_dir)
     print(path)
 
 
@@ -327,20 +332,41 @@ def command_names():
     return [action for action in build_parser()._subparsers._group_actions[0].choices]
 
 
+# Commands whose --output_dir gets a run's outputs whole or not at all (staging, then a swap or a manifest commit).
+WRITES_WHOLE = ("preprocess", "generate", "humanize", "drumify", "windows", "export")
+
+
+def interrupted_line(args, interrupt):
+    """What an interrupted command left: the folder as before, or (the interrupt waited for it) this run's outputs."""
+    folder = getattr(args, "output_dir", None)
+    if args.command not in WRITES_WHOLE or not folder or getattr(args, "tfds", False):
+        return "interrupted"  # train says itself where its steps went
+    if getattr(interrupt, "committed", False):
+        return f"interrupted; {folder} has this run's outputs, whole (they were being put in place)"
+    return f"interrupted; nothing written, {folder} as before"
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from groovae.errors import GroovaeError, Terminated
+    from groovae.errors import GroovaeError, Terminated, terminate_as_interrupt, write_failure
     try:
-        args.run(args)
+        with terminate_as_interrupt():
+            if getattr(args, "output_dir", None):  # before any work: a file where the folder should go
+                from groovae import files
+                files.check_folder(args.output_dir)
+            args.run(args)
     except GroovaeError as e:  # expected: one line; anything else is a bug and keeps its traceback
         print(f"groovae {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: what could be kept was (train saves its steps); the shell's code for it
-        print(f"groovae {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Terminated as e:  # SIGTERM, where a command turns it into an exception (train)
-        print(f"groovae {args.command}: terminated", file=sys.stderr)
-        return e.exit_code
+    except (KeyboardInterrupt, Terminated) as e:  # Ctrl-C or SIGTERM: staging removed; the shell's code for it
+        print(f"groovae {args.command}: {interrupted_line(args, e)}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
+    except Exception as e:  # a failed write the stage did not name (the stages say what they kept)
+        failure = write_failure(e)
+        if failure is None:
+            raise
+        print(f"groovae {args.command}: error: {failure[0]}: cannot write ({failure[1]})", file=sys.stderr)
+        return 2
     return 0
 
 

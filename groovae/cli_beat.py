@@ -80,7 +80,10 @@ def _evaluate_beat(args):
     command = " ".join(["groovae evaluate-beat --data", *args.data] + (["--model", *args.model] if args.model else [])
                        + ([f"--max_windows {args.max_windows}"] if args.max_windows else [])
                        + [f"--output_dir {args.output_dir}"])
-    print(beat_eval.write_beat_report(results, args.output_dir, command))
+    from groovae import report
+    from groovae.errors import write_errors
+    with write_errors(report.REPORT_KEPT):
+        print(beat_eval.write_beat_report(results, args.output_dir, command))
 
 
 def _pairs(items, flag):

@@ -175,6 +175,18 @@ def drum_options(drum_map=None, drum_channel=None):
     return {"drum_map": read_drum_map(drum_map) if drum_map else None, "drum_channel": drum_channel}
 
 
+def drums_record(drum_map=None, drum_channel=None):
+    """drum_midi's options as JSON (a manifest entry, preprocess's fingerprint): what a rerun must read alike."""
+    return {"drum_map": sorted(drum_map.items()) if drum_map else None, "drum_channel": drum_channel}
+
+
+def drums_of_record(record):
+    """drum_midi's keyword arguments back from a ``drums_record`` (or an entry holding one; absent: the defaults)."""
+    pairs = record.get("drum_map")
+    return {"drum_map": {int(pitch): k for pitch, k in pairs} if pairs else None,
+            "drum_channel": record.get("drum_channel")}
+
+
 def read_drum_map(path):
     """{pitch: class index} from a drum map file.
 

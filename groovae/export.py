@@ -17,7 +17,7 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from groovae import checkpoints, files, prior, runs  # noqa: E402
-from groovae.errors import GroovaeError, RequestError  # noqa: E402
+from groovae.errors import GroovaeError, RequestError, write_errors  # noqa: E402
 from groovae.model import check_checkpoint, model_variables  # noqa: E402
 
 SUMMARY = "training_summary.json"
@@ -40,7 +40,7 @@ def export_checkpoint(prefix, output_dir, config=None, hparams=None, source=None
     values = {name: reader.get_tensor(name) for name in sorted(wanted)}
     step = int(values["global_step"]) if "global_step" in values else checkpoints.step_of(prefix) or 0
     run_dir = runs.run_dir_of(prefix)
-    with files.atomic_directory(output_dir) as staging:
+    with write_errors(f"nothing written, {output_dir} as before"), files.atomic_directory(output_dir) as staging:
         saved = _save_variables(values, runs.save_prefix(staging), step)
         info = dict(runs.read_run_info(run_dir)) if run_dir else {"config": config, "hparams": _hparams_values(config, hparams)}
         info["weights_from"] = {"checkpoint": source or os.path.basename(prefix),

@@ -19,7 +19,7 @@ import numpy as np
 from groovae import compat  # noqa: F401  (first: shims before TensorFlow)
 from groovae import checkpoints, files, runs
 from groovae.configs import load_config
-from groovae.errors import RequestError
+from groovae.errors import RequestError, write_errors
 
 SHARD_BYTES = 4 << 20  # as magenta.js's own converter: 4 MB shards
 QUANTIZE = (8, None)
@@ -126,7 +126,7 @@ def export_magenta_js(prefix, output_dir, config=None, hparams=None, quantize=8,
     spec["groovae"] = {"config": config, "hparams": hparams or "", "quantize": quantize,
                        "checkpoint": source or os.path.basename(prefix),
                        "sha256": checkpoints.checkpoint_sha256(prefix), "step": checkpoints.step_of(prefix)}
-    with files.atomic_directory(output_dir) as staging:
+    with write_errors(f"nothing written, {output_dir} as before"), files.atomic_directory(output_dir) as staging:
         write_weights(values, staging, quantize)
         with open(os.path.join(staging, "config.json"), "w") as f:
             json.dump(spec, f, indent=1)

@@ -16,7 +16,8 @@ import urllib.parse
 import urllib.request
 import zipfile
 
-from groovae.errors import DataError
+from groovae import staging
+from groovae.errors import DataError, RequestError, interrupts_wait
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "groovae")  # downloads and extracted archives
 
@@ -42,6 +43,22 @@ def _umask_by_setting():
 _UMASK_AT_IMPORT = _umask_by_setting()  # once, at import: the fallback where /proc is unavailable
 
 
+def check_folder(path, flag="--output_dir"):
+    """RequestError naming ``path`` unless it is a folder or can be made one (no file where it or a parent goes)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        where = "is a file" if probe == os.path.abspath(path) else f"{probe} is a file, so no folder can be made there"
+        raise RequestError(f"{path}: {where}; {flag} must be a folder")
+
+
+def make_folder(path, flag="--output_dir"):
+    """Makes the folder ``path`` (and its parents) if missing; one line if a file is in the way."""
+    check_folder(path, flag)
+    os.makedirs(path, exist_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temp file name beside ``path``; on success the file is renamed to ``path``."""
@@ -53,10 +70,19 @@ def atomic_path(path):
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        if e.filename:
+            raise
+        raise OSError(e.errno, e.strerror, path) from None  # a full disk met on flush or close names no file
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def atomic_write(path, write_fn, mode="wb"):
@@ -72,30 +98,53 @@ def atomic_directory(dest, carry_over=False):
     A reader finds the old folder or the new one, never a mix of the two.
     ``carry_over`` then moves entries of the old folder that the new one
     lacks into it (files that are not ours stay in the folder; should that
-    fail, they wait in the ``.old`` folder beside it, never deleted).
+    fail, they wait in the ``.old`` folder beside it, never deleted, until
+    the next run moves them).  What a killed run left beside ``dest`` is
+    cleaned first (``recover_directory``).
     """
     parent = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".tmp")
-    old = None
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        if os.path.isdir(dest):
-            old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(dest) + ".", suffix=".old")
-            os.replace(dest, os.path.join(old, "previous"))
-        os.replace(tmp, dest)
-    except BaseException:
-        if old and not os.path.exists(dest):  # the swap failed half-way: put the old folder back
-            os.replace(os.path.join(old, "previous"), dest)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old:
-        previous = os.path.join(old, "previous")
-        if carry_over:  # after the swap: a failure here leaves them in the .old folder, never deletes them
-            for name in set(os.listdir(previous)) - set(os.listdir(dest)):
-                os.replace(os.path.join(previous, name), os.path.join(dest, name))
-        shutil.rmtree(old, ignore_errors=True)
+    check_folder(dest)
+    recover_directory(dest, carry_over)
+    with staging.held(parent, os.path.basename(dest) + ".") as stem:  # held while this run lives
+        tmp, old = stem + staging.TMP, None
+        os.mkdir(tmp)
+        try:
+            yield tmp
+            with interrupts_wait():  # Ctrl-C or SIGTERM during the swap waits for it: old folder or new, whole
+                if os.path.isdir(dest):
+                    old = stem + staging.OLD
+                    os.mkdir(old)
+                    os.replace(dest, os.path.join(old, "previous"))
+                os.replace(tmp, dest)
+                if old:  # should this fail, files not ours wait in .old: the next run moves them (recover_directory)
+                    _carry_over(os.path.join(old, "previous"), dest, carry_over)
+                    shutil.rmtree(old)
+        except BaseException:
+            if old and not os.path.exists(dest):  # the swap failed half-way: put the old folder back
+                os.replace(os.path.join(old, "previous"), dest)
+                os.rmdir(old)
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_directory(dest, carry_over=False):
+    """Cleans what runs killed while writing ``dest`` left beside it (atomic_directory's staging; a live run's
+    stays), first putting back the old folder where a swap was cut short."""
+    def recover(stem):
+        previous = os.path.join(stem + staging.OLD, "previous")
+        if os.path.isdir(previous) and not os.path.exists(dest):
+            os.replace(previous, dest)  # killed between the two renames: the last whole outputs
+        elif os.path.isdir(previous):
+            _carry_over(previous, dest, carry_over)  # killed before files not ours were moved back
+    staging.clean(os.path.dirname(os.path.abspath(dest)), os.path.basename(dest) + ".", recover)
+
+
+def _carry_over(previous, dest, carry_over):
+    """After the swap: entries of the old folder the new one lacks move into it."""
+    if carry_over:
+        for name in set(os.listdir(previous)) - set(os.listdir(dest)):
+            os.replace(os.path.join(previous, name), os.path.join(dest, name))
 
 
 def sha256_of(path):

@@ -12,8 +12,8 @@ import numpy as np
 
 from groovae import checkpoints, data, files, prior as priors
 from groovae.manifest import manifest_path
-from groovae.outputs import (NO_WAV_ASKED, audio_choice, record_run, resolve_recorded_checkpoint, run_prefix,
-                             write_outputs)
+from groovae.outputs import (CONVERTER_QPM, NO_WAV_ASKED, audio_choice, record_run, resolve_recorded_checkpoint,
+                             run_prefix, to_sequence, write_grooves, write_outputs)
 from groovae.errors import GenerateError
 from groovae.model import GrooveModel, check_request, sample
 
@@ -30,10 +30,10 @@ def slerp(a, b, t):
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
-def groove_windows(path, converter):
-    """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file."""
+def groove_windows(path, converter, drum_map=None, drum_channel=None):
+    """Groove tensors [k, 64, 27] of every 4-bar window of a drum MIDI file (data.drum_midi's drum options)."""
     try:
-        sequence = data.read_drum_midi(path).sequence
+        sequence = data.read_drum_midi(path, drum_map, drum_channel).sequence
     except data.DataError as e:
         raise GenerateError(str(e)) from None
     if not sequence.notes:
@@ -47,9 +47,9 @@ def groove_windows(path, converter):
     return tensors
 
 
-def pick_window(path, converter, window=None):
+def pick_window(path, converter, window=None, drum_map=None, drum_channel=None):
     """The one 4-bar window of ``path`` to use; a clear message if there are 0 or several."""
-    windows = groove_windows(path, converter)
+    windows = groove_windows(path, converter, drum_map, drum_channel)
     if len(windows) == 0:
         raise GenerateError(f"{path}: no 4-bar window (shorter than 4 bars or no hits)")
     if window is None:
@@ -105,10 +105,13 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     """Writes dataset windows (e.g. of the test split) as <name>_window_<index>.mid (+ .wav, .png).
 
     They are real grooves to listen to and to feed ``interpolate`` and
-    ``reconstruct``; ``indices`` picks them, else ``pick_windows``.  The run is
-    recorded in ``out_dir``/manifest.json (mode 'windows': which tensor file,
-    which windows, and each window's source file, first bar and tempo), so the
-    listening page says what they are.  Returns the written file names.
+    ``reconstruct``, each at the tempo it was played at (preprocess's
+    ``bpm``; 120 for a tensor file without it), so its micro-timing is the
+    drummer's in ms; ``indices`` picks them, else ``pick_windows``.  The run
+    is recorded in ``out_dir``/manifest.json (mode 'windows': which tensor
+    file, which windows, and each window's source file, first bar and
+    tempo), so the listening page says what they are.  Returns the written
+    file names.
     """
     from groovae.configs import load_config
     from groovae.metrics import STEPS_PER_BAR
@@ -134,10 +137,12 @@ def export_windows(config_name, tensor_path, out_dir, n=5, seed=0, indices=None,
     entry = {"mode": "windows", "config": config_name, "data": os.path.basename(tensor_path),
              "data_sha256": data_hash, "bars": tensors["outputs"].shape[1] // STEPS_PER_BAR,
              "seed": seed if picked else None, "n": len(indices), "windows": windows,
-             "prefix": f"{name}_windows_{data_hash[:6]}", "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
+             "prefix": f"{name}_windows_{data_hash[:6]}", "wav": wav, "no_wav_reason": no_wav_reason, "png": png,
+             "as_played": True}  # the MIDI at each window's bpm (before: all at the converter's 120)
     converter = load_config(config_name).data_converter
-    entry = record_run(out_dir, entry, lambda staging: write_outputs(converter, tensors["outputs"][indices], staging,
-                                                                     name, wav, png, stems))
+    grooves = [(stem, to_sequence(converter, tensors["outputs"][i], record.get("bpm") or CONVERTER_QPM),
+                tensors["outputs"][i]) for i, stem, record in zip(indices, stems, windows)]
+    entry = record_run(out_dir, entry, lambda staging: write_grooves(grooves, staging, wav, png))
     return list(entry["files"])
 
 
@@ -152,15 +157,17 @@ def windows_command(entry):
 
 def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0.5, seed=0, inputs=(),
              windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None,
-             prior="standard"):
+             prior="standard", drum_map=None, drum_channel=None):
     """One generation run: grooves + its entry in ``out_dir``/manifest.json; returns the entry.
 
     ``inputs`` are MIDI paths (two for interpolate, one for reconstruct) and
     ``windows`` the 4-bar window to use in each; ``source`` is how the
     checkpoint was asked for ('public', a URL; else its path is recorded
-    relative to ``out_dir``).  File names carry the settings and a short id of
-    checkpoint and inputs, so runs never overwrite each other; a rerun of the
-    same run replaces its earlier files.  Files appear only when all of them
+    relative to ``out_dir``).  ``drum_map`` ({pitch: class}, data.read_drum_map)
+    and ``drum_channel`` say which notes of the inputs are drums, as in
+    preprocess.  File names carry the settings and a short id of checkpoint
+    and inputs, so runs never overwrite each other; a rerun of the same run
+    replaces its earlier files.  Files appear only when all of them
     were written: a failure leaves ``out_dir`` as it was.  ``prior``: samples'
     z from N(0, I) ('standard', magenta's) or the checkpoint's data prior ('data').
     """
@@ -171,7 +178,10 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     needed = {"sample": 0, "interpolate": 2, "reconstruct": 1}[mode]
     if len(inputs) != needed:
         raise GenerateError(f"mode {mode} takes {needed} input MIDI file(s), got {len(inputs)}")
-    grooves = [pick_window(path, model.converter, w) for path, w in zip(inputs, windows)]
+    drums = data.drums_record(drum_map, drum_channel) if drum_map or drum_channel else {}  # recorded when given
+    if drums and not inputs:
+        raise GenerateError("--drum_map/--drum_channel say how to read input MIDI files; sample mode has none")
+    grooves = [pick_window(path, model.converter, w, drum_map, drum_channel) for path, w in zip(inputs, windows)]
     data_prior = prior_of(model.checkpoint, prior, mode, model.z_size)
     if data_prior:
         tensors = model.decode(priors.sample_codes(data_prior[0], n, temperature, seed), temperature, seed)
@@ -186,7 +196,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
                       "sha256": files.sha256_of(p), "window": w} for p, w in zip(inputs, windows)]
     fingerprint = {"config": config_name, "hparams": model.hparams or "", "checkpoint": checkpoint_hash,
                    "inputs": [(i["sha256"], i["window"]) for i in input_records],
-                   "steps": steps if mode == "interpolate" else None}
+                   "steps": steps if mode == "interpolate" else None, **drums}
     if data_prior:  # only then: the standard prior's names stay as they were
         fingerprint["prior"] = data_prior[1]
     prefix = prefix or run_prefix(mode if not data_prior else "sample-data", temperature, seed, fingerprint)
@@ -194,7 +204,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
              "checkpoint": checkpoints.portable_name(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
              "checkpoint_step": checkpoints.step_of(model.checkpoint), "temperature": temperature, "seed": seed,
-             "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records,
+             "n": len(tensors), "steps": steps if mode == "interpolate" else None, "inputs": input_records, **drums,
              "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
     if data_prior:
         entry.update(prior="data", prior_sha256=data_prior[1])
@@ -223,7 +233,8 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
     return generate(entry["config"], prefix, out_dir, entry["mode"], n=entry["n"], temperature=entry["temperature"],
                     seed=entry["seed"], inputs=inputs, windows=[i["window"] for i in entry["inputs"]] or (None, None),
                     steps=entry["steps"] or 5, prefix=entry["prefix"], wav=entry["wav"], png=entry["png"],
-                    source=source, hparams=entry.get("hparams") or None, prior=_recorded_prior(entry, prefix))
+                    source=source, hparams=entry.get("hparams") or None, prior=_recorded_prior(entry, prefix),
+                    **data.drums_of_record(entry))
 
 
 def prior_of(prefix, prior, mode, z_size=None):

@@ -12,7 +12,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 from groovae import data  # noqa: E402
 from groovae.configs import load_config  # noqa: E402
 from groovae.device import session_config  # noqa: E402
-from groovae.model import control_placeholder, feed  # noqa: E402
+from groovae.model import control_placeholder, feed, restore  # noqa: E402
 
 
 MAX_VALIDATION_WINDOWS = 4096  # validated in one batch; larger splits use a fixed subset
@@ -90,7 +90,7 @@ class ValidationGraph:
         self.session = tf.Session(graph=self.graph, config=session_config(precision, fast_start=True))
 
     def run(self, checkpoint):
-        self.saver.restore(self.session, checkpoint)
+        restore(self.saver, self.session, checkpoint)
         self.session.run(self.init_metrics)
         self.session.run(self.updates, feed(self, self.tensors))
         serialized = self.session.run(self.summary)

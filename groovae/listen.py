@@ -21,7 +21,7 @@ import urllib.parse
 
 from groovae import files
 from groovae.checkpoints import step_of
-from groovae.errors import DataError
+from groovae.errors import DataError, write_errors
 from groovae.listing import SUMMARY, inside, read_folder, find_folders
 
 PAGE = "index.html"
@@ -306,7 +306,8 @@ def write_page(root, title="groovae samples"):
         raise DataError(f"{root}: no such folder")
     text = render_page(root, title)
     path = os.path.join(root, PAGE)
-    files.atomic_write(path, lambda f: f.write(text), mode="w")
+    with write_errors(f"{path} as before"):
+        files.atomic_write(path, lambda f: f.write(text), mode="w")
     return path
 
 

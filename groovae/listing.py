@@ -74,7 +74,7 @@ def run_grooves(folder, run):
     for i, midi in enumerate(outputs):
         label = None
         if midi in windows:
-            label = describe_window(windows[midi], run.get("bars") or 4)
+            label = describe_window(windows[midi], run.get("bars") or 4, run.get("as_played", False))
         elif run.get("mode") == "interpolate":
             label = f"step {i + 1} of {len(outputs)}"
         elif run.get("mode") == "reconstruct":
@@ -85,13 +85,16 @@ def run_grooves(folder, run):
     return out
 
 
-def describe_window(window, bars):
-    """'drummer1/session1/5, bars 9-12, played at 120 bpm' (what preprocess recorded), or 'window 12'."""
+def describe_window(window, bars, as_played=False):
+    """'drummer1/session1/5, bars 9-12, 97 bpm as played' (what preprocess recorded), or 'window 12'.
+
+    ``as_played``: the MIDI file is at that tempo (windows written before
+    were all at the converter's 120 bpm: 'played at 97 bpm')."""
     parts = [str(window.get("source_id") or f"window {window.get('index', '?')}")]
     if window.get("start_bar") is not None:
         parts.append(f"bars {window['start_bar'] + 1}–{window['start_bar'] + bars}")
     if window.get("bpm"):
-        parts.append(f"played at {window['bpm']:g} bpm")  # the MIDI here is at the converter's 120
+        parts.append(f"{window['bpm']:.4g} bpm as played" if as_played else f"played at {window['bpm']:g} bpm")
     return ", ".join(parts)
 
 

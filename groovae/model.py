@@ -17,7 +17,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from groovae import checkpoints, data  # noqa: E402
 from groovae.configs import load_config
-from groovae.errors import GenerateError
+from groovae.errors import GenerateError, tf_problem
 
 
 @contextlib.contextmanager
@@ -124,8 +124,8 @@ class GrooveModel:
     def _run_each(self, seed, batch_size, fetch, feeds):
         """``fetch`` for each feed in turn, in one session (the sampling RNG runs on from call to call)."""
         graph, t = self._graph(seed, batch_size)
-        with tf.Session(graph=graph) as session:
-            t["saver"].restore(session, self.checkpoint)
+        with tf.Session(graph=graph) as session:  # closed on every way out
+            restore(t["saver"], session, self.checkpoint)
             fetches = tuple(t[f] for f in fetch) if isinstance(fetch, tuple) else t[fetch]
             return [session.run(fetches, {t[k]: v for k, v in feed.items()}) for feed in feeds]
 
@@ -192,6 +192,15 @@ class GrooveModel:
                 raise GenerateError(f"{self.config_name} encodes with controls (the hits played); none given")
             values["controls"] = np.asarray(controls, np.float32)
         return values
+
+
+def restore(saver, session, prefix):
+    """``saver.restore`` with a checkpoint's damage (a truncated .data file, say) as one GenerateError line."""
+    try:
+        saver.restore(session, prefix)
+    except tf.errors.OpError as e:
+        raise GenerateError(f"{prefix}: cannot restore the checkpoint ({type(e).__name__}: {tf_problem(e)}); "
+                            f"its files are damaged or incomplete") from None
 
 
 @contextlib.contextmanager
@@ -290,8 +299,12 @@ class ModelPass:
             check_checkpoint(config_name, checkpoint, graph_variables(), stored)
             self.saver = tf.train.Saver()
             self.session = tf.Session(graph=self.graph)
-            self.saver.restore(self.session, checkpoint)
-            self.step = int(self.session.run(self.global_step))
+            try:
+                restore(self.saver, self.session, checkpoint)
+                self.step = int(self.session.run(self.global_step))
+            except BaseException:  # no caller holds the object yet to close it
+                self.session.close()
+                raise
 
     def run(self, tensors):
         """{mu, sigma [N, z], logits [N, T, 27] (raw), r_loss [N]} for window tensors."""

@@ -9,21 +9,33 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
 from groovae import audio, checkpoints, files
-from groovae.errors import GenerateError
-from groovae.manifest import package_versions, replace_run
+from groovae.errors import GenerateError, write_errors
+from groovae.manifest import package_versions, replace_run, staged_run
 
 NO_WAV_ASKED = "not asked for (--no_wav)"
+CONVERTER_QPM = 120.0  # magenta's GrooveConverter writes its NoteSequences at 120 qpm
 
 
-def write_outputs(converter, tensors, out_dir, prefix, wav=True, png=True, stems=None):
-    """Writes prefix_XX.mid (or <stem>.mid) + .wav, .png per groove tensor; returns the file names."""
-    stems = stems or [f"{prefix}_{i:02d}" for i in range(len(tensors))]
+def write_outputs(converter, tensors, out_dir, prefix, wav=True, png=True):
+    """Writes prefix_XX.mid + .wav, .png per groove tensor (at the converter's 120 bpm); returns the file names."""
+    stems = [f"{prefix}_{i:02d}" for i in range(len(tensors))]
     return write_grooves(zip(stems, converter.from_tensors(np.asarray(tensors)), tensors), out_dir, wav, png)
+
+
+def to_sequence(converter, tensor, bpm):
+    """The NoteSequence of a groove tensor [steps, 27] at ``bpm``: its steps at that tempo, micro-timing kept as a
+    share of a step (so, at the tempo it was played at, the drummer's offsets in ms)."""
+    sequence = converter.from_tensors(np.asarray(tensor)[None])[0]
+    scale = CONVERTER_QPM / bpm
+    for note in sequence.notes:
+        note.start_time, note.end_time = note.start_time * scale, note.end_time * scale
+    sequence.tempos[0].qpm = bpm
+    sequence.total_time = len(tensor) * 60.0 / bpm / 4
+    return sequence
 
 
 def write_grooves(grooves, out_dir, wav=True, png=True):
@@ -68,12 +80,12 @@ def record_run(out_dir, entry, write):
     """Writes a run's files with ``write(staging)`` (returns their names), then moves them into
     ``out_dir`` and records ``entry`` + their sha256 in its manifest.  Files appear only when all
     of them were written: a failure leaves ``out_dir`` as it was.  Returns the recorded entry."""
-    os.makedirs(out_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:  # gone on success and failure
-        written = write(staging)
-        entry = dict(entry, files={f: files.sha256_of(os.path.join(staging, f)) for f in written},
+    files.make_folder(out_dir)
+    with write_errors(f"nothing written, {out_dir} as before"), staged_run(out_dir) as folder:
+        written = write(folder)
+        entry = dict(entry, files={f: files.sha256_of(os.path.join(folder, f)) for f in written},
                      versions=package_versions())
-        replace_run(out_dir, staging, entry)
+        replace_run(out_dir, folder, entry)
     return entry
 
 

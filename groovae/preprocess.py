@@ -43,7 +43,7 @@ from groovae import corpus, data, files, gmd, preprocess_report, windows
 from groovae.preprocess_report import make_report
 from groovae.gmd import OFFICIAL_URL, SPLITS, add_metadata, get_data, read_info, row_problem
 from groovae.windows import SPLIT_BARS, bar_count, exact_window_sequences, window_sequences
-from groovae.errors import DataError, RequestError
+from groovae.errors import DataError, RequestError, write_errors
 
 
 # ---------------------------------------------------------------- one file (in a worker)
@@ -59,7 +59,12 @@ def _converter(config_name):
 
 
 def _init_worker():
+    import signal
     import groovae.compat  # noqa: F401  (shims before TF)
+    # Ctrl-C reaches the whole process group: the parent alone stops the run (and terminates the pool, with
+    # SIGTERM, which must end a worker quietly rather than raise the parent's Terminated in it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 FileJob = collections.namedtuple("FileJob", "row data_dir window_mode config exact drums")
@@ -216,19 +221,35 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     if window_mode not in ("tfds", "magenta"):
         raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
     drums = data.drum_options(drum_map, drum_channel)
-    data_dir, rows, is_corpus = source_rows(source, cache_dir, allow_unverified, progress, split_ratios, split_csv)
-    rows = rows[:max_files] if max_files else rows
-    inputs = input_fingerprint(data_dir, rows, window_mode, config, exact, drums, split_csv)
-    existing = up_to_date_report(out_dir, inputs) if not force else None
-    if existing:
-        print(f"preprocess: {out_dir} is up to date (same data, settings and code); --force rebuilds",
-              file=sys.stderr)
-        return existing
-    converter = _converter(config)  # loads magenta before forking, so workers start warm
-    jobs = [FileJob(row, data_dir, window_mode, config, exact, drums) for row in rows]
-    results = convert_files(jobs, workers or os.cpu_count() or 1, progress)
-    split_tensors = {}
-    # All outputs or none: written into a staging folder that then replaces out_dir whole.
+    with write_errors(f"nothing written, {out_dir} as before"):  # a full disk (cache or staging): one line
+        files.recover_directory(out_dir, carry_over=True)  # what a killed run left beside it
+        data_dir, rows, is_corpus = source_rows(source, cache_dir, allow_unverified, progress, split_ratios,
+                                                split_csv)
+        rows = rows[:max_files] if max_files else rows
+        inputs = input_fingerprint(data_dir, rows, window_mode, config, exact, drums, split_csv)
+        existing = up_to_date_report(out_dir, inputs) if not force else None
+        if existing:
+            print(f"preprocess: {out_dir} is up to date (same data, settings and code); --force rebuilds",
+                  file=sys.stderr)
+            return existing
+        _converter(config)  # loads magenta before forking, so workers start warm
+        jobs = [FileJob(row, data_dir, window_mode, config, exact, drums) for row in rows]
+        results = convert_files(jobs, workers or os.cpu_count() or 1, progress)
+        about = {"source": str(source) if files.is_url(source) else os.path.basename(os.path.normpath(str(source)))}
+        if is_corpus:
+            chosen = sum(r["split_by"] == "split.csv" for r in rows)
+            about["corpus"] = {"split_ratios": list(corpus.parse_ratios(split_ratios)),
+                               "split_csv": os.path.basename(split_csv or corpus.SPLIT_CSV) if chosen else None,
+                               "files_from_split_csv": chosen}
+        about.update(drum_map=os.path.basename(drum_map) if drum_map else None, drum_channel=drum_channel,
+                     inputs=inputs)
+        return write_outputs(out_dir, results, config, window_mode, about, started)
+
+
+def write_outputs(out_dir, results, config, window_mode, about, started):
+    """Writes the splits' TFRecords and tensors and report.json (with ``about``: source, corpus, settings) into
+    ``out_dir``, all of them or none: a staging folder then replaces ``out_dir`` whole.  Returns the report."""
+    converter, split_tensors = _converter(config), {}
     with files.atomic_directory(out_dir, carry_over=True) as staging:
         for split in SPLITS:
             mine = [r for r in results if r["split"] == split]
@@ -236,15 +257,8 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
                            [r["sequence"] for r in mine if r["sequence"] is not None])
             split_tensors[split] = _split_tensors(mine, converter)
             data.save_tensors(os.path.join(staging, f"{split}.npz"), split_tensors[split])
-        report = make_report(results, split_tensors, window_mode, time.time() - started)
-        report["source"] = str(source) if files.is_url(source) else os.path.basename(os.path.normpath(str(source)))
-        if is_corpus:
-            chosen = sum(r["split_by"] == "split.csv" for r in rows)
-            report["corpus"] = {"split_ratios": list(corpus.parse_ratios(split_ratios)),
-                                "split_csv": os.path.basename(split_csv or corpus.SPLIT_CSV) if chosen else None,
-                                "files_from_split_csv": chosen}
-        report.update(drum_map=os.path.basename(drum_map) if drum_map else None, drum_channel=drum_channel,
-                      inputs=inputs)
+        report = {**make_report(results, split_tensors, window_mode, time.time() - started), **about}
+        report["warnings"] = preprocess_report.empty_split_warnings(report)
         files.atomic_write(os.path.join(staging, "report.json"),
                            lambda f: f.write(json.dumps(report, indent=1)), mode="w")
     return report
@@ -298,11 +312,9 @@ def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, sp
     for path in (__file__, preprocess_report.__file__, data.__file__, gmd.__file__, corpus.__file__, windows.__file__,
                  config_path(config)):
         code_hash.update(files.sha256_of(path).encode())
-    drums = drums or {}
-    drum_map = drums.get("drum_map")
     return {"data_sha256": data_hash.hexdigest(), "files": len(rows), "window_mode": window_mode,
             "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest(),
-            "drum_map": sorted(drum_map.items()) if drum_map else None, "drum_channel": drums.get("drum_channel")}
+            **data.drums_record(**(drums or {}))}
 
 
 def up_to_date_report(out_dir, inputs):

@@ -20,13 +20,15 @@ def _diagnosis(result):
     if result["error"]:
         return "unreadable", result["error"]
     name = result["file"]
+    # The meter first: bars are counted in its own beats (a 12/8 bar is 12 of them), so a long 12/8 file
+    # would look "too short", and no length would make it fit the converter's 16 sixteenth steps per bar.
+    if result["time_signature"] not in ("", "4-4"):
+        signature = result["time_signature"].replace("-", "/").replace(",", ", ")
+        return "not 4/4", f"{name}: time signature {signature}; the model's bars are 4/4 (16 sixteenth steps)"
     if result["windows"] == 0:
         bars = (f"{result['bars']} bar{'s' if result['bars'] != 1 else ''}" if result["bars"] is not None
                 else "no whole bars")
         return "too short", f"{name}: {bars}; a window is {SPLIT_BARS} bars"
-    if result["time_signature"] not in ("", "4-4"):  # the converter wants 16 steps per bar
-        signature = result["time_signature"].replace("-", "/").replace(",", ", ")
-        return "not 4/4", f"{name}: time signature {signature}; the model's bars are 4/4 (16 sixteenth steps)"
     windows_cut = f"{result['windows']} window{'s' if result['windows'] != 1 else ''}"
     return "no converter tensors", (f"{name}: {windows_cut} cut, none kept by the converter (it needs notes into "
                                     f"the last bar, one tempo and one 4/4 time signature per window)")
@@ -106,7 +108,31 @@ def format_report(report):
                                                   if c["split_csv"] else ""))
     if not report["splits"]["train"]["tensors"]:
         lines.append("no training windows: the reasons above say why (report.json names every file)")
+    lines += [f"warning: {line}" for line in report.get("warnings", [])]
     return "\n".join(lines)
+
+
+EMPTY_SPLIT_MEANS = {"validation": "train runs without validation (no validation loss to watch)",
+                     "test": "evaluate and `groovae windows --split test` have nothing to use"}
+
+
+def empty_split_warnings(report):
+    """One line per empty validation or test split of a corpus of own MIDI, saying what to do.
+
+    A small corpus split by path hash can leave one empty (10 % of 5 files is
+    none); the GMD's own split never does.  An empty train split has its own
+    line in format_report.
+    """
+    if not report.get("corpus"):
+        return []
+    lines = []
+    for split, means in EMPTY_SPLIT_MEANS.items():
+        counts = report["splits"][split]
+        if not counts["tensors"] and report["totals"]["tensors"]:
+            lines.append(f"the {split} split is empty ({counts['files']} of {report['totals']['files']} files, "
+                         f"no windows): {means}; give it files with --split_ratios (e.g. 0.6,0.2,0.2) or a "
+                         f"file,split CSV (--split_csv, or split.csv in the folder)")
+    return lines
 
 
 # ---------------------------------------------------------------- the stage

@@ -9,6 +9,9 @@ from groovae import checkpoints, files, plots
 from groovae.errors import RequestError
 from groovae.metrics import ACTIVE_UNIT_THRESHOLD, GREEDY_TEMPERATURE, HISTOGRAM_BINS
 
+# A report is written file by file, each one whole: what a failed write leaves.
+REPORT_KEPT = "the report's files written before it are new, the others as they were: free space and rerun"
+
 
 def _fmt(value, digits=3):
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -249,7 +252,7 @@ def portable_paths(results, out_dir):
 
 def write_report(results, out_dir):
     """report.md + PNG plots + results.json of one checkpoint's evaluation in ``out_dir``; returns the .md path."""
-    os.makedirs(out_dir, exist_ok=True)
+    files.make_folder(out_dir)
     results = portable_paths(results, out_dir)
     images = {"f1": "per_class_f1.png", "latent": "latent.png", "examples": "examples.png",
               "distributions": "distributions.png", "density": "hit_density.png"}
@@ -317,7 +320,7 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
     labels = [r["label"] for r in results_list]
     if len(set(labels)) != len(labels):
         raise RequestError(f"labels must differ: {labels}")
-    os.makedirs(out_dir, exist_ok=True)
+    files.make_folder(out_dir)
     for r in results_list:
         write_report(r, os.path.join(out_dir, _safe_name(r["label"])))
     results_list = [portable_paths(r, out_dir) for r in results_list]

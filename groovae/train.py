@@ -20,11 +20,11 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from groovae import checkpoints, data, runs  # noqa: E402
+from groovae import checkpoints, data, files, runs  # noqa: E402
 from groovae.device import choose_precision, describe_device, session_config
 from groovae.graphs import TrainGraph, ValidationGraph, summary_values
 from groovae.model import feed, guess_config, model_variables
-from groovae.errors import GroovaeError, Terminated, TrainError
+from groovae.errors import GroovaeError, Terminated, TrainError, terminate_as_interrupt, write_errors
 from groovae.configs import load_config
 
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
@@ -154,6 +154,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
     """
     check_numbers(num_steps=num_steps, validate_every=validate_every, checkpoint_every_secs=checkpoint_every_secs,
                   summary_every=summary_every, seed=seed)
+    files.check_folder(run_dir, "--run_dir")
     config = load_config(config_name, hparams)
     tensors, validation, train_path = load_training_data(data_path, validation_path)
     resuming = runs.newest_checkpoint(run_dir)
@@ -166,17 +167,18 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
         f"device {describe_device()}, {precision} ({why})", file=sys.stderr)
     session = TrainingSession(config, config_name, hparams, run_dir, validation, seed, precision)
     try:
-        session.start(resuming, init_prefix, init, log)
-        loop = TrainingLoop(session, tensors, seed, summary_every, log)
-        with terminate_as_interrupt():
-            try:
-                loop.run(num_steps, validate_every, checkpoint_every_secs, progress)
-            except (KeyboardInterrupt, Terminated):  # Ctrl-C, Colab's "Interrupt execution", SIGTERM: keep the steps
-                step, checkpoint = session.save_at_interrupt()
-                log(f"train: interrupted at step {step}; checkpoint saved ({os.path.basename(checkpoint)}); "
-                    f"rerun to resume", file=sys.stderr)
-                raise
-        checkpoint = session.save_and_validate()
+        with write_errors(lambda: kept_checkpoint(run_dir)):  # a full disk: the last checkpoint saved stays whole
+            session.start(resuming, init_prefix, init, log)
+            loop = TrainingLoop(session, tensors, seed, summary_every, log)
+            with terminate_as_interrupt():
+                try:
+                    loop.run(num_steps, validate_every, checkpoint_every_secs, progress)
+                except (KeyboardInterrupt, Terminated):  # Ctrl-C, Colab's "Interrupt execution", SIGTERM: keep steps
+                    step, checkpoint = session.save_at_interrupt()
+                    log(f"train: interrupted at step {step}; checkpoint saved ({os.path.basename(checkpoint)}); "
+                        f"rerun to resume", file=sys.stderr)
+                    raise
+            checkpoint = session.save_and_validate()
     finally:
         session.close()
     return {"config": config_name, "global_step": session.step, "steps_this_run": loop.steps_done,
@@ -186,6 +188,14 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
             "first_step_seconds": loop.first_step_seconds, "seconds_per_step": loop.seconds_per_step(),
             "validation": session.last_validation, "checkpoint": checkpoint, "device": describe_device(),
             "precision": precision, "init_from": init}
+
+
+def kept_checkpoint(run_dir):
+    """What a run dir keeps after a failed write: its newest complete checkpoint, which a rerun resumes from."""
+    newest = runs.newest_checkpoint(run_dir)
+    if not newest:
+        return "no checkpoint was saved yet"
+    return f"the last checkpoint saved, {os.path.basename(newest)}, is kept: free space and rerun to resume from it"
 
 
 class TrainingSession:
@@ -320,24 +330,6 @@ class TrainingLoop:
         if self.steps_done <= 1:
             return None
         return (self.end_time - self.steady_start - self.validation_seconds) / (self.steps_done - 1)
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM raises Terminated in the training loop (main thread only), so the steps are saved before exiting."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def session_batch_size(session):

@@ -187,3 +187,105 @@ def static_server(tmp_path_factory):
     yield f"http://127.0.0.1:{server.server_address[1]}", str(folder)
     server.shutdown()
     server.server_close()
+
+
+# A groovae command in its own process with one function replaced by a fault: "stall" (touch the marker file,
+# then sleep: the test sends a signal meanwhile), "wait" (touch the marker, then run the function once the
+# test creates <marker>.go), "touch" (touch the marker, then run it), an errno name such as "ENOSPC" (raise that
+# OSError, as a full disk does) or "fsize" (the process's file size limit drops to 1 byte while the function
+# runs, so that every write it makes, TensorFlow's included, really fails: EFBIG, "File too large"); from the Nth
+# call on with "@N" ("ENOSPC@3").  The target is 'module.function' or 'module.Class.method'.
+_FAULT_RUNNER = r"""
+import errno, importlib, os, resource, signal, sys, time
+target, fault, marker = sys.argv[1:4]
+fault, _, after = fault.partition("@")
+parts = target.split(".")
+for k in range(len(parts) - 1, 0, -1):
+    try:
+        owner = importlib.import_module(".".join(parts[:k]))
+        break
+    except ImportError:
+        continue
+for part in parts[k:-1]:
+    owner = getattr(owner, part)
+name = parts[-1]
+original, calls = getattr(owner, name), []
+
+def faulty(*args, **kwargs):
+    calls.append(1)
+    if len(calls) < int(after or 1):
+        return original(*args, **kwargs)
+    if fault in ("stall", "wait", "touch"):
+        open(marker, "w").close()
+    if fault == "stall":
+        time.sleep(600)
+    if fault == "wait":
+        while not os.path.exists(marker + ".go"):
+            time.sleep(0.02)
+    if fault in ("wait", "touch"):
+        return original(*args, **kwargs)
+    if fault == "fsize":
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel's signal ends the process
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, limits[1]))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    code = getattr(errno, fault)
+    path = next((a for a in args if isinstance(a, str)), marker)
+    raise OSError(code, os.strerror(code), path)
+
+setattr(owner, name, faulty)
+from groovae import cli
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+
+def start_with_fault(argv, target, fault, marker):
+    """Popen of ``groovae argv`` with ``target`` ('module.function') replaced by ``fault`` (see above); its own
+    process group, as a command started from a terminal (``interrupt`` sends Ctrl-C's SIGINT to all of it)."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, "-c", _FAULT_RUNNER, target, fault, str(marker), *argv], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def run_with_fault(argv, target, fault, marker, timeout=300):
+    """(exit code, stderr) of ``groovae argv`` run to its end with ``target`` failing as ``fault`` says."""
+    proc = start_with_fault(argv, target, fault, marker)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def wait_for_marker(proc, marker, timeout=180):
+    """Waits until ``proc`` reaches its fault (the marker file appears); fails with its stderr if it ends first."""
+    import time
+    deadline = time.time() + timeout
+    while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(marker), proc.communicate()[1][-3000:]
+
+
+def interrupt(proc, signum, marker, timeout=180):
+    """Waits until ``proc`` stalls (its marker file appears), then sends ``signum`` ('SIGINT': to its process
+    group, as Ctrl-C in a terminal does; 'SIGTERM': to the process, as a scheduler does); returns its stderr."""
+    import signal
+    wait_for_marker(proc, marker, timeout)
+    if signum == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(getattr(signal, signum))
+    return proc.communicate(timeout=timeout)[1]
+
+
+def tree(folder):
+    """{relative path: bytes} of every file below ``folder`` (what a fault must leave as it was)."""
+    found = {}
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found

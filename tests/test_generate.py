@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from groovae import checkpoints, data, files, generate, manifest, model, synthetic, train
 from groovae.errors import DataError
-from tests.conftest import needs_audio
+from tests.conftest import interrupt, needs_audio, run_with_fault, start_with_fault, tree, wait_for_marker
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,12 @@ def four_bar_midi(tmp_path_factory):
         paths[name] = str(folder / f"{name}.mid")
         synthetic.make_groove(bars=bars, seed=seed).write(paths[name])
     return paths
+
+
+def _generate_argv(tiny_run, out):
+    """The command line of a quick generate run of the tiny model into ``out``."""
+    return ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--no_wav",
+            "--no_progress", "--output_dir", str(out)]
 
 
 @needs_audio
@@ -114,6 +120,145 @@ def test_failed_run_leaves_no_files(tiny_model, tmp_path, monkeypatch):
     assert sorted(os.listdir(out)) == before
 
 
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_run_removes_its_staging_and_keeps_the_folder(tiny_run, tmp_path, signum, code):
+    """Ctrl-C (to the whole process group, as a terminal sends it) or SIGTERM while a run writes its files:
+    its staging folder is removed, the folder keeps the earlier run whole, one line, the shell's exit code."""
+    from groovae import cli
+    out = str(tmp_path / "out")
+    argv = _generate_argv(tiny_run, out)
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--n", "3", "--seed", "1"], "groovae.plots.save_figure", "stall", marker)
+    err = interrupt(proc, signum, marker)
+    assert proc.returncode == code, err[-2000:]
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"groovae generate: interrupted; nothing written, {out} as before", err[-2000:]
+    assert "Traceback" not in err
+    assert tree(out) == before  # no staging folder, no file of the stopped run, the manifest as it was
+
+
+def test_an_interrupt_while_the_run_is_put_in_place_waits_for_it(tiny_run, tmp_path):
+    """SIGTERM arriving while a run's files are moved in and its manifest not yet written: held until the manifest
+    is written, then acted on, and the line says the folder has the run, whole."""
+    out = str(tmp_path / "out")
+    marker = tmp_path / "committing"
+    proc = start_with_fault(_generate_argv(tiny_run, out) + ["--n", "2"], "groovae.manifest.write_manifest", "wait",
+                            marker)
+    wait_for_marker(proc, marker)
+    proc.terminate()
+    (tmp_path / "committing.go").touch()
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == f"groovae generate: interrupted; {out} has this run's outputs, whole " \
+                                           "(they were being put in place)"
+    [run] = manifest.read_manifest(out)
+    assert sorted(os.listdir(out)) == sorted(["manifest.json", *run["files"]])
+    assert all(files.sha256_of(os.path.join(out, name)) == sha for name, sha in run["files"].items())
+
+
+@pytest.mark.parametrize("target, fault, reason", [
+    ("groovae.plots.save_figure", "fsize@2", "File too large"),  # a real failed write, met on flush
+    ("groovae.files.atomic_write", "ENOSPC", "No space left on device")])
+def test_a_full_disk_is_one_line_naming_the_file_and_the_folder_keeps_the_earlier_run(tiny_run, tmp_path, target,
+                                                                                     fault, reason):
+    from groovae import cli
+    out = str(tmp_path / "out")
+    argv = _generate_argv(tiny_run, out)
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    code, err = run_with_fault(argv + ["--n", "3", "--seed", "1"], target, fault, tmp_path / "marker")
+    assert code == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"groovae generate: error: {re.escape(out)}/\S+\.(png|mid): cannot write \({reason}\); "
+                        rf"nothing written, {re.escape(out)} as before", last), last
+    assert "Traceback" not in err
+    assert tree(out) == before
+
+
+def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_not(tiny_run, tmp_path):
+    """A run stalled while writing holds its .staging-*.tmp: another run into the folder leaves it alone; once it
+    is killed (-9), the next run removes it, and a staging folder left by a killed older version too."""
+    import signal
+    from groovae import cli
+    out = tmp_path / "out"
+    argv = _generate_argv(tiny_run, out)
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--n", "3"], "groovae.plots.save_figure", "stall", marker)
+    wait_for_marker(proc, marker)
+    live = sorted(name for name in os.listdir(out) if name.startswith(".staging-"))
+    assert [name.rsplit(".", 1)[1] for name in live] == ["lock", "tmp"], live
+    assert cli.main(argv + ["--seed", "1"]) == 0  # a run beside it
+    assert set(live) <= set(os.listdir(out))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (out / ".staging-0ld_vers").mkdir()  # as tempfile.TemporaryDirectory named them before the locks
+    (out / ".staging-0ld_vers" / "sample_00.mid").write_bytes(b"MThd")
+    assert cli.main(argv + ["--seed", "2"]) == 0
+    runs = manifest.read_manifest(str(out))
+    assert sorted(os.listdir(out)) == sorted(["manifest.json"] + [f for r in runs for f in r["files"]])
+    assert [r["seed"] for r in runs] == [1, 2]
+
+
+def test_two_runs_into_one_folder_at_once_both_get_their_entry(tiny_run, tmp_path):
+    """Two real processes commit into one folder at the same time: the second waits for the first's commit (the
+    folder's lock) and reads its entry, so neither is lost."""
+    out = tmp_path / "out"
+    argv = _generate_argv(tiny_run, out)
+    first, second = tmp_path / "first", tmp_path / "second"
+    a = start_with_fault(argv + ["--seed", "1"], "groovae.manifest.write_manifest", "wait", first)
+    wait_for_marker(a, first)  # a's files are in the folder, its manifest about to be written
+    b = start_with_fault(argv + ["--seed", "2"], "groovae.outputs.replace_run", "touch", second)
+    wait_for_marker(b, second)  # b has written its files and commits them now
+    (tmp_path / "first.go").touch()
+    for proc in (a, b):
+        err = proc.communicate(timeout=300)[1]
+        assert proc.returncode == 0, err[-2000:]
+    runs = manifest.read_manifest(str(out))
+    assert sorted(r["seed"] for r in runs) == [1, 2]
+    assert sorted(os.listdir(out)) == sorted(["manifest.json"] + [f for r in runs for f in r["files"]])
+
+
+def test_a_run_killed_in_its_commit_is_undone_by_the_next_run(tiny_run, tmp_path):
+    """kill -9 after a rerun moved its files in (two replacing the earlier run's, one new) and before its manifest
+    was written: the next run into the folder puts the earlier run's files back and removes the unlisted one."""
+    import signal
+    from groovae import cli
+    out = tmp_path / "out"
+    argv = _generate_argv(tiny_run, out)
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    [earlier] = manifest.read_manifest(str(out))
+    marker = tmp_path / "committing"
+    proc = start_with_fault(argv + ["--n", "3"], "groovae.manifest.write_manifest", "wait", marker)  # same prefix
+    wait_for_marker(proc, marker)
+    assert os.path.exists(out / f"{earlier['prefix']}_02.mid")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert cli.main(argv + ["--seed", "5"]) == 0
+    runs = manifest.read_manifest(str(out))
+    assert runs[0] == earlier and [r["seed"] for r in runs] == [0, 5]
+    after = tree(out)
+    assert {k: v for k, v in after.items() if k not in runs[1]["files"] and k != "manifest.json"} == \
+        {k: v for k, v in before.items() if k != "manifest.json"}
+
+
+def test_a_full_disk_at_the_commit_puts_the_folder_back(tiny_run, tmp_path):
+    """The manifest cannot be written (the commit): the rerun's files, moved in already, go out again and the
+    earlier run's come back."""
+    from groovae import cli
+    out = tmp_path / "out"
+    argv = _generate_argv(tiny_run, out)
+    assert cli.main(argv + ["--n", "2"]) == 0
+    before = tree(out)
+    code, err = run_with_fault(argv + ["--n", "3"], "groovae.manifest.write_manifest", "ENOSPC", tmp_path / "m")
+    assert code == 2, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f"groovae generate: error: {out}: cannot write (No space left on "
+                                            f"device); nothing written, {out} as before")
+    assert tree(out) == before
+
+
 def test_same_seed_same_grooves_other_seed_other_grooves(tiny_model):
     a = generate.sample(tiny_model, n=2, temperature=1.0, seed=3)
     b = generate.sample(tiny_model, n=2, temperature=1.0, seed=3)
@@ -132,6 +277,41 @@ def test_interpolate_and_reconstruct(tiny_model, four_bar_midi, tmp_path):
     entry = generate.generate("groovae_tiny", tiny_model.checkpoint, str(tmp_path), "reconstruct",
                               inputs=[four_bar_midi["b"]], wav=False, png=False, model=tiny_model)
     assert list(entry["files"]) == [entry["prefix"] + "_00.mid"] and entry["prefix"].startswith("recon_t0.5_s0_")
+
+
+def test_inputs_on_another_channel_or_kit_read_with_drum_channel_and_drum_map(tiny_run, four_bar_midi, tmp_path,
+                                                                              capsys):
+    """The same groove on MIDI channel 1, or on a kit's own pitches: refused as preprocess refuses it, read with
+    --drum_channel / --drum_map into the same grooves, recorded so that regenerate reads it alike."""
+    from groovae import cli
+    from groovae.gmd import DRUM_CLASSES
+    channel1, kit = pretty_midi.PrettyMIDI(four_bar_midi["a"]), pretty_midi.PrettyMIDI(four_bar_midi["a"])
+    channel1.instruments[0].is_drum = False
+    channel1.write(str(tmp_path / "channel1.mid"))
+    pitches = sorted({n.pitch for n in kit.instruments[0].notes})
+    for note in kit.instruments[0].notes:
+        note.pitch = 60 + pitches.index(note.pitch)
+    kit.write(str(tmp_path / "kit.mid"))
+    (tmp_path / "kit.csv").write_text("".join(f"{60 + k},{DRUM_CLASSES[data.default_drum_map()[p]]}\n"
+                                              for k, p in enumerate(pitches)))
+    argv = ["generate", "--config", "groovae_tiny", "--checkpoint", "private", "--run_dir", tiny_run[0], "--mode",
+            "reconstruct", "--no_wav", "--no_png", "--no_progress"]
+    out = str(tmp_path / "out")
+    assert cli.main(argv + ["--inputs", four_bar_midi["a"], "--output_dir", out]) == 0
+    assert cli.main(argv + ["--inputs", str(tmp_path / "channel1.mid"), "--output_dir", out]) == 2
+    assert "channel1.mid: no drum notes" in capsys.readouterr().err
+    assert cli.main(argv + ["--inputs", str(tmp_path / "channel1.mid"), "--drum_channel", "1", "--output_dir", out]) == 0
+    assert cli.main(argv + ["--inputs", str(tmp_path / "kit.mid"), "--drum_map", str(tmp_path / "kit.csv"),
+                            "--output_dir", out]) == 0
+    runs = manifest.read_manifest(out)
+    grooves = [open(os.path.join(out, f"{r['prefix']}_00.mid"), "rb").read() for r in runs]
+    assert len({r["prefix"] for r in runs}) == 3 and grooves[1] == grooves[0] == grooves[2]
+    assert runs[1]["drum_channel"] == 1 and runs[2]["drum_map"] and "drum_map" not in runs[0]
+    for entry in runs[1:]:
+        assert generate.regenerate(entry, str(tmp_path / "again"), out)["files"] == entry["files"]
+    assert cli.main([a for a in argv if a not in ("--mode", "reconstruct")] + ["--drum_channel", "1", "--output_dir",
+                                                                             out]) == 2
+    assert "sample mode has none" in capsys.readouterr().err
 
 
 def test_dataset_windows_export_as_midi_that_reads_back_as_the_same_grooves(tiny_model, tiny_tensors_path, tmp_path):
@@ -246,6 +426,39 @@ def test_corrupt_checkpoint_and_wrong_config(tiny_run, tiny_tensors_path, tmp_pa
         generate.sample(model.GrooveModel("groovae_tiny_hier", prefix), n=1)  # checked when the graph is built
 
 
+def test_a_checkpoint_that_fails_to_restore_is_one_line_and_leaves_no_session_open(tiny_run, tmp_path,
+                                                                                   monkeypatch):
+    """Its .data file cut short (the index, which the config check reads, intact): GrooveModel and ModelPass
+    (evaluate's pass) say so in one line and close every TensorFlow session they opened."""
+    run_dir, _ = tiny_run
+    prefix = checkpoints.newest_checkpoint(run_dir)
+    broken = str(tmp_path / os.path.basename(prefix))
+    for name in os.listdir(run_dir):
+        if name.startswith(os.path.basename(prefix) + "."):
+            shutil.copy(os.path.join(run_dir, name), tmp_path / name)
+            if ".data-" in name:
+                with open(tmp_path / name, "r+b") as f:
+                    f.truncate(100)
+    opened = []
+
+    class CountedSession(tf.Session):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+        def close(self):
+            super().close()
+            if self in opened:
+                opened.remove(self)
+    monkeypatch.setattr(tf, "Session", CountedSession)
+    groove_model = model.GrooveModel("groovae_tiny", broken)
+    with pytest.raises(generate.GenerateError, match=r"model.ckpt-40: cannot restore the checkpoint \(OutOfRangeError"):
+        generate.sample(groove_model, n=1)
+    with pytest.raises(generate.GenerateError, match="cannot restore the checkpoint"):
+        model.ModelPass("groovae_tiny", broken, batch_size=2)
+    assert opened == []
+
+
 def _tar(path, members):
     with tarfile.open(path, "w") as tar:
         for name, payload, kind in members:
@@ -337,3 +550,50 @@ def test_a_tar_checkpoint_is_recorded_by_its_own_path_not_the_cache(tmp_path):
     assert checkpoints.portable_name(str(tar), cached, out) == os.path.join("..", "ckpts", "groovae_4bar.tar")
     assert checkpoints.portable_name(None, cached, out) == os.path.join("..", "cache", "checkpoints", "x", "model.ckpt-5")
     assert checkpoints.portable_name("https://host/x.tar", cached, out) == "https://host/x.tar"
+
+
+@needs_audio
+def test_a_wav_ends_at_most_a_bar_after_the_last_note_with_a_fade(tmp_path):
+    """FluidSynth renders cymbals ringing out, and anything until the file's last event (here a controller 20 s
+    after the last note): the WAV keeps up to one bar (at the file's tempo) after the last note, fading out."""
+    from scipy.io import wavfile
+    from groovae import audio
+    groove = synthetic.make_groove(bars=4, bpm=100.0)
+    last = max(note.end for note in groove.instruments[0].notes)
+    groove.instruments[0].control_changes.append(pretty_midi.ControlChange(7, 100, last + 20.0))
+    groove.write(str(tmp_path / "groove.mid"))
+    rate, samples = wavfile.read(audio.render_wav(str(tmp_path / "groove.mid"), str(tmp_path / "groove.wav")))
+    bar = 4 * 60.0 / 100.0
+    assert last + bar - 0.01 <= len(samples) / rate <= last + bar + 0.01  # the kit rings for longer than a bar
+    fade = int(audio.FADE_SECONDS * rate)
+    level = np.abs(samples.astype(np.float64))
+    assert level[-fade // 10:].max() < 0.1 * level[-2 * fade:-fade].max()  # faded, not cut mid-ring
+    assert level[-1] <= 1 and level.max() > 20000
+
+
+def test_dataset_windows_are_written_at_the_tempo_they_were_played_with_their_timing_in_ms(tmp_path):
+    """A 90 bpm performance through preprocess and `groovae windows`: its window's MIDI is at 90 bpm and every
+    hit where the drummer played it, in ms from the window's first bar line; the listening page says the tempo."""
+    from groovae import listing, preprocess
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    played = synthetic.make_groove(bars=8, bpm=90.0, seed=3)
+    played.write(str(folder / "take.mid"))
+    preprocess.preprocess(str(folder), str(tmp_path / "data"), config="groovae_tiny", workers=1, progress=False,
+                          split_ratios="1,0,0")
+    tensors = data.load_tensors(str(tmp_path / "data" / "train.npz"))
+    index = 2
+    start_bar = int(tensors["start_bar"][index])
+    generate.export_windows("groovae_tiny", str(tmp_path / "data" / "train.npz"), str(tmp_path / "out"),
+                            indices=[index], wav=False, png=False)
+    written = pretty_midi.PrettyMIDI(str(tmp_path / "out" / f"train_window_{index:05d}.mid"))
+    np.testing.assert_allclose(written.get_tempo_changes()[1], [90.0], rtol=1e-5)  # MIDI stores microseconds per beat
+    bar = 4 * 60.0 / 90.0
+    t0, t1 = start_bar * bar, (start_bar + 4) * bar
+    wanted = sorted(n.start - t0 for n in played.instruments[0].notes if n.start >= t0 and n.end <= t1)
+    got = sorted(n.start for i in written.instruments for n in i.notes)
+    assert len(got) == len(wanted) > 40
+    late = [k for k, t in enumerate(wanted) if t > 0.01]  # a hit played just before the window starts is clipped
+    np.testing.assert_allclose(np.array(got)[late], np.array(wanted)[late], atol=0.005)  # within 5 ms
+    [entry] = listing.read_folder(str(tmp_path / "out"), "")["runs"]
+    assert entry["grooves"][0]["label"] == f"take.mid, bars {start_bar + 1}–{start_bar + 4}, 90 bpm as played"

@@ -121,6 +121,49 @@ def test_every_file_without_windows_has_one_reason(plain):
         assert json.load(f)["rejected"] == report["rejected"]
 
 
+@pytest.mark.parametrize("numerator, denominator", [(12, 8), (6, 8)])
+def test_a_compound_meter_is_not_4_4_rather_than_too_short(tmp_path, numerator, denominator):
+    """8 bars' worth of notes in 12/8 (or 6/8): counted in the meter's own beats they would be '3 bars', too
+    short; the reason is the meter, in preprocess's report and in the your-beat commands alike."""
+    from groovae import beat
+    folder = tmp_path / "jigs"
+    folder.mkdir()
+    jig = _groove(9, bars=8)
+    jig.time_signature_changes = [pretty_midi.TimeSignature(numerator, denominator, 0.0)]
+    jig.write(str(folder / "jig.mid"))
+    report = pp.preprocess(str(folder), str(tmp_path / "out"), config="groovae_tiny", workers=1, progress=False)
+    [rejected] = report["rejected"]
+    assert rejected["reason"] == "not 4/4"
+    assert rejected["detail"] == f"jig.mid: time signature {numerator}/{denominator}; the model's bars are 4/4 " \
+                                 "(16 sixteenth steps)"
+    with pytest.raises(beat.GenerateError, match=f"jig.mid: time signature {numerator}/{denominator}; the models' "
+                                                 "bars are 4/4"):
+        beat.read_beat(str(folder / "jig.mid"))
+
+
+def test_a_split_left_empty_by_the_hash_gets_a_warning_saying_what_to_do(tmp_path, capsys):
+    """Three files, all hashed into train: validation and test are empty, and preprocess says so and how to fix it;
+    with a split.csv giving each split a file there is no warning."""
+    folder = tmp_path / "few"
+    folder.mkdir()
+    names = [f"take_{k}.mid" for k in range(40) if corpus.hash_split(f"take_{k}.mid") == "train"][:3]
+    for k, name in enumerate(names):
+        _groove(k).write(str(folder / name))
+    argv = ["preprocess", "--source", str(folder), "--config", "groovae_tiny", "--workers", "1"]
+    assert cli.main(argv + ["--output_dir", str(tmp_path / "out")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert [w.split(" (")[0] for w in warnings] == ["warning: the validation split is empty",
+                                                   "warning: the test split is empty"]
+    assert all("--split_ratios (e.g. 0.6,0.2,0.2)" in w and "--split_csv" in w for w in warnings)
+    assert "train runs without validation" in warnings[0]
+    with open(tmp_path / "out" / "report.json") as f:
+        assert [w.split(" (")[0] for w in json.load(f)["warnings"]] == [w[len("warning: "):].split(" (")[0]
+                                                                         for w in warnings]
+    (tmp_path / "split.csv").write_text(f"file,split\n{names[1]},validation\n{names[2]},test\n")
+    assert cli.main(argv + ["--output_dir", str(tmp_path / "out2"), "--split_csv", str(tmp_path / "split.csv")]) == 0
+    assert "warning:" not in capsys.readouterr().err
+
+
 def test_tempo_and_split_come_from_the_file_and_its_path(plain):
     out, _ = plain
     bpm = {}

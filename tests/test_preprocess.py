@@ -10,7 +10,7 @@ import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import cli, data, files, gmd, preprocess as pp, preprocess_report, synthetic, windows
-from tests.conftest import GMD_ZIP
+from tests.conftest import GMD_ZIP, interrupt, run_with_fault, start_with_fault, tree, wait_for_marker
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
                "midi_filename", "audio_filename", "duration", "split"]
@@ -497,6 +497,85 @@ def test_kill_9_during_preprocess_leaves_the_old_outputs_whole(gmd_zip, tmp_path
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
     subprocess.run(args + ["--force"], cwd=ROOT, check=True, capture_output=True, timeout=300)  # and it recovers
     assert sorted(os.listdir(out)) == sorted(before)
+
+
+@pytest.mark.parametrize("signum, code, stage", [
+    ("SIGINT", 130, "groovae.data.save_tensors"), ("SIGTERM", 143, "groovae.data.save_tensors"),
+    ("SIGINT", 130, "groovae.preprocess.process_file"), ("SIGTERM", 143, "groovae.preprocess.process_file")])
+def test_an_interrupted_rebuild_removes_its_staging_and_keeps_the_old_outputs(gmd_zip, tmp_path, signum, code,
+                                                                             stage):
+    """Ctrl-C (to the process group, workers included) or SIGTERM while the workers convert files or while the
+    staging folder is written: the staging folder is gone, the earlier outputs whole, one line, exit 130/143."""
+    out = str(tmp_path / "data" / "gmd")
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "2"]
+    assert cli.main(argv) == 0
+    before = tree(tmp_path / "data")
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--force"], stage, "stall", marker)
+    err = interrupt(proc, signum, marker)
+    assert proc.returncode == code, err[-2000:]
+    assert err.strip().splitlines()[-1] == f"groovae preprocess: interrupted; nothing written, {out} as before"
+    assert "Traceback" not in err, err[-2000:]
+    assert tree(tmp_path / "data") == before  # and no staging or .old folder beside it
+
+
+@pytest.mark.parametrize("target, fault, reason", [
+    ("groovae.preprocess.write_tfrecord", "fsize", "File too large"),  # TensorFlow's TFRecordWriter really fails
+    ("groovae.data.save_tensors", "ENOSPC@2", "No space left on device")])
+def test_a_full_disk_is_one_line_and_the_old_outputs_stay_whole(gmd_zip, tmp_path, target, fault, reason):
+    out = str(tmp_path / "data" / "gmd")
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    assert cli.main(argv) == 0
+    before = tree(tmp_path / "data")
+    code, err = run_with_fault(argv + ["--force"], target, fault, tmp_path / "marker")
+    assert code == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"groovae preprocess: error: {out}.") and ".tmp/" in last, last  # in the staging folder
+    assert last.endswith(f": cannot write ({reason}); nothing written, {out} as before"), last
+    assert "Traceback" not in err
+    assert tree(tmp_path / "data") == before
+
+
+def test_staging_of_a_killed_run_is_cleaned_by_the_next_run_and_a_live_runs_is_not(gmd_zip, tmp_path):
+    """A run stalled while writing its staging folder holds it: a second run beside it leaves it alone.  Once the
+    first is killed (-9), the next run, even one that finds the outputs up to date, removes what it left."""
+    import signal
+    data_dir = tmp_path / "data"
+    out = str(data_dir / "gmd")
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    assert cli.main(argv) == 0
+    marker = tmp_path / "stalled"
+    proc = start_with_fault(argv + ["--force"], "groovae.data.save_tensors", "stall", marker)
+    wait_for_marker(proc, marker)
+    live = sorted(set(os.listdir(data_dir)) - {"gmd"})
+    assert [name.rsplit(".", 1)[1] for name in live] == ["lock", "tmp"], live
+    assert cli.main(argv + ["--force"]) == 0  # a run beside it
+    assert sorted(os.listdir(data_dir)) == sorted(["gmd"] + live)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert cli.main(argv) == 0  # up to date, and the killed run's staging is gone
+    assert os.listdir(data_dir) == ["gmd"]
+
+
+def test_a_swap_cut_short_by_a_kill_gets_the_last_outputs_back(gmd_zip, tmp_path, capsys):
+    """kill -9 between atomic_directory's two renames leaves the last whole outputs in <name>.<random>.old and no
+    folder: the next run puts them back (here: finds them up to date)."""
+    data_dir = tmp_path / "data"
+    out = data_dir / "gmd"
+    argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", str(out), "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1"]
+    assert cli.main(argv) == 0
+    before = tree(out)
+    (data_dir / "gmd.k1ll3d_9.old").mkdir()
+    os.replace(out, data_dir / "gmd.k1ll3d_9.old" / "previous")
+    (data_dir / "gmd.k1ll3d_9.tmp").mkdir()  # the new outputs that never arrived
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "is up to date" in capsys.readouterr().err
+    assert os.listdir(data_dir) == ["gmd"] and tree(out) == before
 
 
 def test_other_files_in_the_output_folder_survive_a_rebuild(gmd_zip, processed, tmp_path):

@@ -316,3 +316,24 @@ def test_an_interrupted_run_saves_its_steps_and_resumes(tiny_tensors_path, tmp_p
     assert int(tf.train.load_checkpoint(saved).get_tensor("global_step")) == step
     result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=step + 2, progress=False)
     assert result["steps_this_run"] == 2
+
+
+def test_a_checkpoint_save_that_fails_on_a_full_disk_keeps_the_last_one(tiny_tensors_path, tmp_path):
+    """TensorFlow's own save fails half-way (the process may write no more than 1 byte per file meanwhile): one
+    line naming the file and the checkpoint kept, which is whole and resumes."""
+    from tests.conftest import run_with_fault
+    run_dir = str(tmp_path / "run")
+    argv = ["train", "--config", "groovae_tiny", "--data", tiny_tensors_path, "--run_dir", run_dir, "--num_steps", "20",
+            "--no_progress", "--checkpoint_every_secs", "0"]  # saves at step 0, then after every step: the 4th fails
+    code, err = run_with_fault(argv, "groovae.train.TrainingSession.save", "fsize@4", tmp_path / "marker")
+    assert code == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"groovae train: error: {run_dir}/model.ckpt-3"), last
+    assert last.endswith(": cannot write (File too large); the last checkpoint saved, model.ckpt-2, is kept: free "
+                         "space and rerun to resume from it"), last
+    assert "Traceback" not in err
+    kept = checkpoints.newest_checkpoint(run_dir)
+    assert checkpoints.step_of(kept) == 2 and int(tf.train.load_checkpoint(kept).get_tensor("global_step")) == 2
+    result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=4, progress=False)
+    assert result["steps_this_run"] == 2
+
