@@ -481,22 +481,21 @@ def test_kill_9_during_preprocess_leaves_the_old_outputs_whole(gmd_zip, tmp_path
     import signal
     import subprocess
     import sys
-    import time
     from tests.conftest import ROOT
     out = tmp_path / "gmd"
     args = [sys.executable, "-m", "groovae", "preprocess", "--source", gmd_zip, "--allow_unverified",
             "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"), "--workers", "1"]
     subprocess.run(args, cwd=ROOT, check=True, capture_output=True, timeout=300)
     before = {f: (out / f).read_bytes() for f in os.listdir(out)}
-    proc = subprocess.Popen(args + ["--force"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not [f for f in os.listdir(tmp_path) if f.startswith("gmd.")]:
-        time.sleep(0.005)  # until its staging folder exists
+    marker = tmp_path / "writing"  # it stalls while it writes its staging folder (polling for the folder raced)
+    proc = start_with_fault(args[3:] + ["--force"], "groovae.data.save_tensors", "stall@2", marker)
+    wait_for_marker(proc, marker)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
     subprocess.run(args + ["--force"], cwd=ROOT, check=True, capture_output=True, timeout=300)  # and it recovers
     assert sorted(os.listdir(out)) == sorted(before)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith("gmd.")]  # the killed run's staging cleaned
 
 
 @pytest.mark.parametrize("signum, code, stage", [
