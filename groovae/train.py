@@ -23,8 +23,9 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 from groovae import checkpoints, data, files, runs  # noqa: E402
 from groovae.device import choose_precision, describe_device, session_config
 from groovae.graphs import TrainGraph, ValidationGraph, summary_values
-from groovae.model import feed, guess_config, model_variables
-from groovae.errors import GroovaeError, Terminated, TrainError, terminate_as_interrupt, write_errors
+from groovae.model import feed, guess_config, model_variables, restore
+from groovae.errors import (GenerateError, GroovaeError, Terminated, TrainError, terminate_as_interrupt,
+                            write_errors)
 from groovae.configs import load_config
 
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
@@ -214,10 +215,23 @@ class TrainingSession:
         self.sess = tf.Session(config=session_config(precision, fast_start=True))
         self.step, self.metrics = None, None
 
+    def _restore_newest_whole(self, newest, log):
+        """Restores ``newest``, or where its files are damaged (a disk that filled, a copy cut short) the newest
+        earlier checkpoint that restores, saying so; TrainError in one line when none does."""
+        earlier = [p for p in reversed(checkpoints.complete_checkpoints(self.run_dir)) if p != newest]
+        for prefix in [newest] + earlier:
+            try:
+                restore(self.saver, self.sess, prefix)
+                return prefix
+            except GenerateError as e:
+                log(f"train: {e}; trying the checkpoint before it", file=sys.stderr)
+        raise TrainError(f"{self.run_dir}: no checkpoint restores (see above); start a new run with another "
+                         f"--run_dir") from None
+
     def start(self, resume_from, init_prefix, init, log):
         """Restores the newest checkpoint, or initialises (from --init_from's weights) and saves step 0."""
         if resume_from:
-            self.saver.restore(self.sess, resume_from)
+            resume_from = self._restore_newest_whole(resume_from, log)
             self.saver.recover_last_checkpoints(checkpoints.complete_checkpoints(self.run_dir))  # keep rotating them
         else:
             self.sess.run(tf.global_variables_initializer())

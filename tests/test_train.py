@@ -337,3 +337,21 @@ def test_a_checkpoint_save_that_fails_on_a_full_disk_keeps_the_last_one(tiny_ten
     result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=4, progress=False)
     assert result["steps_this_run"] == 2
 
+
+
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(tiny_run, tiny_tensors_path, tmp_path):
+    """A newest checkpoint whose .data was cut short (a disk that filled, a copy interrupted) is passed over."""
+    import shutil
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(tiny_run[0], run_dir)
+    newest = checkpoints.newest_checkpoint(run_dir)
+    data_file = newest + ".data-00000-of-00001"
+    with open(data_file, "r+b") as f:
+        f.truncate(os.path.getsize(data_file) // 2)
+    lines = []
+    result = train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=45, progress=False,
+                         log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert result["global_step"] == 45
+    said = "\n".join(lines)
+    assert f"{newest}: cannot restore the checkpoint" in said and "trying the checkpoint before it" in said
+    assert "resumed from" in said and "model.ckpt-0" in said
