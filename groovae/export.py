@@ -17,7 +17,7 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from groovae import checkpoints, files, prior, runs  # noqa: E402
-from groovae.errors import GroovaeError, RequestError, write_errors  # noqa: E402
+from groovae.errors import GroovaeError, write_errors  # noqa: E402
 from groovae.model import check_checkpoint, model_variables  # noqa: E402
 
 SUMMARY = "training_summary.json"
@@ -33,7 +33,7 @@ def export_checkpoint(prefix, output_dir, config=None, hparams=None, source=None
     run.json and a checkpoint); anything else is refused untouched.
     """
     config, hparams = runs.model_of(prefix, config, hparams)
-    _check_output_dir(output_dir)
+    files.check_replaceable(output_dir, _is_export, "export")
     wanted = model_variables(config, hparams or None)
     check_checkpoint(config, prefix, wanted)
     reader = tf.train.load_checkpoint(prefix)
@@ -61,18 +61,11 @@ def _copy_prior(prefix, saved, info):
         info["prior"] = {"file": os.path.basename(path), "sha256": files.sha256_of(path)}
 
 
-def _check_output_dir(output_dir):
-    """RequestError unless ``output_dir`` is new, empty or an earlier export (which is then replaced)."""
-    if os.path.isfile(output_dir):
-        raise RequestError(f"{output_dir}: is a file; --output_dir must be a folder (new, or an earlier export)")
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        try:
-            earlier = "weights_from" in (runs.read_run_info(output_dir) or {})
-        except GroovaeError:
-            earlier = False
-        if not earlier:
-            raise RequestError(f"{output_dir}: exists with other files; choose a new --output_dir "
-                               f"(an earlier export's folder is replaced whole)")
+def _is_export(folder):
+    try:
+        return "weights_from" in (runs.read_run_info(folder) or {})
+    except GroovaeError:
+        return False
 
 
 def _save_variables(values, save_prefix, step):

@@ -118,7 +118,7 @@ def export_magenta_js(prefix, output_dir, config=None, hparams=None, quantize=8,
         raise RequestError(f"--quantize is {quantize!r}; 8 or none")
     config, hparams = runs.model_of(prefix, config, hparams)
     spec = magenta_js_config(config, hparams)
-    _check_output_dir(output_dir)
+    files.check_replaceable(output_dir, _is_export, "export")
     wanted = model_variables(config, hparams or None)
     check_checkpoint(config, prefix, wanted)
     reader = tf.train.load_checkpoint(prefix)
@@ -133,15 +133,9 @@ def export_magenta_js(prefix, output_dir, config=None, hparams=None, quantize=8,
     return output_dir
 
 
-def _check_output_dir(output_dir):
-    if os.path.isfile(output_dir):
-        raise RequestError(f"{output_dir}: is a file; --output_dir must be a folder (new, or an earlier export)")
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        try:
-            with open(os.path.join(output_dir, "config.json")) as f:
-                earlier = "groovae" in json.load(f)
-        except (OSError, ValueError, TypeError):
-            earlier = False
-        if not earlier:
-            raise RequestError(f"{output_dir}: exists with other files; choose a new --output_dir "
-                               f"(an earlier export's folder is replaced whole)")
+def _is_export(folder):
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            return "groovae" in json.load(f)
+    except (OSError, ValueError, TypeError):
+        return False

@@ -53,6 +53,15 @@ def check_folder(path, flag="--output_dir"):
         raise RequestError(f"{path}: {where}; {flag} must be a folder")
 
 
+def check_replaceable(output_dir, is_earlier, what):
+    """RequestError unless ``output_dir`` can be made, is empty, or holds an earlier ``what`` (``is_earlier(folder)``,
+    which must not raise): only such a folder is replaced whole, never one holding anything else."""
+    check_folder(output_dir)
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not is_earlier(output_dir):
+        raise RequestError(f"{output_dir}: exists with other files; choose a new --output_dir "
+                           f"(an earlier {what}'s folder is replaced whole)")
+
+
 def make_folder(path, flag="--output_dir"):
     """Makes the folder ``path`` (and its parents) if missing; one line if a file is in the way."""
     check_folder(path, flag)

@@ -126,18 +126,12 @@ def read_exports(folders):
     return models
 
 
-def _check_output_dir(output_dir):
-    if os.path.isfile(output_dir):
-        raise RequestError(f"{output_dir}: is a file; --output_dir must be a folder (new, or an earlier lab)")
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        try:
-            with open(os.path.join(output_dir, "lab.json")) as f:
-                earlier = json.load(f).get("generator") == GENERATOR
-        except (OSError, ValueError, AttributeError):
-            earlier = False
-        if not earlier:
-            raise RequestError(f"{output_dir}: exists with other files; choose a new --output_dir "
-                               f"(an earlier lab's folder is replaced whole)")
+def _is_lab(folder):
+    try:
+        with open(os.path.join(folder, "lab.json")) as f:
+            return json.load(f).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _magenta_js_tag(staging, magenta_js):
@@ -155,7 +149,7 @@ def _magenta_js_tag(staging, magenta_js):
 def build_lab(export_dirs, output_dir, magenta_js=None, title="groovae lab", soundfont=None):
     """Writes the lab into ``output_dir`` (new, or an earlier lab's: replaced whole); returns its index.html."""
     models = read_exports(export_dirs)
-    _check_output_dir(output_dir)
+    files.check_replaceable(output_dir, _is_lab, "lab")
     with files.atomic_directory(output_dir) as staging:
         script, source = _magenta_js_tag(staging, magenta_js)
         for folder, model in zip(export_dirs, models):
