@@ -172,20 +172,21 @@ def _as_numpy(batch, layout):
     return out
 
 
-def read_windows(folder, entry, chunk=1024):
-    """Yields the split's windows in order, ``chunk`` at a time, as numpy dicts (eager tf.data)."""
+def read_windows(folder, entry, chunk=1024, keys=None):
+    """Yields the split's windows in order, ``chunk`` at a time, as numpy dicts (eager tf.data) of ``keys``
+    (default: all)."""
     import tensorflow as tf
-    layout = {k: v for k, v in entry["layout"].items()}
+    layout = {k: v for k, v in entry["layout"].items() if keys is None or k in keys}
     dataset = tf.data.TFRecordDataset(shard_paths(folder, entry)).batch(chunk).map(parse_function(layout))
     with tf.device("/cpu:0"):
         for batch in dataset.as_numpy_iterator():
             yield _as_numpy(batch, layout)
 
 
-def _concat(parts, layout):
+def _concat(parts, layout, keys=None):
     if not parts:
         return {k: (np.zeros([0] + shape, dtype="U64" if dtype == "str" else dtype)) for k, (dtype, shape)
-                in layout.items()}
+                in layout.items() if keys is None or k in keys}
     out = {}
     for key in parts[0]:
         values = [p[key] for p in parts]
@@ -194,10 +195,24 @@ def _concat(parts, layout):
     return out
 
 
-def load_split(folder, split, check=True):
-    """A split's windows whole, as ``data.load_tensors`` gives an ``.npz`` (for small splits: test, tests)."""
+def load_split(folder, split, check=True, keys=None):
+    """A split's windows whole (``keys`` of them, default all), as ``data.load_tensors`` gives an ``.npz``
+    (for small splits: test, tests)."""
     entry = check_split(folder, split) if check else split_of(folder, split)
-    return _concat(list(read_windows(folder, entry)), entry["layout"])
+    return _concat(list(read_windows(folder, entry, keys=keys)), entry["layout"], keys)
+
+
+def split_ref(folder, split):
+    """How a sharded split is named where an .npz path would be (evaluate's --data): ``DIR/<split>-*.tfrecord``."""
+    return os.path.join(folder, f"{split}-*.tfrecord")
+
+
+def load_windows(path, keys=None):
+    """The windows of an .npz path, or of a sharded split named by ``split_ref``."""
+    folder, name = os.path.split(path)
+    if name.endswith("-*.tfrecord") and is_sharded(folder):
+        return load_split(folder, name[:-len("-*.tfrecord")], keys=keys)
+    return data.load_tensors(path)
 
 
 def pick(folder, entry, indices):
