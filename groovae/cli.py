@@ -64,8 +64,10 @@ def _add_preprocess(sub):
     p.add_argument("--runner", choices=("local", "beam"), default="local",
                    help="local: a process pool (--workers); beam: an Apache Beam pipeline (pip install '.[beam]'), "
                         "on this machine unless --beam_options names another runner (see README: Bigger corpora)")
-    p.add_argument("--beam_options", default=None, metavar="'--runner=DataflowRunner --project=...'",
-                   help="standard Beam pipeline options for --runner beam (default: FnApiRunner, --workers processes)")
+    p.add_argument("--beam_options", default=None, metavar="OPTIONS",
+                   help="standard Beam pipeline options for --runner beam, given with '=' "
+                        "(--beam_options=\"--runner=DataflowRunner --project=...\"); default: Beam's FnApiRunner here, "
+                        "--workers processes")
     p.add_argument("--shards", type=int, default=None, metavar="N",
                    help="write each split's windows as N TFRecord shards + shards.json (train streams them) "
                         "instead of one .npz")
