@@ -13,7 +13,7 @@ import pytest
 import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import beam_pipeline, cli, data, files, gmd, preprocess as pp, shards, synthetic
 from groovae.errors import PipelineError, RequestError
-from tests.conftest import GMD_ZIP
+from tests.conftest import GMD_ZIP, interrupt, start_with_fault, tree
 from tests.test_preprocess import make_gmd_zip
 
 try:
@@ -91,6 +91,40 @@ def test_a_file_the_pipeline_loses_fails_loudly_and_writes_nothing(gmd_like, tmp
         pp.preprocess(gmd_like, out, allow_unverified=True, cache_dir=str(tmp_path / "cache"), workers=1,
                       progress=False, runner="beam")
     assert not os.path.exists(out) and os.listdir(tmp_path) == ["cache"]  # no staging left either
+
+
+@needs_beam
+def test_a_full_disk_in_a_beam_worker_is_one_line_and_the_old_outputs_stay(gmd_like, tmp_path, monkeypatch, capsys):
+    import errno
+    out = str(tmp_path / "data" / "gmd")
+    argv = ["preprocess", "--source", gmd_like, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1", "--runner", "beam", "--shards", "2"]
+    assert cli.main(argv) == 0
+    before = tree(tmp_path / "data")
+
+    def full(path, tensors):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    monkeypatch.setattr(shards, "write_shard", full)
+    assert cli.main(argv + ["--force"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f": cannot write (No space left on device); nothing written, {out} as before"), err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert tree(tmp_path / "data") == before
+
+
+@needs_beam
+def test_ctrl_c_during_a_beam_run_removes_its_staging(gmd_like, tmp_path):
+    out = str(tmp_path / "data" / "gmd")
+    argv = ["preprocess", "--source", gmd_like, "--allow_unverified", "--output_dir", out, "--cache_dir",
+            str(tmp_path / "cache"), "--workers", "1", "--runner", "beam"]
+    assert cli.main(argv) == 0
+    before = tree(tmp_path / "data")
+    marker = tmp_path / "marker"
+    proc = start_with_fault(argv + ["--force"], "groovae.preprocess_outputs.write_group", "stall", marker)
+    err = interrupt(proc, "SIGINT", marker)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == f"groovae preprocess: interrupted; nothing written, {out} as before"
+    assert tree(tmp_path / "data") == before
 
 
 def test_a_group_missing_a_file_fails_loudly():
