@@ -206,6 +206,8 @@ CASES = [
     ("evaluate shards without a test split", lambda b: ["evaluate", "--config", "groovae_tiny", "--run_dir", b["run"],
                                                         "--data", b["shard_changed"], "--output_dir", _out(b, "e")], 2,
      "shards.json: no 'test' split"),
+    ("windows of sharded data", lambda b: ["windows", "--data", b["shard_changed"], "--split", "train", "--output_dir",
+                                           _out(b, "w")], 2, "the windows there are TFRecord shards"),
     ("workers 0", lambda b: ["preprocess", "--source", b["nocsv"], "--workers", "0", "--output_dir", _out(b, "p")], 2,
      "--workers"),
     ("train data missing", lambda b: TRAIN + ["--data", b["dir"] + "/none.npz", "--run_dir", _out(b, "r1"),
