@@ -11,8 +11,8 @@ Sections (each prints its numbers; all of them go to WORK/results.json):
   per split (data.fingerprint of the .npz vs of the shards laid end to end):
   they must be equal.
 * ``train_equal``: ``groovae_tiny`` for ``--tiny_steps`` steps from the GMD's
-  .npz (seeds 0 and 1: the noise) and from its shards (seed 0): validation
-  loss at the last step.
+  .npz and from its shards, seeds 0 and 1 each (the seed-to-seed spread is
+  the noise): validation loss at the last step.
 * ``step_time``: ``groovae_4bar`` for ``--big_steps`` steps from .npz and from
   shards, one after the other: steady s/step (after the first step).
 * ``corpus``: ``benchmarks/make_corpus.py --n_files N`` (once, kept), then
@@ -103,7 +103,8 @@ def section_train_equal(args, results):
     results["train_equal"] = {
         "npz_seed0": train_run(args, npz, "groovae_tiny", args.tiny_steps, 0, "tiny_npz_s0", every),
         "npz_seed1": train_run(args, npz, "groovae_tiny", args.tiny_steps, 1, "tiny_npz_s1", every),
-        "shards_seed0": train_run(args, sharded, "groovae_tiny", args.tiny_steps, 0, "tiny_shards_s0", every)}
+        "shards_seed0": train_run(args, sharded, "groovae_tiny", args.tiny_steps, 0, "tiny_shards_s0", every),
+        "shards_seed1": train_run(args, sharded, "groovae_tiny", args.tiny_steps, 1, "tiny_shards_s1", every)}
 
 
 def section_step_time(args, results):
