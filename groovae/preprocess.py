@@ -240,10 +240,11 @@ Run.__doc__ = """One preprocess run's files (rows, their FileJobs and Slots) and
 def local_outputs(run, staging):
     """(file summaries, group records): the process pool's results, written group by group."""
     results = convert_files(run.jobs, run.workers, run.progress)
-    groups = []
-    for split, shard in groups_of(run.num_shards):
-        mine = [r for r, slot in zip(results, run.slots) if (slot.split, slot.shard) == (split, shard)]
-        groups.append(write_group(staging, run.config, split, shard, run.num_shards, mine))
+    by_group = collections.defaultdict(list)
+    for result, slot in zip(results, run.slots):  # in row order, so in index order within each group
+        by_group[(slot.split, slot.shard)].append(result)
+    groups = [write_group(staging, run.config, split, shard, run.num_shards, by_group[(split, shard)])
+              for split, shard in groups_of(run.num_shards)]
     return [file_summary(r) for r in results], groups
 
 
