@@ -35,7 +35,29 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from bench_preprocess import GMD_ZIP, run_measured  # noqa: E402
+from bench_preprocess import GMD_ZIP  # noqa: E402
+
+SAMPLE_EVERY = 2.0  # s between PSS samples: reading smaps of TF processes costs CPU, which a shared machine lacks
+
+
+def run_measured(cmd, env=None):
+    """(wall seconds, peak summed PSS in bytes of the process tree, stdout), as bench_preprocess's, sampled less
+    often (Beam's workers start as new processes: PSS counts what each holds, forked or not)."""
+    import psutil
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_full_info().pss for p in [root] + root.children(recursive=True)
+                                 if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(SAMPLE_EVERY)
+    out, err = proc.communicate()
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    return time.perf_counter() - started, peak, out
 
 SECTIONS = ("gmd", "train_equal", "step_time", "corpus", "train_rss")
 
