@@ -1,7 +1,7 @@
 """Benchmark: preprocess as a Beam pipeline and sharded windows, against the local process pool and .npz.
 
     python benchmarks/bench_beam.py --work /tmp/bench31 [--gmd ZIP] [--n_files 100000] [--workers 2]
-                                    [--only gmd,train_equal,step_time,corpus,train_rss]
+                                    [--only gmd,train_equal,step_time,corpus,train_rss,train_scaled] [--scale 10]
 
 Sections (each prints its numbers; all of them go to WORK/results.json):
 
@@ -20,6 +20,9 @@ Sections (each prints its numbers; all of them go to WORK/results.json):
   files/s, peak PSS, equal manifests.
 * ``train_rss``: ``groovae_tiny`` for a few steps on the corpus's shards and on
   the same windows as .npz (written from the shards): peak PSS.
+* ``train_scaled``: the same on the GMD's training windows (from ``gmd``'s
+  shards) at 1x and ``--scale``x (repeated: shard files listed again,
+  arrays concatenated): how peak PSS grows with the corpus.
 
 Every command runs as a subprocess (TF start-up included); the load average
 before and after each is printed, since the machine may be shared.
@@ -59,7 +62,7 @@ def run_measured(cmd, env=None):
         sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
     return time.perf_counter() - started, peak, out
 
-SECTIONS = ("gmd", "train_equal", "step_time", "corpus", "train_rss")
+SECTIONS = ("gmd", "train_equal", "step_time", "corpus", "train_rss", "train_scaled")
 
 
 def groovae(args, work):
@@ -171,6 +174,44 @@ def section_train_rss(args, results):
         "train_windows": shards.split_of(sharded, "train")["windows"]}
 
 
+def section_train_scaled(args, results):
+    """groovae_tiny's peak PSS on the GMD's training windows repeated ``--scale`` times (as shards: the GMD's
+    shard files listed that many times; as .npz: the arrays concatenated), beside 1x: memory vs corpus size."""
+    import numpy as np
+    import groovae.compat  # noqa: F401
+    from groovae import data, shards
+    source = os.path.join(args.work, "gmd_beam")
+    entry = shards.split_of(source, "train")
+    out = {}
+    for scale in (1, args.scale):
+        folder = os.path.join(args.work, f"gmd_x{scale}")
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+            listed = []
+            for k in range(scale * len(entry["shards"])):
+                shard = dict(entry["shards"][k % len(entry["shards"])])
+                name = shards.shard_name("train", k, scale * len(entry["shards"]))
+                os.link(os.path.join(source, shard["file"]), os.path.join(folder, name))
+                listed.append({**shard, "file": name, "layout": entry["layout"]})
+            validation = shards.split_of(source, "validation")
+            for shard in validation["shards"]:
+                os.link(os.path.join(source, shard["file"]), os.path.join(folder, shard["file"]))
+            shards.write_manifest(folder, {"train": shards.split_entry(listed), "validation": validation})
+            npz = os.path.join(folder, "npz")
+            os.makedirs(npz)
+            train = shards.load_split(source, "train")
+            data.save_tensors(os.path.join(npz, "train.npz"),
+                              {k: np.concatenate([v] * scale) for k, v in train.items()})
+            data.save_tensors(os.path.join(npz, "validation.npz"), shards.load_split(source, "validation"))
+        every = ["--validate_every", str(args.rss_steps)]
+        out[f"x{scale}"] = {
+            "windows": scale * entry["windows"],
+            "npz": train_run(args, os.path.join(folder, "npz"), "groovae_tiny", args.rss_steps, 0, f"x{scale}_npz",
+                             every),
+            "shards": train_run(args, folder, "groovae_tiny", args.rss_steps, 0, f"x{scale}_shards", every)}
+    results["train_scaled"] = out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="/tmp/bench31")
@@ -180,6 +221,7 @@ def main():
     parser.add_argument("--tiny_steps", type=int, default=300)
     parser.add_argument("--big_steps", type=int, default=4)
     parser.add_argument("--rss_steps", type=int, default=20)
+    parser.add_argument("--scale", type=int, default=10, help="train_scaled: the GMD's windows this many times")
     parser.add_argument("--only", default=",".join(SECTIONS))
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
