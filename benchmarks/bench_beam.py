@@ -1,6 +1,6 @@
 """Benchmark: preprocess as a Beam pipeline and sharded windows, against the local process pool and .npz.
 
-    python benchmarks/bench_beam.py --work /tmp/bench31 [--gmd ZIP] [--n_files 100000] [--workers 2]
+    python benchmarks/bench_beam.py [--work DIR] [--gmd ZIP] [--n_files 100000] [--workers 2]
                                     [--only gmd,train_equal,step_time,corpus,train_rss,train_scaled] [--scale 10]
 
 Sections (each prints its numbers; all of them go to WORK/results.json):
@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -214,7 +215,8 @@ def section_train_scaled(args, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", default="/tmp/bench31")
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "bench31"),
+                        help="outputs (corpus, preprocess outputs, runs; never the repo); default: TMPDIR/bench31")
     parser.add_argument("--gmd", default=GMD_ZIP)
     parser.add_argument("--n_files", type=int, default=100000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

@@ -1,6 +1,6 @@
 """A synthetic drum corpus for the "bigger corpora" benchmark: N MIDI files cut from the Groove MIDI Dataset.
 
-    python benchmarks/make_corpus.py --output_dir /tmp/bench31/corpus --n_files 100000 [--gmd ZIP] [--seed 0]
+    python benchmarks/make_corpus.py --output_dir CORPUS_DIR --n_files 100000 [--gmd ZIP] [--seed 0]
 
 Each file is 8 to 16 bars of a 4/4 GMD performance (from a random bar), varied:
 its tempo scaled by 0.8-1.25 (notes moved with it), one drum voice dropped in
