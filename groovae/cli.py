@@ -27,7 +27,8 @@ def _preprocess(args):
                                    allow_unverified=args.allow_unverified, cache_dir=args.cache_dir,
                                    max_files=args.max_files, exact=args.exact, force=args.force,
                                    split_ratios=args.split_ratios, split_csv=args.split_csv,
-                                   drum_map=args.drum_map, drum_channel=args.drum_channel)
+                                   drum_map=args.drum_map, drum_channel=args.drum_channel, runner=args.runner,
+                                   num_shards=args.shards, beam_options=args.beam_options)
     print(preprocess_report.format_report(report), file=sys.stderr)
     print(preprocess_report.main_report_line(report, args.output_dir))
 
@@ -39,7 +40,7 @@ def _add_preprocess(sub):
                    help="GMD zip URL (http(s)/file://), local zip or extracted folder (default: the official URL); "
                         "or a folder or zip of your own .mid files (no info.csv)")
     p.add_argument("--output_dir", default="data/gmd",
-                   help="gets {train,validation,test}.tfrecord/.npz and report.json")
+                   help="gets {train,validation,test}.tfrecord/.npz (or shards) and report.json")
     p.add_argument("--window_mode", choices=("tfds", "magenta"), default="tfds",
                    help="tfds: 4-bar windows, 1-bar hop (as the official model); "
                         "magenta: converter on whole files, non-overlapping")
@@ -60,6 +61,16 @@ def _add_preprocess(sub):
     p.add_argument("--split_csv", default=None,
                    help="own MIDI: a file,split CSV choosing files' splits (default: split.csv in the folder)")
     drum_options(p)
+    p.add_argument("--runner", choices=("local", "beam"), default="local",
+                   help="local: a process pool (--workers); beam: an Apache Beam pipeline (pip install '.[beam]'), "
+                        "on this machine unless --beam_options names another runner (see README: Bigger corpora)")
+    p.add_argument("--beam_options", default=None, metavar="OPTIONS",
+                   help="standard Beam pipeline options for --runner beam, given with '=' "
+                        "(--beam_options=\"--runner=DataflowRunner --project=...\"); default: Beam's FnApiRunner here, "
+                        "--workers processes")
+    p.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="write each split's windows as N TFRecord shards + shards.json (train streams them) "
+                        "instead of one .npz")
     p.set_defaults(run=_preprocess)
 
 

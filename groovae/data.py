@@ -298,6 +298,10 @@ def save_tensors(path, tensors):
 def load_tensors(path):
     """Window tensors from ``save_tensors``; DataError if missing or damaged."""
     if not os.path.isfile(path):
+        if os.path.isfile(os.path.join(os.path.dirname(path), "shards.json")):  # groovae.shards.MANIFEST
+            raise DataError(f"{path}: no such tensor file; the windows there are TFRecord shards (preprocess "
+                            f"--shards), which train and evaluate read; this command reads .npz: preprocess again "
+                            f"without --shards")
         raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
     try:
         with np.load(path) as npz:

@@ -58,6 +58,10 @@ class RequestError(GroovaeError):
     """A request that cannot be carried out as asked (flags, options)."""
 
 
+class PipelineError(GroovaeError):
+    """A preprocess runner (the process pool, Beam) that did not account for every input file, or cannot run."""
+
+
 class TrainError(GroovaeError):
     """A training run cannot start or continue."""
 

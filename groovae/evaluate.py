@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from groovae import checkpoints, data, prior as priors
+from groovae import checkpoints, data, prior as priors, shards
 from groovae.model import MAX_GROOVES, GrooveModel, check_request, sample
 from groovae.errors import DataError, RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
@@ -64,14 +64,18 @@ def model_loss(terms, mu, sigma, hparams, global_step):
 
 def data_paths(data_dir=None, test_path=None, train_path=None):
     """(test .npz, train .npz or None) from a preprocess dir and/or explicit paths, checked to exist."""
-    if data_dir:
+    if data_dir and shards.is_sharded(data_dir):  # windows as shards: checked now, read by load_split
+        shards.check_split(data_dir, "test", hash_files=False)  # files there; their sha256 when they are read
+        test_path = test_path or shards.split_ref(data_dir, "test")
+        train_path = train_path or shards.split_ref(data_dir, "train")
+    elif data_dir:
         test_path = test_path or os.path.join(data_dir, "test.npz")
         if train_path is None and os.path.exists(os.path.join(data_dir, "train.npz")):
             train_path = os.path.join(data_dir, "train.npz")
     if not test_path:
         raise RequestError("give --data (a preprocess output dir) or --test (a tensor .npz)")
     for path in (test_path, train_path):
-        if path and not os.path.isfile(path):  # before any checkpoint download
+        if path and not os.path.isfile(path) and not path.endswith("-*.tfrecord"):  # before any checkpoint download
             raise DataError(f"{path}: no such tensor file (run `groovae preprocess` first)")
     return test_path, train_path
 
@@ -187,10 +191,10 @@ def check_settings(temperatures, n_samples, batch_size, seed):
 
 def load_split(test_path, train_path=None):
     """(test tensors, train tensors or None, per-window bpm or None where unknown)."""
-    test = data.load_tensors(test_path)
+    test = shards.load_windows(test_path)
     if len(test["lengths"]) == 0:
         raise data.DataError(f"{test_path}: holds no windows")
-    train = data.load_tensors(train_path) if train_path else None
+    train = shards.load_windows(train_path, keys=("outputs",)) if train_path else None  # novelty: outputs only
     bpm = test.get("bpm")
     if bpm is not None and not np.all(np.asarray(bpm) > 0):
         bpm = None

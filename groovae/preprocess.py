@@ -39,24 +39,17 @@ import time
 
 import numpy as np
 
-from groovae import corpus, data, files, gmd, preprocess_report, windows
-from groovae.preprocess_report import make_report
+from groovae import corpus, data, files, gmd, preprocess_outputs, preprocess_report, shards, windows
+from groovae.preprocess_outputs import (check_accounted, converter_of as _converter, groups_of, id_dtype as _id_dtype,
+                                        output_names, plan, shard_manifest, split_stats, write_group,
+                                        write_tfrecord)  # noqa: F401  (write_tfrecord: read_tfrecord_sequences' twin)
+from groovae.preprocess_report import file_summary, make_report
 from groovae.gmd import OFFICIAL_URL, SPLITS, add_metadata, get_data, read_info, row_problem
 from groovae.windows import SPLIT_BARS, bar_count, exact_window_sequences, window_sequences
 from groovae.errors import DataError, RequestError, write_errors
 
 
 # ---------------------------------------------------------------- one file (in a worker)
-
-_CONVERTER = {}
-
-
-def _converter(config_name):
-    if config_name not in _CONVERTER:
-        from groovae.configs import load_config
-        _CONVERTER[config_name] = load_config(config_name).data_converter
-    return _CONVERTER[config_name]
-
 
 def _init_worker():
     import signal
@@ -140,35 +133,11 @@ def window_tensors(job, pm, sequence, bpm, beats_per_bar):
     raise RequestError(f"unknown window_mode '{job.window_mode}' (tfds or magenta)")
 
 
-def _id_dtype(ids):
-    """Unicode width of source_id: 64 (the GMD's, unchanged) or the longest corpus path."""
-    return f"U{max([64] + [len(i) for i in ids])}"
-
-
-def write_tfrecord(path, records):
-    """Writes serialized protos to a TFRecord atomically (temp name + rename)."""
-    import tensorflow as tf
-    with files.atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
-        for record in records:
-            writer.write(record)
-
-
 def read_tfrecord_sequences(path):
     """NoteSequences of a TFRecord written here (for checks and notebooks)."""
     import note_seq
     import tensorflow as tf
     return [note_seq.NoteSequence.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
-
-
-def _split_tensors(results, converter):
-    parts = [r["tensors"] for r in results if r["tensors"] is not None and len(r["tensors"]["lengths"])]
-    tensors = data.concat_tensors(parts, converter)
-    n = len(tensors["lengths"])
-    ids = [i for p in parts for i in p["source_id"][:1]]
-    for key, dtype in (("bpm", np.float32), ("source_id", _id_dtype(ids)), ("start_bar", np.int32)):
-        tensors[key] = (np.concatenate([p[key] for p in parts]) if parts
-                        else np.zeros(0, dtype)).astype(dtype).reshape(n)
-    return tensors
 
 
 def _file_size(data_dir, row):
@@ -200,7 +169,8 @@ def _run_jobs(jobs, workers, progress):
 
 def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", config="groovae_4bar",
                workers=None, allow_unverified=False, cache_dir=None, max_files=None, exact=False,
-               progress=True, force=False, split_ratios=None, split_csv=None, drum_map=None, drum_channel=None):
+               progress=True, force=False, split_ratios=None, split_csv=None, drum_map=None, drum_channel=None,
+               runner="local", num_shards=None, beam_options=None):
     """GMD or a folder of drum MIDI -> per-split NoteSequence TFRecords, window tensors (.npz) and report.json.
 
     ``source`` holding info.csv (or a URL) is the GMD, with its own split;
@@ -209,24 +179,23 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
     its split.csv) choose each file's split.  ``drum_map`` (a file, see
     data.read_drum_map) and ``drum_channel`` (1-16) change which notes are
     drums, for either.  ``max_files`` keeps the first n rows (quick runs);
-    ``exact`` uses the slow real MIDI round trip for every window.  Returns
-    the report.  Outputs made from the same data, settings and code are kept
-    (their report is returned) unless ``force``.
+    ``exact`` uses the slow real MIDI round trip for every window.
+    ``runner``: 'local' (a process pool) or 'beam' (groovae.beam_pipeline,
+    with ``beam_options``); ``num_shards`` writes windows as TFRecord shards
+    (groovae.shards) instead of one .npz per split.  Returns the report.
+    Outputs made from the same data, settings and code are kept (their
+    report is returned) unless ``force``.
     """
     started = time.time()
     source = source or OFFICIAL_URL
-    for name, value in (("workers", workers), ("max_files", max_files)):
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise RequestError(f"--{name} is {value!r}; it must be a whole number >= 1")
-    if window_mode not in ("tfds", "magenta"):
-        raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
+    options = check_settings(workers, max_files, num_shards, runner, beam_options, window_mode)
     drums = data.drum_options(drum_map, drum_channel)
     with write_errors(f"nothing written, {out_dir} as before"):  # a full disk (cache or staging): one line
         files.recover_directory(out_dir, carry_over=True)  # what a killed run left beside it
         data_dir, rows, is_corpus = source_rows(source, cache_dir, allow_unverified, progress, split_ratios,
                                                 split_csv)
         rows = rows[:max_files] if max_files else rows
-        inputs = input_fingerprint(data_dir, rows, window_mode, config, exact, drums, split_csv)
+        inputs = input_fingerprint(data_dir, rows, window_mode, config, exact, drums, split_csv, num_shards)
         existing = up_to_date_report(out_dir, inputs) if not force else None
         if existing:
             print(f"preprocess: {out_dir} is up to date (same data, settings and code); --force rebuilds",
@@ -234,7 +203,6 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
             return existing
         _converter(config)  # loads magenta before forking, so workers start warm
         jobs = [FileJob(row, data_dir, window_mode, config, exact, drums) for row in rows]
-        results = convert_files(jobs, workers or os.cpu_count() or 1, progress)
         about = {"source": str(source) if files.is_url(source) else os.path.basename(os.path.normpath(str(source)))}
         if is_corpus:
             chosen = sum(r["split_by"] == "split.csv" for r in rows)
@@ -242,22 +210,70 @@ def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", conf
                                "split_csv": os.path.basename(split_csv or corpus.SPLIT_CSV) if chosen else None,
                                "files_from_split_csv": chosen}
         about.update(drum_map=os.path.basename(drum_map) if drum_map else None, drum_channel=drum_channel,
-                     inputs=inputs)
-        return write_outputs(out_dir, results, config, window_mode, about, started)
+                     runner=runner, inputs=inputs)
+        run = Run(rows, jobs, plan(rows, num_shards), config, num_shards, workers or os.cpu_count() or 1, progress)
+        produce = beam_producer(run, options) if runner == "beam" else (lambda staging: local_outputs(run, staging))
+        return write_outputs(out_dir, produce, run, window_mode, about, started)
 
 
-def write_outputs(out_dir, results, config, window_mode, about, started):
-    """Writes the splits' TFRecords and tensors and report.json (with ``about``: source, corpus, settings) into
-    ``out_dir``, all of them or none: a staging folder then replaces ``out_dir`` whole.  Returns the report."""
-    converter, split_tensors = _converter(config), {}
+def check_settings(workers, max_files, num_shards, runner, beam_options, window_mode):
+    """One line for a bad setting, before any work; the Beam pipeline options (None for the local runner)."""
+    for name, value in (("workers", workers), ("max_files", max_files), ("shards", num_shards)):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise RequestError(f"--{name} is {value!r}; it must be a whole number >= 1")
+    if window_mode not in ("tfds", "magenta"):
+        raise RequestError(f"unknown window_mode '{window_mode}' (tfds or magenta)")
+    if runner not in ("local", "beam"):
+        raise RequestError(f"--runner is {runner!r}; it must be local or beam")
+    if runner != "beam":
+        if beam_options:
+            raise RequestError("--beam_options is for --runner beam")
+        return None
+    from groovae import beam_pipeline
+    return beam_pipeline.pipeline_options(beam_options, workers or os.cpu_count() or 1)
+
+
+Run = collections.namedtuple("Run", "rows jobs slots config num_shards workers progress")
+Run.__doc__ = """One preprocess run's files (rows, their FileJobs and Slots) and how to run them."""
+
+
+def local_outputs(run, staging):
+    """(file summaries, group records): the process pool's results, written group by group."""
+    results = convert_files(run.jobs, run.workers, run.progress)
+    by_group = collections.defaultdict(list)
+    for result, slot in zip(results, run.slots):  # in row order, so in index order within each group
+        by_group[(slot.split, slot.shard)].append(result)
+    groups = [write_group(staging, run.config, split, shard, run.num_shards, by_group[(split, shard)])
+              for split, shard in groups_of(run.num_shards)]
+    return [file_summary(r) for r in results], groups
+
+
+def beam_producer(run, options):
+    """produce(staging) for write_outputs: the Beam pipeline's outputs, plus the empty groups it had no file for."""
+    def produce(staging):
+        from groovae import beam_pipeline
+        summaries, groups = beam_pipeline.run(run.jobs, run.slots, staging, process_file, write_group, file_summary,
+                                              run.config, run.num_shards, options)
+        written = {(g["split"], g["shard"]) for g in groups}
+        for split, shard in groups_of(run.num_shards):  # groups no file fell into: empty outputs, as the pool's
+            if (split, shard) not in written:
+                groups.append(write_group(staging, run.config, split, shard, run.num_shards, []))
+        return summaries, groups
+    return produce
+
+
+def write_outputs(out_dir, produce, run, window_mode, about, started):
+    """Writes the outputs ``produce(staging)`` makes (returning the files' summaries and the groups' records),
+    then the shard manifest and report.json (with ``about``: source, corpus, settings), into ``out_dir``, all of
+    them or none: a staging folder then replaces ``out_dir`` whole.  Returns the report."""
     with files.atomic_directory(out_dir, carry_over=True) as staging:
-        for split in SPLITS:
-            mine = [r for r in results if r["split"] == split]
-            write_tfrecord(os.path.join(staging, f"{split}.tfrecord"),
-                           [r["sequence"] for r in mine if r["sequence"] is not None])
-            split_tensors[split] = _split_tensors(mine, converter)
-            data.save_tensors(os.path.join(staging, f"{split}.npz"), split_tensors[split])
-        report = {**make_report(results, split_tensors, window_mode, time.time() - started), **about}
+        summaries, groups = produce(staging)
+        check_accounted(run.rows, summaries, groups, f"preprocess ({about['runner']} runner)")
+        order = {(row["split"], row["id"]): k for k, row in enumerate(run.rows)}
+        summaries.sort(key=lambda s: order[(s["split"], s["id"])])  # the report lists files in input order
+        if run.num_shards:
+            shard_manifest(staging, groups, run.num_shards)
+        report = {**make_report(summaries, split_stats(groups), window_mode, time.time() - started), **about}
         report["warnings"] = preprocess_report.empty_split_warnings(report)
         files.atomic_write(os.path.join(staging, "report.json"),
                            lambda f: f.write(json.dumps(report, indent=1)), mode="w")
@@ -298,7 +314,7 @@ def convert_files(jobs, workers, progress):
     return results
 
 
-def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, split_csv=None):
+def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, split_csv=None, num_shards=None):
     """What the outputs depend on: the data's bytes, splits, drum rule, settings and the code that cuts windows."""
     from groovae.configs import config_path
     data_hash = hashlib.sha256()
@@ -310,17 +326,16 @@ def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, sp
         data_hash.update(f"{row['midi_filename']}\t{row['split']}\n".encode())
     code_hash = hashlib.sha256()
     for path in (__file__, preprocess_report.__file__, data.__file__, gmd.__file__, corpus.__file__, windows.__file__,
-                 config_path(config)):
+                 preprocess_outputs.__file__, shards.__file__, config_path(config)):
         code_hash.update(files.sha256_of(path).encode())
     return {"data_sha256": data_hash.hexdigest(), "files": len(rows), "window_mode": window_mode,
             "config": config, "exact": bool(exact), "code_sha256": code_hash.hexdigest(),
-            **data.drums_record(**(drums or {}))}
+            **data.drums_record(**(drums or {})), **({"shards": num_shards} if num_shards else {})}
 
 
 def up_to_date_report(out_dir, inputs):
     """The report of outputs in ``out_dir`` made from ``inputs``, or None if any differs or is missing."""
-    outputs = ["report.json"] + [f"{split}.{ext}" for split in SPLITS for ext in ("tfrecord", "npz")]
-    if not all(os.path.isfile(os.path.join(out_dir, name)) for name in outputs):
+    if not all(os.path.isfile(os.path.join(out_dir, name)) for name in output_names({"inputs": inputs})):
         return None
     try:
         with open(os.path.join(out_dir, "report.json")) as f:

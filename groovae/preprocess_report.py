@@ -13,6 +13,17 @@ from groovae.gmd import DRUM_CLASSES, SPLITS
 from groovae.windows import SPLIT_BARS
 
 
+def file_summary(result):
+    """What the report keeps of one file's result (groovae.preprocess.process_file): its counts and problem,
+    without its NoteSequence and tensors (so that a corpus's summaries fit in memory)."""
+    keep = ("id", "split", "file", "time_signature", "error", "reason", "windows", "bars", "unmapped")
+    summary = {k: result.get(k) for k in keep}
+    summary["unmapped"] = {int(p): int(n) for p, n in (result.get("unmapped") or {}).items()}
+    summary["sequence"] = result["sequence"] is not None
+    summary["tensors"] = 0 if result["tensors"] is None else int(len(result["tensors"]["lengths"]))
+    return summary
+
+
 def _diagnosis(result):
     """(reason, detail): why a file gave no tensors, as the step that gave up saw it (for the report)."""
     if result.get("reason"):
@@ -42,21 +53,22 @@ def hits_per_class(tensors):
     return {name: int(h) for name, h in zip(DRUM_CLASSES, hits)}
 
 
-def make_report(results, split_tensors, window_mode, seconds):
+def make_report(results, split_stats, window_mode, seconds):
+    """report.json's dict from the files' summaries (``file_summary``) and per split its tensor count and hits
+    per class (``split_stats``: {split: {tensors, hits_per_class}})."""
     report = {"window_mode": window_mode,
               "seconds": round(seconds, 2), "splits": {}, "rejected": []}
     for split in SPLITS:
         mine = [r for r in results if r["split"] == split]
-        tensors = split_tensors[split]
         report["splits"][split] = {
             "files": len(mine),
-            "sequences": sum(r["sequence"] is not None for r in mine),
+            "sequences": sum(bool(r["sequence"]) for r in mine),
             "windows": sum(r["windows"] for r in mine),
-            "tensors": int(len(tensors["lengths"])),
-            "hits_per_class": hits_per_class(tensors),
+            "tensors": int(split_stats[split]["tensors"]),
+            "hits_per_class": {k: int(split_stats[split]["hits_per_class"].get(k, 0)) for k in DRUM_CLASSES},
         }
     for r in results:
-        if r["error"] or not (r["tensors"] is not None and len(r["tensors"]["lengths"])):
+        if r["error"] or not r["tensors"]:
             reason, detail = _diagnosis(r)
             report["rejected"].append({"id": r["id"], "file": r["file"], "split": r["split"],
                                        "reason": reason, "detail": detail})
@@ -64,10 +76,10 @@ def make_report(results, split_tensors, window_mode, seconds):
     report["rejected_counts"] = dict(counts)
     dropped = collections.Counter()
     for r in results:
-        if r["sequence"] is not None:
+        if r["sequence"]:
             dropped.update({int(p): n for p, n in r.get("unmapped", {}).items()})
     report["unmapped_notes"] = {  # dropped from files that were kept (pitches outside the drum map)
-        "files": sum(bool(r.get("unmapped")) and r["sequence"] is not None for r in results),
+        "files": sum(bool(r.get("unmapped")) and bool(r["sequence"]) for r in results),
         "notes": sum(dropped.values()), "pitches": {str(p): n for p, n in dropped.most_common(10)}}
     report["totals"] = {key: sum(s[key] for s in report["splits"].values())
                         for key in ("files", "sequences", "windows", "tensors")}

@@ -4,7 +4,9 @@ Same graph as magenta's music_vae_train (``model.build`` + ``model.train``:
 losses, KL/free bits, learning-rate decay; then global-norm clipping with the
 clip-to-zero guard), so checkpoints are variable-compatible with magenta's
 TrainedModel and the public checkpoints.  Batches are numpy arrays fed per
-step (groovae.data.batch_indices), which makes a resumed run deterministic.
+step, a pure function of (seed, step) (groovae.training_data: rows of an .npz
+by data.batch_indices, or TFRecord shards streamed by groovae.stream), which
+makes a resumed run deterministic.
 
 What a run dir holds, and who may train in it, is groovae.runs'.
 """
@@ -20,9 +22,10 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from groovae import checkpoints, data, files, runs  # noqa: E402
+from groovae import checkpoints, files, runs  # noqa: E402
 from groovae.device import choose_precision, describe_device, session_config
 from groovae.graphs import TrainGraph, ValidationGraph, summary_values
+from groovae.training_data import load_training_data
 from groovae.model import feed, guess_config, model_variables, restore
 from groovae.errors import (GenerateError, GroovaeError, Terminated, TrainError, terminate_as_interrupt,
                             write_errors)
@@ -116,28 +119,6 @@ def check_numbers(**values):
             raise TrainError(f"--{name} is {value!r}; it must be {wanted}")
 
 
-def resolve_data(data_path, validation_path=None):
-    """(train .npz, validation .npz or None) from a preprocess dir or an .npz path."""
-    if os.path.isdir(data_path):
-        train_path = os.path.join(data_path, "train.npz")
-        if validation_path is None and os.path.exists(os.path.join(data_path, "validation.npz")):
-            validation_path = os.path.join(data_path, "validation.npz")
-        return train_path, validation_path
-    return data_path, validation_path
-
-
-def load_training_data(data_path, validation_path=None):
-    """(train tensors, validation tensors or None, train path) of a preprocess dir or an .npz path."""
-    train_path, validation_path = resolve_data(data_path, validation_path)
-    tensors = data.load_tensors(train_path)
-    if len(tensors["lengths"]) == 0:
-        raise TrainError(f"{train_path}: holds no training windows")
-    validation = data.load_tensors(validation_path) if validation_path else None
-    if validation is not None and not len(validation["lengths"]):
-        validation = None
-    return tensors, validation, train_path
-
-
 def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, validation_path=None,
           validate_every=250, checkpoint_every_secs=180, summary_every=10, precision="auto", progress=True,
           log=print, init_from=None, public_url=None, cache_dir=None):
@@ -157,20 +138,20 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
                   summary_every=summary_every, seed=seed)
     files.check_folder(run_dir, "--run_dir")
     config = load_config(config_name, hparams)
-    tensors, validation, train_path = load_training_data(data_path, validation_path)
+    windows, validation = load_training_data(data_path, validation_path, seed)
     resuming = runs.newest_checkpoint(run_dir)
     init_prefix, init = (resolve_init(init_from, run_dir, config_name, hparams, public_url, cache_dir, progress,
                                       check=not resuming) if init_from else (None, None))
     os.makedirs(run_dir, exist_ok=True)
-    runs.claim(run_dir, config_name, config.hparams.values(), seed, data.fingerprint(tensors), init)
+    runs.claim(run_dir, config_name, config.hparams.values(), seed, windows.fingerprint, init)
     precision, why = choose_precision(precision)
-    log(f"train: {config_name} on {len(tensors['lengths'])} windows ({train_path}), batch {config.hparams.batch_size}, "
+    log(f"train: {config_name} on {windows.count} windows ({windows.path}), batch {config.hparams.batch_size}, "
         f"device {describe_device()}, {precision} ({why})", file=sys.stderr)
-    session = TrainingSession(config, config_name, hparams, run_dir, validation, seed, precision)
+    session, loop = TrainingSession(config, config_name, hparams, run_dir, validation, seed, precision), None
     try:
         with write_errors(lambda: kept_checkpoint(run_dir)):  # a full disk: the last checkpoint saved stays whole
             session.start(resuming, init_prefix, init, log)
-            loop = TrainingLoop(session, tensors, seed, summary_every, log)
+            loop = TrainingLoop(session, windows.batches(session_batch_size(session)), summary_every, log)
             with terminate_as_interrupt():
                 try:
                     loop.run(num_steps, validate_every, checkpoint_every_secs, progress)
@@ -182,6 +163,8 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
             checkpoint = session.save_and_validate()
     finally:
         session.close()
+        if loop is not None:
+            loop.batches.close()
     return {"config": config_name, "global_step": session.step, "steps_this_run": loop.steps_done,
             "first_loss": loop.losses[0] if loop.losses else None, "final_loss": loop.loss,
             "wall_seconds": round(time.time() - loop.start_time, 2),
@@ -287,8 +270,8 @@ class TrainingSession:
 class TrainingLoop:
     """Steps with per-(seed, step) batches, periodic checkpoints and validation, timings and the estimate."""
 
-    def __init__(self, session, tensors, seed, summary_every, log):
-        self.session, self.tensors, self.seed, self.summary_every, self.log = session, tensors, seed, summary_every, log
+    def __init__(self, session, batches, summary_every, log):
+        self.session, self.batches, self.summary_every, self.log = session, batches, summary_every, log
         self.start_step, self.start_time = session.step, time.time()
         self.first_step_seconds = self.steady_start = self.end_time = None
         self.validation_seconds, self.loss, self.losses = 0.0, float("nan"), []
@@ -298,12 +281,10 @@ class TrainingLoop:
         return self.session.step - self.start_step
 
     def run(self, num_steps, validate_every, checkpoint_every_secs, progress):
-        session, batch_size = self.session, session_batch_size(self.session)
-        num_examples = len(self.tensors["lengths"])
+        session = self.session
         last_save, bar = time.time(), _progress(session.step, num_steps, progress)
         while session.step < num_steps:
-            window_batch = data.batch(self.tensors, data.batch_indices(num_examples, batch_size, self.seed,
-                                                                      session.step))
+            window_batch = self.batches.batch(session.step)
             self.loss = session.train_step(window_batch, (session.step + 1) % self.summary_every == 0)
             self.losses.append(self.loss)
             self._after_step(num_steps)

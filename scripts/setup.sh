@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates/updates the virtual environment with the pinned stack.
-#   PYTHON=python3.12 VENV=.venv-312 bash scripts/setup.sh [--test]
+#   PYTHON=python3.12 VENV=.venv-312 bash scripts/setup.sh [--test] [--beam]
+# --beam adds the [beam] extra (apache-beam, for preprocess --runner beam); --test installs it too.
 # Source it (`. scripts/setup.sh`) to stay in the venv afterwards.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,6 +9,8 @@ PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-$ROOT/.venv}"
 REQS=("$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt")
 [[ " $* " == *" --test "* ]] && REQS+=("$ROOT/requirements-test.txt")
+BEAM=""
+[[ " $* " == *" --beam "* || " $* " == *" --test "* ]] && BEAM=1 && REQS+=("$ROOT/requirements-beam.txt")
 
 # Debian/Ubuntu packages, installed when missing (as root; otherwise the command to run is printed):
 # python3-venv where the interpreter lacks venv/ensurepip, and FluidSynth with a General MIDI
@@ -47,6 +50,10 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$ROOT/requirements-nodeps.txt"
   if [[ " $* " == *" --test "* ]]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-test.txt"
+  fi
+  if [[ -n "$BEAM" ]]; then  # the [beam] extra, beside the pins above (protobuf 6.33.6 is one both accept)
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
+      -r "$ROOT/requirements-beam.txt"
   fi
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT"
   echo "$WANT" > "$STAMP"

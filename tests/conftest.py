@@ -197,6 +197,7 @@ def static_server(tmp_path_factory):
 # call on with "@N" ("ENOSPC@3").  The target is 'module.function' or 'module.Class.method'.
 _FAULT_RUNNER = r"""
 import errno, importlib, os, resource, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C's handler, even where pytest runs as a background job
 target, fault, marker = sys.argv[1:4]
 fault, _, after = fault.partition("@")
 parts = target.split(".")

@@ -13,7 +13,7 @@ import zipfile
 import pretty_midi
 import pytest
 
-from groovae import checkpoints, cli, synthetic
+from groovae import checkpoints, cli, data, shards, synthetic
 from tests.test_preprocess import INFO_HEADER, make_gmd_zip
 
 
@@ -83,6 +83,15 @@ def bad(tmp_path_factory, tiny_run, tiny_tensors_path):
     paths["bare"] = str(d / "bare")
     (d / "bad.json").write_text("{ not json")
     paths["bad_manifest"] = str(d / "bad.json")
+    tensors = data.load_tensors(tiny_tensors_path)
+    for name in ("shard_missing", "shard_changed"):  # sharded windows (preprocess --shards) with one shard gone/changed
+        (d / name).mkdir()
+        entry = shards.write_shard(str(d / name / shards.shard_name("train", 0, 1)), tensors)
+        shards.write_manifest(str(d / name), {"train": shards.split_entry([entry])})
+        paths[name] = str(d / name)
+    os.remove(d / "shard_missing" / shards.shard_name("train", 0, 1))
+    with open(d / "shard_changed" / shards.shard_name("train", 0, 1), "r+b") as f:
+        f.write(b"\0")
     return paths
 
 
@@ -181,6 +190,24 @@ CASES = [
                                   _out(b, "p")], 2, "--drum_channel is 0"),
     ("max_files 0", lambda b: ["preprocess", "--source", b["nocsv"], "--max_files", "0", "--output_dir",
                                _out(b, "p")], 2, "--max_files"),
+    ("shards 0", lambda b: ["preprocess", "--source", b["nocsv"], "--shards", "0", "--output_dir", _out(b, "p")], 2,
+     "--shards is 0"),
+    ("beam_options unparsable", lambda b: ["preprocess", "--source", b["nocsv"], "--runner", "beam",
+                                           "--beam_options=--runner='Dataflow", "--output_dir", _out(b, "p")], 2,
+     "cannot parse (No closing quotation)"),
+    ("beam_options without --runner beam", lambda b: ["preprocess", "--source", b["nocsv"],
+                                                      "--beam_options=--runner=DataflowRunner", "--output_dir", _out(b, "p")], 2,
+     "--beam_options is for --runner beam"),
+    ("train shard missing", lambda b: TRAIN + ["--data", b["shard_missing"], "--run_dir", _out(b, "r1"),
+                                               "--num_steps", "1"], 2, "train-00000-of-00001.tfrecord: shard missing"),
+    ("train shard with another sha256", lambda b: TRAIN + ["--data", b["shard_changed"], "--run_dir", _out(b, "r1"),
+                                                           "--num_steps", "1"], 2,
+     "train-00000-of-00001.tfrecord: sha256 differs from shards.json's"),
+    ("evaluate shards without a test split", lambda b: ["evaluate", "--config", "groovae_tiny", "--run_dir", b["run"],
+                                                        "--data", b["shard_changed"], "--output_dir", _out(b, "e")], 2,
+     "shards.json: no 'test' split"),
+    ("windows of sharded data", lambda b: ["windows", "--data", b["shard_changed"], "--split", "train", "--output_dir",
+                                           _out(b, "w")], 2, "the windows there are TFRecord shards"),
     ("workers 0", lambda b: ["preprocess", "--source", b["nocsv"], "--workers", "0", "--output_dir", _out(b, "p")], 2,
      "--workers"),
     ("train data missing", lambda b: TRAIN + ["--data", b["dir"] + "/none.npz", "--run_dir", _out(b, "r1"),

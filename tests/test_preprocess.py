@@ -519,16 +519,17 @@ def test_an_interrupted_rebuild_removes_its_staging_and_keeps_the_old_outputs(gm
     assert tree(tmp_path / "data") == before  # and no staging or .old folder beside it
 
 
-@pytest.mark.parametrize("target, fault, reason", [
-    ("groovae.preprocess.write_tfrecord", "fsize", "File too large"),  # TensorFlow's TFRecordWriter really fails
-    ("groovae.data.save_tensors", "ENOSPC@2", "No space left on device")])
-def test_a_full_disk_is_one_line_and_the_old_outputs_stay_whole(gmd_zip, tmp_path, target, fault, reason):
+@pytest.mark.parametrize("target, fault, reason, extra", [
+    ("groovae.preprocess_outputs.write_tfrecord", "fsize", "File too large", []),  # TF's TFRecordWriter really fails
+    ("groovae.data.save_tensors", "ENOSPC@2", "No space left on device", []),
+    ("groovae.shards.write_shard", "fsize", "File too large", ["--shards", "2"])])
+def test_a_full_disk_is_one_line_and_the_old_outputs_stay_whole(gmd_zip, tmp_path, target, fault, reason, extra):
     out = str(tmp_path / "data" / "gmd")
     argv = ["preprocess", "--source", gmd_zip, "--allow_unverified", "--output_dir", out, "--cache_dir",
             str(tmp_path / "cache"), "--workers", "1"]
     assert cli.main(argv) == 0
     before = tree(tmp_path / "data")
-    code, err = run_with_fault(argv + ["--force"], target, fault, tmp_path / "marker")
+    code, err = run_with_fault(argv + ["--force"] + extra, target, fault, tmp_path / "marker")
     assert code == 2, err[-2000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"groovae preprocess: error: {out}.") and ".tmp/" in last, last  # in the staging folder
