@@ -46,7 +46,7 @@ from groovae.preprocess_outputs import (check_accounted, converter_of as _conver
 from groovae.preprocess_report import file_summary, make_report
 from groovae.gmd import OFFICIAL_URL, SPLITS, add_metadata, get_data, read_info, row_problem
 from groovae.windows import SPLIT_BARS, bar_count, exact_window_sequences, window_sequences
-from groovae.errors import DataError, RequestError, write_errors
+from groovae.errors import INTERRUPTS, DataError, RequestError, write_errors
 
 
 # ---------------------------------------------------------------- one file (in a worker)
@@ -58,6 +58,21 @@ def _init_worker():
     # SIGTERM, which must end a worker quietly rather than raise the parent's Terminated in it).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)  # blocked by _start_pool: a held SIGTERM ends us now
+
+
+def _start_pool(ctx, processes):
+    """A pool whose workers start with SIGINT/SIGTERM blocked until _init_worker has set their handlers.
+
+    Else a SIGTERM from Pool.terminate() that reaches a worker not yet run since its fork (a loaded machine,
+    a short job list) is taken by the parent's handler and dropped by Python's after-fork reset: the worker
+    lives on, waiting for a queue lock its dead sibling held, and the parent joins it forever."""
+    import signal
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    try:
+        return ctx.Pool(processes, initializer=_init_worker)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 FileJob = collections.namedtuple("FileJob", "row data_dir window_mode config exact drums")
@@ -156,7 +171,7 @@ def _run_jobs(jobs, workers, progress):
             # fork: workers inherit the loaded magenta/converter instead of re-importing TF.
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+            with _start_pool(ctx, min(workers, len(jobs))) as pool:
                 for r in pool.imap(process_file, jobs, chunksize=2):
                     results.append(r)
                     bar.update()

@@ -266,7 +266,10 @@ def wait_for_marker(proc, marker, timeout=180):
     deadline = time.time() + timeout
     while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert os.path.exists(marker), proc.communicate()[1][-3000:]
+    if not os.path.exists(marker) and proc.poll() is None:  # hung before its fault: end it, don't wait on it
+        import signal
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert os.path.exists(marker), proc.communicate(timeout=timeout)[1][-3000:]
 
 
 def interrupt(proc, signum, marker, timeout=180):

@@ -10,7 +10,7 @@ import pytest
 
 import groovae.compat  # noqa: F401  (shims before TF)
 from groovae import cli, data, files, gmd, preprocess as pp, preprocess_report, synthetic, windows
-from tests.conftest import GMD_ZIP, interrupt, run_with_fault, start_with_fault, tree, wait_for_marker
+from tests.conftest import GMD_ZIP, interrupt, run_python, run_with_fault, start_with_fault, tree, wait_for_marker
 
 INFO_HEADER = ["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
                "midi_filename", "audio_filename", "duration", "split"]
@@ -496,6 +496,27 @@ def test_kill_9_during_preprocess_leaves_the_old_outputs_whole(gmd_zip, tmp_path
     subprocess.run(args + ["--force"], cwd=ROOT, check=True, capture_output=True, timeout=300)  # and it recovers
     assert sorted(os.listdir(out)) == sorted(before)
     assert not [f for f in os.listdir(tmp_path) if f.startswith("gmd.")]  # the killed run's staging cleaned
+
+
+POOL_RACE = """
+import multiprocessing
+from groovae import preprocess
+from groovae.errors import terminate_as_interrupt
+with terminate_as_interrupt():  # the parent's SIGTERM handler, as in preprocess
+    for _ in range(100):
+        with preprocess._start_pool(multiprocessing.get_context("fork"), 2) as pool:
+            list(pool.imap(abs, [1, -2], chunksize=2))  # done before the second worker may have run at all
+print("done")
+"""
+
+
+def test_a_pool_shut_down_before_its_workers_ran_ends():
+    """Pool.terminate()'s SIGTERM to a worker that has not run since its fork was taken by the parent's handler and
+    dropped: the worker lived on and the parent waited for it forever (2 of 3 such loops hung on a loaded machine;
+    preprocess hung the same way in a test).  Workers now start with the signals blocked."""
+    proc = run_python(POOL_RACE, timeout=240)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr  # nor a worker's Terminated raised in the parent's handler
 
 
 @pytest.mark.parametrize("signum, code, stage", [
