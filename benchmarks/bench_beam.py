@@ -11,8 +11,8 @@ Sections (each prints its numbers; all of them go to WORK/results.json):
   per split (data.fingerprint of the .npz vs of the shards laid end to end):
   they must be equal.
 * ``train_equal``: ``groovae_tiny`` for ``--tiny_steps`` steps from the GMD's
-  .npz and from its shards, seeds 0 and 1 each (the seed-to-seed spread is
-  the noise): validation loss at the last step.
+  .npz and from its shards, ``--seeds`` each (0,1,2,3; the seed-to-seed
+  spread is the noise): validation loss at the last step, mean and sd.
 * ``step_time``: ``groovae_4bar`` for ``--big_steps`` steps from .npz and from
   shards, one after the other: steady s/step (after the first step).
 * ``corpus``: ``benchmarks/make_corpus.py --n_files N`` (once, kept), then
@@ -36,32 +36,21 @@ import tempfile
 import sys
 import time
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import bench_preprocess  # noqa: E402
 from bench_preprocess import GMD_ZIP  # noqa: E402
 
 SAMPLE_EVERY = 2.0  # s between PSS samples: reading smaps of TF processes costs CPU, which a shared machine lacks
 
 
 def run_measured(cmd, env=None):
-    """(wall seconds, peak summed PSS in bytes of the process tree, stdout), as bench_preprocess's, sampled less
-    often (Beam's workers start as new processes: PSS counts what each holds, forked or not)."""
-    import psutil
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    root, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_full_info().pss for p in [root] + root.children(recursive=True)
-                                 if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(SAMPLE_EVERY)
-    out, err = proc.communicate()
-    if proc.returncode:
-        sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-    return time.perf_counter() - started, peak, out
+    """bench_preprocess's, sampled less often (Beam's workers start as new processes: PSS counts what each holds,
+    forked or not)."""
+    return bench_preprocess.run_measured(cmd, env, SAMPLE_EVERY)
 
 SECTIONS = ("gmd", "train_equal", "step_time", "corpus", "train_rss", "train_scaled")
 
@@ -126,11 +115,17 @@ def train_run(args, data_dir, config, steps, seed, name, extra=()):
 def section_train_equal(args, results):
     npz, sharded = os.path.join(args.work, "gmd_local"), os.path.join(args.work, "gmd_beam")
     every = ["--validate_every", str(args.tiny_steps)]
-    results["train_equal"] = {
-        "npz_seed0": train_run(args, npz, "groovae_tiny", args.tiny_steps, 0, "tiny_npz_s0", every),
-        "npz_seed1": train_run(args, npz, "groovae_tiny", args.tiny_steps, 1, "tiny_npz_s1", every),
-        "shards_seed0": train_run(args, sharded, "groovae_tiny", args.tiny_steps, 0, "tiny_shards_s0", every),
-        "shards_seed1": train_run(args, sharded, "groovae_tiny", args.tiny_steps, 1, "tiny_shards_s1", every)}
+    out = {}
+    for seed in args.seeds:
+        for kind, folder in (("npz", npz), ("shards", sharded)):
+            out[f"{kind}_seed{seed}"] = train_run(args, folder, "groovae_tiny", args.tiny_steps, seed,
+                                                  f"tiny_{kind}_s{seed}", every)
+    for kind in ("npz", "shards"):
+        losses = [out[f"{kind}_seed{seed}"]["validation_loss"] for seed in args.seeds]
+        out[kind] = {"mean": float(np.mean(losses)), "std": float(np.std(losses, ddof=1)) if len(losses) > 1 else None}
+        print(f"train_equal: {kind}: validation loss at step {args.tiny_steps} over seeds {args.seeds}: "
+              f"{[round(v, 2) for v in losses]} mean {out[kind]['mean']:.2f} sd {out[kind]['std']}")
+    results["train_equal"] = out
 
 
 def section_step_time(args, results):
@@ -221,6 +216,8 @@ def main():
     parser.add_argument("--n_files", type=int, default=100000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--tiny_steps", type=int, default=300)
+    parser.add_argument("--seeds", type=lambda text: [int(v) for v in text.split(",")], default=[0, 1, 2, 3],
+                        help="train_equal's seeds, comma-separated: their spread is the noise")
     parser.add_argument("--big_steps", type=int, default=4)
     parser.add_argument("--rss_steps", type=int, default=20)
     parser.add_argument("--scale", type=int, default=10, help="train_scaled: the GMD's windows this many times")

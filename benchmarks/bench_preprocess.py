@@ -24,26 +24,29 @@ REFERENCE = {"windows": {"train": 17261, "validation": 2121, "test": 2033},
              "tensors": {"train": 15591, "validation": 1929, "test": 1901}}
 
 
-def run_measured(cmd, env=None):
+def run_measured(cmd, env=None, sample_every=0.5):
     """(wall seconds, peak summed PSS in bytes of the process tree, stdout).
 
-    PSS, not RSS: forked workers share the parent's pages, which RSS would count twice.
+    PSS, not RSS: forked workers share the parent's pages, which RSS would count twice.  Output goes to
+    files, not pipes: a progress bar would fill a pipe nobody reads until the end, and stop the process.
+    Reading PSS reads smaps: ``sample_every`` seconds keeps the sampling itself cheap.
     """
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    root, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            tree = [root] + root.children(recursive=True)
-            peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.5)  # PSS reads smaps: keep the sampling itself cheap
-    out, err = proc.communicate()
-    wall = time.perf_counter() - started
-    if proc.returncode:
-        sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-    return wall, peak, out
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=ROOT)
+        root, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                tree = [root] + root.children(recursive=True)
+                peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(sample_every)
+        wall = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        if proc.returncode:
+            sys.exit(f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}")
+        return wall, peak, out.read()
 
 
 def main():
