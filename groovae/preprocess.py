@@ -163,9 +163,8 @@ def _file_size(data_dir, row):
 
 
 def _run_jobs(jobs, workers, progress):
-    """process_file over jobs, in a fork pool when workers > 1; results in job order."""
+    """Yields process_file over jobs, in job order, from a fork pool when workers > 1."""
     from tqdm.auto import tqdm
-    results = []
     with tqdm(total=len(jobs), unit="file", disable=not progress, desc="preprocess") as bar:
         if workers > 1 and len(jobs) > 1:
             # fork: workers inherit the loaded magenta/converter instead of re-importing TF.
@@ -173,13 +172,13 @@ def _run_jobs(jobs, workers, progress):
             ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             with _start_pool(ctx, min(workers, len(jobs))) as pool:
                 for r in pool.imap(process_file, jobs, chunksize=2):
-                    results.append(r)
                     bar.update()
+                    yield r
         else:
             for job in jobs:
-                results.append(process_file(job))
+                r = process_file(job)
                 bar.update()
-    return results
+                yield r
 
 
 def preprocess(source=OFFICIAL_URL, out_dir="data/gmd", window_mode="tfds", config="groovae_4bar",
@@ -253,14 +252,29 @@ Run.__doc__ = """One preprocess run's files (rows, their FileJobs and Slots) and
 
 
 def local_outputs(run, staging):
-    """(file summaries, group records): the process pool's results, written group by group."""
-    results = convert_files(run.jobs, run.workers, run.progress)
-    by_group = collections.defaultdict(list)
-    for result, slot in zip(results, run.slots):  # in row order, so in index order within each group
-        by_group[(slot.split, slot.shard)].append(result)
-    groups = [write_group(staging, run.config, split, shard, run.num_shards, by_group[(split, shard)])
-              for split, shard in groups_of(run.num_shards)]
-    return [file_summary(r) for r in results], groups
+    """(file summaries, group records): the process pool's results, each group written once its last file is in.
+
+    Without shards a group is a whole split and files go longest first (none left running alone at the end);
+    with shards they go group by group, so that one shard's results are held at a time, not the corpus's."""
+    slots = run.slots
+    if run.num_shards:
+        order = sorted(range(len(slots)), key=lambda k: (SPLITS.index(slots[k].split), slots[k].shard, slots[k].index))
+    else:
+        order = sorted(range(len(slots)), key=lambda k: -_file_size(run.jobs[k].data_dir, run.jobs[k].row))
+    left = collections.Counter((slot.split, slot.shard) for slot in slots)
+    held, summaries, groups = collections.defaultdict(dict), [None] * len(slots), {}
+    for k, result in convert_files(run.jobs, order, run.workers, run.progress):
+        key = (slots[k].split, slots[k].shard)
+        summaries[k] = file_summary(result)
+        held[key][slots[k].index] = result
+        left[key] -= 1
+        if not left[key]:
+            results = held.pop(key)
+            groups[key] = write_group(staging, run.config, *key, run.num_shards, [results[i] for i in sorted(results)])
+    for key in groups_of(run.num_shards):  # groups no file fell into: empty outputs
+        if key not in groups:
+            groups[key] = write_group(staging, run.config, *key, run.num_shards, [])
+    return summaries, [groups[key] for key in groups_of(run.num_shards)]
 
 
 def beam_producer(run, options):
@@ -308,9 +322,8 @@ def source_rows(source, cache_dir, allow_unverified, progress, split_ratios=None
     return data_dir, read_info(data_dir), False
 
 
-def convert_files(jobs, workers, progress):
-    """process_file over every job, longest files first (none left running alone at the end); results in
-    job order."""
+def convert_files(jobs, order, workers, progress):
+    """Yields (k, process_file(jobs[k])) for k in ``order``, in that order."""
     # The result thread unpickles every file's arrays; with the cyclic GC scanning
     # TF's huge heap on each allocation burst it cannot keep up and the workers
     # stall on a full pipe (measured: 1.1 cores busy instead of 2).
@@ -318,15 +331,10 @@ def convert_files(jobs, workers, progress):
     gc.freeze()
     gc.disable()
     try:
-        order = sorted(range(len(jobs)), key=lambda k: -_file_size(jobs[k].data_dir, jobs[k].row))
-        done = _run_jobs([jobs[k] for k in order], workers, progress)
+        yield from zip(order, _run_jobs([jobs[k] for k in order], workers, progress))
     finally:
         gc.enable()
         gc.unfreeze()
-    results = [None] * len(jobs)
-    for k, r in zip(order, done):
-        results[k] = r
-    return results
 
 
 def input_fingerprint(data_dir, rows, window_mode, config, exact, drums=None, split_csv=None, num_shards=None):
