@@ -1,0 +1,81 @@
+"""The models committed in checkpoints/: weights only, loadable by magenta's TrainedModel, and the committed
+samples made from them rebuild bit for bit.  Each test skips while its model is not committed yet."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, needs_audio
+
+COMMITTED = os.path.join(ROOT, "checkpoints")
+MODELS = ("groovae_4bar", "groovae_4bar_hier", "groovae_4bar_humanize", "groovae_4bar_tap2drum",
+          "groovae_4bar_hits_control")
+SAMPLE_SETS = {"groovae_4bar": "samples/private", "groovae_4bar_hier": "samples/private_hier"}
+
+
+def committed_or_skip(name):
+    from groovae import checkpoints
+    prefix = checkpoints.newest_checkpoint(os.path.join(COMMITTED, name))
+    if not prefix:
+        pytest.skip(f"checkpoints/{name} holds no model yet (scripts/train_committed.sh trains and exports it)")
+    return prefix
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_committed_model_is_weights_only_and_knows_its_run(name):
+    import tensorflow.compat.v1 as tf
+    from groovae import runs
+    from groovae.model import model_variables
+    prefix = committed_or_skip(name)
+    folder = os.path.dirname(prefix)
+    shapes = dict(tf.train.list_variables(prefix))
+    assert shapes == {n: list(s) for n, s in model_variables(name).items()}  # no optimizer slots
+    reader = tf.train.load_checkpoint(prefix)
+    assert all(reader.get_tensor(n).dtype in (np.float32, np.int64) for n in shapes)
+    info = runs.read_run_info(folder)
+    summary = json.load(open(os.path.join(folder, "training_summary.json")))
+    assert info["config"] == summary["config"] == name
+    assert info["weights_from"]["step"] == summary["global_step"] == int(reader.get_tensor("global_step"))
+    assert ROOT not in open(os.path.join(folder, "checkpoint")).read()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_magentas_trained_model_loads_a_committed_model(name, midi_dir):
+    from magenta.models.music_vae import TrainedModel
+    from groovae import data
+    from groovae.configs import load_config
+    from groovae.model import GrooveModel
+    prefix = committed_or_skip(name)
+    config = load_config(name)
+    paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir) if f.endswith(".mid"))[:2]
+    tensors, _ = data.midi_files_to_tensors(paths, config.data_converter)
+    inputs, lengths = tensors["inputs"][:2], tensors["lengths"][:2]
+    controls = list(tensors["controls"][:2]) if "controls" in tensors else None
+    model = TrainedModel(config, batch_size=2, checkpoint_dir_or_path=os.path.dirname(prefix))
+    try:
+        if controls is None:  # magenta samples only where no control (hits) is needed
+            grooves = model.sample(n=2, length=config.hparams.max_seq_len, temperature=0.5)
+            assert len(grooves) == 2 and all(len(g.notes) > 0 for g in grooves)
+        _, mu, _ = model.encode_tensors(list(inputs), list(lengths), controls)
+    finally:
+        model._sess.close()
+    ours = GrooveModel(name, prefix).encode(inputs, controls=np.asarray(controls) if controls else None)
+    np.testing.assert_allclose(mu, ours, atol=1e-4)
+
+
+@needs_audio
+@pytest.mark.parametrize("name", sorted(SAMPLE_SETS))
+def test_the_committed_samples_of_a_committed_model_rebuild_bit_for_bit(name, tmp_path):
+    """The smallest sampled run of samples/private(_hier): every file again, identical (the README's command
+    rebuilds all of them)."""
+    from groovae import regenerate
+    from groovae.manifest import read_manifest_file
+    committed_or_skip(name)
+    manifest = os.path.join(ROOT, SAMPLE_SETS[name], "manifest.json")
+    entries = [e for e in read_manifest_file(manifest) if e["mode"] == "sample"]
+    if not any(f"checkpoints/{name}/" in e["checkpoint"] for e in entries):
+        pytest.skip(f"{SAMPLE_SETS[name]} is not made from checkpoints/{name} yet")
+    entry = min((e for e in entries if f"checkpoints/{name}/" in e["checkpoint"]), key=lambda e: e["n"])
+    again = regenerate.regenerate(entry, str(tmp_path), os.path.dirname(manifest))
+    assert again["files"] == entry["files"]
