@@ -16,7 +16,7 @@ Sections (each prints its numbers; all of them go to WORK/results.json):
 * ``step_time``: ``groovae_4bar`` for ``--big_steps`` steps from .npz and from
   shards, one after the other: steady s/step (after the first step).
 * ``corpus``: ``benchmarks/make_corpus.py --n_files N`` (once, kept), then
-  preprocess with the local runner and with Beam (both ``--shards 8``):
+  preprocess with the local runner and with Beam (both ``--shards max(8, N/2500)``):
   files/s, peak PSS, equal manifests.
 * ``train_rss``: ``groovae_tiny`` for a few steps on the corpus's shards and on
   the same windows as .npz (written from the shards): peak PSS.
@@ -143,7 +143,8 @@ def section_corpus(args, results):
     if not os.path.isdir(corpus):
         subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "make_corpus.py"), "--output_dir", corpus,
                         "--n_files", str(args.n_files), "--gmd", args.gmd], check=True)
-    out = preprocess_both(corpus, args.work, f"corpus{args.n_files}", args.workers, 8, 8)
+    n_shards = max(8, args.n_files // 2500)  # ~18k training windows a shard, as the README advises
+    out = preprocess_both(corpus, args.work, f"corpus{args.n_files}", args.workers, n_shards, n_shards)
     manifests = [json.load(open(os.path.join(out[r]["folder"], "shards.json"))) for r in ("local", "beam")]
     out["equal"] = manifests[0] == manifests[1]
     for runner in ("local", "beam"):
