@@ -223,8 +223,8 @@ def pick(folder, entry, indices):
     for batch in read_windows(folder, entry):
         n = len(batch["lengths"])
         while k < len(order) and wanted[order[k]] < start + n:
-            parts.append((order[k], {key: v[wanted[order[k]] - start:wanted[order[k]] - start + 1]
-                                     for key, v in batch.items()}))
+            row = wanted[order[k]] - start  # a copy, not a view: a view would keep its whole batch alive
+            parts.append((order[k], {key: v[row:row + 1].copy() for key, v in batch.items()}))
             k += 1
         start += n
     if k != len(order):
