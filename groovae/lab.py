@@ -22,6 +22,7 @@ from groovae import drum_kit, files
 from groovae.errors import RequestError
 from groovae.gmd import DRUM_CLASSES
 from groovae.listen import CSS
+from groovae.listing import LAB_INFO
 
 MAGENTA_JS_VERSION = "1.23.1"  # the version tests/test_magenta_js.py checks exports against
 MAGENTA_JS_URL = f"https://cdn.jsdelivr.net/npm/@magenta/music@{MAGENTA_JS_VERSION}/dist/magentamusic.js"
@@ -128,7 +129,7 @@ def read_exports(folders):
 
 def _is_lab(folder):
     try:
-        with open(os.path.join(folder, "lab.json")) as f:
+        with open(os.path.join(folder, LAB_INFO)) as f:
             return json.load(f).get("generator") == GENERATOR
     except (OSError, ValueError, AttributeError):
         return False
@@ -163,7 +164,7 @@ def build_lab(export_dirs, output_dir, magenta_js=None, title="groovae lab", sou
                 "kit": {"made": made, "velocity": drum_kit.VELOCITY,
                         "files": [f"kit/{name}.wav" for name in DRUM_CLASSES]},
                 "magentaJs": {"version": MAGENTA_JS_VERSION, "src": source}}
-        with open(os.path.join(staging, "lab.json"), "w") as f:
+        with open(os.path.join(staging, LAB_INFO), "w") as f:
             json.dump(info, f, indent=1)
         page = PAGE.format(generator=GENERATOR, title=html.escape(title), css=CSS, magenta_js=script,
                            version=MAGENTA_JS_VERSION)

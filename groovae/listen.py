@@ -252,7 +252,11 @@ def folder_html(data, link, anchor_prefix="", linked_docs=True):
         out.append(f'<p class="meta">{_text(summary)}{source}</p>')
     if data["readme"] and linked_docs:
         out.append(f'<p class="meta">About this folder: <a href="{_attr(link("README.md"))}">README.md</a></p>')
-    if not data["runs"]:
+    if data.get("lab") and linked_docs:  # a page that runs the models in the browser (groovae lab)
+        out.append(f'<p>A groove lab: <a href="{_attr(link("index.html"))}">open it</a> to sample, interpolate, '
+                   "humanize and drumify in the browser (served over HTTP, e.g. <code>python -m http.server</code> "
+                   "here; browsers refuse models from disk).</p>")
+    elif not data["runs"]:
         out.append('<p class="note">No grooves in this folder yet'
                    + (" (its README says how to make them)." if data["readme"] else ".") + "</p>")
     for r in data["runs"]:

@@ -11,6 +11,7 @@ import struct
 from groovae.manifest import MANIFEST, read_manifest
 
 SUMMARY = "training_summary.json"  # written beside the grooves by scripts/private_samples.sh
+LAB_INFO = "lab.json"  # written with a groove lab's index.html by groovae.lab: the page links such a folder
 MODE_ORDER = {"windows": 0, "sample": 1, "interpolate": 2, "reconstruct": 3, "humanize": 4, "transfer": 5,
               "drumify": 6}
 
@@ -137,18 +138,21 @@ def read_folder(root, rel):
         runs.append({"run": {"mode": None}, "grooves": grooves,
                      "no_audio": None if all(g["wav"] for g in grooves) else "no WAV beside some of these files"})
     return {"path": rel, "runs": runs, "summary": read_summary(folder),
-            "readme": os.path.isfile(os.path.join(folder, "README.md"))}
+            "readme": os.path.isfile(os.path.join(folder, "README.md")),
+            "lab": all(os.path.isfile(os.path.join(folder, name)) for name in (LAB_INFO, "index.html"))}
 
 
 def find_folders(root):
-    """Folders under ``root`` (relative; '' is root itself) with grooves or a README: public ones first."""
+    """Folders under ``root`` (relative; '' is root itself) with grooves, a README or a lab: public ones first."""
     found = []
     for here, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skips generate's .staging-* folders
         rel = os.path.relpath(here, root)
         rel = "" if rel == os.curdir else rel.replace(os.sep, "/")
         grooves = MANIFEST in names or any(n.endswith(".mid") for n in names)
-        if grooves or (rel and "README.md" in names):
+        if grooves or (rel and ("README.md" in names or LAB_INFO in names)):
             found.append(rel)
+        if LAB_INFO in names:
+            dirs[:] = []  # a lab's models/ and kit/ are the page's own files, not grooves
     # The reference model (Google's checkpoint) first, then the rest by name.
     return sorted(found, key=lambda rel: (not rel.split("/")[-1].startswith("public"), rel))

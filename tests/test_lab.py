@@ -10,7 +10,7 @@ import pretty_midi
 import pytest
 from scipy.io import wavfile
 
-from groovae import checkpoints, data, drum_kit, export_js, lab, train
+from groovae import checkpoints, data, drum_kit, export_js, lab, listen, listing, train
 from groovae.configs import load_config
 from groovae.errors import RequestError
 from groovae.gmd import DRUM_CLASSES
@@ -48,6 +48,15 @@ def test_lab_json_says_what_each_model_does(exports, tmp_path):
     assert sorted(os.listdir(os.path.join(folder, "kit"))) == sorted(f"{n}.wav" for n in DRUM_CLASSES)
     lab.build_lab(exports[:1], str(tmp_path / "lab"))  # an earlier lab is replaced whole
     assert os.listdir(os.path.join(folder, "models")) == ["flat"]
+
+
+def test_the_listening_page_links_a_lab_below_it(exports, tmp_path):
+    lab.build_lab(exports[:1], str(tmp_path / "samples" / "lab"))
+    samples = str(tmp_path / "samples")
+    [folder] = [listing.read_folder(samples, rel) for rel in listing.find_folders(samples)]
+    assert (folder["path"], folder["lab"], folder["runs"]) == ("lab", True, [])  # its kit and models are no grooves
+    page = listen.render_page(samples)
+    assert '<a href="lab/index.html">open it</a>' in page and "No grooves in this folder" not in page
 
 
 def test_the_pinned_integrity_hash_is_the_npm_files():
