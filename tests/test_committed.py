@@ -79,3 +79,20 @@ def test_the_committed_samples_of_a_committed_model_rebuild_bit_for_bit(name, tm
     entry = min((e for e in entries if f"checkpoints/{name}/" in e["checkpoint"]), key=lambda e: e["n"])
     again = regenerate.regenerate(entry, str(tmp_path), os.path.dirname(manifest))
     assert again["files"] == entry["files"]
+
+
+def test_the_committed_lab_runs_the_committed_models():
+    """samples/lab (scripts/lab_samples.sh) exports the committed models: a model retrained without remaking the
+    lab would leave the page playing the old one."""
+    from groovae import checkpoints
+    info_path = os.path.join(ROOT, "samples", "lab", "lab.json")
+    if not os.path.isfile(info_path):
+        pytest.skip("samples/lab is not made yet (scripts/lab_samples.sh, once its models are committed)")
+    with open(info_path) as f:
+        models = json.load(f)["models"]
+    assert [m["name"] for m in models] == ["groovae_4bar", "groovae_4bar_humanize", "groovae_4bar_tap2drum"]
+    for m in models:
+        prefix = committed_or_skip(m["name"])
+        assert (m["sha256"], m["step"], m["quantize"]) == (checkpoints.checkpoint_sha256(prefix),
+                                                           checkpoints.step_of(prefix), 8), m["name"]
+        assert os.path.isfile(os.path.join(ROOT, "samples", "lab", "models", m["name"], "config.json"))
