@@ -19,6 +19,7 @@ groove quantize); random jitter with the data's per-class spread.
 import numpy as np
 
 from groovae import data, files
+from groovae.configs import check_windows_fit
 from groovae.metrics import (GREEDY_TEMPERATURE, STEPS_PER_BAR, as_floats, hit_density_per_bar, hit_prf,
                              split_groove, step_seconds)
 
@@ -150,6 +151,7 @@ def evaluate_your_beat(models, data_dirs, max_windows=None, seed=0, log=None):
         if not np.array_equal(tensors["outputs"], true):
             raise data.DataError(f"{data_dirs[mode]}: its test windows are not those of {first}")
         model = GrooveModel(config, prefix, hparams)
+        check_windows_fit(data_dirs[mode], config, model.config)
         log(f"evaluate-beat: {mode} ({config}) on {n} windows")
         results["models"][mode] = {"config": config, "checkpoint_step": _step(prefix),
                                    **compare(true, play_windows(model, tensors, seed), bpm, data_spreads,

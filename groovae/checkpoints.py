@@ -219,6 +219,10 @@ def checkpoint_sha256(prefix):
     return h.hexdigest()
 
 
+def _unreadable(prefix, error):
+    return GenerateError(f"{prefix}: unreadable checkpoint ({type(error).__name__}: {str(error).splitlines()[0]})")
+
+
 def read_checkpoint_variables(prefix):
     """{name: shape} stored in a checkpoint; GenerateError if unreadable."""
     from groovae import compat  # noqa: F401  (shims before TensorFlow)
@@ -226,4 +230,15 @@ def read_checkpoint_variables(prefix):
     try:
         return dict(tf.train.list_variables(prefix))
     except Exception as e:
-        raise GenerateError(f"{prefix}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise _unreadable(prefix, e) from None
+
+
+def read_checkpoint_values(prefix, names):
+    """{name: array} of ``names`` in a checkpoint; GenerateError if a weights file is damaged (cut short, say)."""
+    from groovae import compat  # noqa: F401  (shims before TensorFlow)
+    import tensorflow.compat.v1 as tf
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        return {name: reader.get_tensor(name) for name in names}
+    except Exception as e:
+        raise _unreadable(prefix, e) from None

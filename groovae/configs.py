@@ -11,7 +11,7 @@ import os
 import runpy
 
 from groovae import compat  # noqa: F401  (config files import magenta)
-from groovae.errors import ConfigError
+from groovae.errors import ConfigError, DataError
 
 DEFAULT_CONFIG = "groovae_4bar"  # the public checkpoint's; what a checkpoint without run.json is taken to be
 
@@ -80,3 +80,42 @@ def with_hparams(config, **overrides):
             raise ConfigError(f"unknown hparam '{key}'")
         config.hparams.set_hparam(key, value)
     return config
+
+
+# What a converter does to a window that is not its content: how many windows it keeps per sequence, its mode.
+_NOT_TRANSFORMS = ("_max_tensors_per_input", "_mode", "_pitch_class_map")
+
+
+def converter_transforms(converter):
+    """A data converter's settings that decide its tensors (humanize, tapify, hits as controls, sizes, ...)."""
+    return {name.lstrip("_"): value for name, value in sorted(vars(converter).items())
+            if name not in _NOT_TRANSFORMS and isinstance(value, (bool, int, float, str, list, tuple, type(None)))}
+
+
+def windows_config(data_path):
+    """The config that preprocess made ``data_path``'s windows with (its report.json), or None if not recorded."""
+    import json
+    folder = data_path if os.path.isdir(data_path) else os.path.dirname(data_path)
+    try:
+        with open(os.path.join(folder, "report.json")) as f:
+            return json.load(f)["inputs"]["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_windows_fit(data_path, config_name, config):
+    """DataError when ``data_path``'s windows were made by a converter other than ``config``'s (e.g. flat windows
+    for a humanize model, which would train or score it on the wrong inputs without a word)."""
+    made_with = windows_config(data_path)
+    if made_with is None or made_with == config_name:
+        return
+    try:
+        theirs = converter_transforms(load_config(made_with).data_converter)
+    except ConfigError:  # a config file that has moved since: nothing to compare with
+        return
+    ours = converter_transforms(config.data_converter)
+    differ = [f"{k} {theirs.get(k)} vs {ours.get(k)}" for k in sorted(set(theirs) | set(ours))
+              if theirs.get(k) != ours.get(k)]
+    if differ:
+        raise DataError(f"{data_path}: windows made for {made_with}, whose converter differs from {config_name}'s "
+                        f"({'; '.join(differ)}): preprocess with --config {config_name} into another folder")

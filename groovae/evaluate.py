@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from groovae import checkpoints, data, prior as priors, shards
+from groovae.configs import check_windows_fit
 from groovae.model import MAX_GROOVES, GrooveModel, check_request, sample
 from groovae.errors import DataError, RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
@@ -119,6 +120,7 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
     target = np.asarray(test["outputs"], np.float32)
     timings["load"] = time.time() - start
     model = GrooveModel(config, checkpoint, hparams)  # checks the checkpoint fits
+    check_windows_fit(test_path, config, model.config)
     mixtures = {name: _mixture(name, checkpoint, model.z_size) for name in priors}  # before the long work
 
     shared, examples = reconstruction(model, test, target, bpm, batch_size, seed, timings, log)

@@ -36,8 +36,7 @@ def export_checkpoint(prefix, output_dir, config=None, hparams=None, source=None
     files.check_replaceable(output_dir, _is_export, "export")
     wanted = model_variables(config, hparams or None)
     check_checkpoint(config, prefix, wanted)
-    reader = tf.train.load_checkpoint(prefix)
-    values = {name: reader.get_tensor(name) for name in sorted(wanted)}
+    values = checkpoints.read_checkpoint_values(prefix, sorted(wanted))
     step = int(values["global_step"]) if "global_step" in values else checkpoints.step_of(prefix) or 0
     run_dir = runs.run_dir_of(prefix)
     with write_errors(f"nothing written, {output_dir} as before"), files.atomic_directory(output_dir) as staging:

@@ -112,7 +112,6 @@ def export_magenta_js(prefix, output_dir, config=None, hparams=None, quantize=8,
     the source checkpoint's sha256 and step (a ``groovae`` key magenta.js
     ignores).
     """
-    import tensorflow.compat.v1 as tf
     from groovae.model import check_checkpoint, model_variables
     if quantize not in QUANTIZE:
         raise RequestError(f"--quantize is {quantize!r}; 8 or none")
@@ -121,8 +120,7 @@ def export_magenta_js(prefix, output_dir, config=None, hparams=None, quantize=8,
     files.check_replaceable(output_dir, _is_export, "export")
     wanted = model_variables(config, hparams or None)
     check_checkpoint(config, prefix, wanted)
-    reader = tf.train.load_checkpoint(prefix)
-    values = {name: reader.get_tensor(name) for name in wanted if name != "global_step"}
+    values = checkpoints.read_checkpoint_values(prefix, [name for name in wanted if name != "global_step"])
     spec["groovae"] = {"config": config, "hparams": hparams or "", "quantize": quantize,
                        "checkpoint": source or os.path.basename(prefix),
                        "sha256": checkpoints.checkpoint_sha256(prefix), "step": checkpoints.step_of(prefix)}

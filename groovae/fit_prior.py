@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from groovae import checkpoints, data, files, prior, runs
+from groovae.configs import check_windows_fit
 from groovae.errors import DataError
 from groovae.model import GrooveModel
 
@@ -44,6 +45,7 @@ def fit_checkpoint_prior(config, prefix, data_dir, hparams=None, seed=0, compone
     train_path, validation_path = split_paths(data_dir)
     started = time.time()
     model = GrooveModel(config, prefix, hparams)
+    check_windows_fit(data_dir, config, model.config)
     train, validation = data.load_tensors(train_path), data.load_tensors(validation_path)
     for path, tensors in ((train_path, train), (validation_path, validation)):
         if len(tensors["inputs"]) == 0:

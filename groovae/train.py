@@ -29,7 +29,7 @@ from groovae.training_data import load_training_data
 from groovae.model import feed, guess_config, model_variables, restore
 from groovae.errors import (GenerateError, GroovaeError, Terminated, TrainError, terminate_as_interrupt,
                             write_errors)
-from groovae.configs import load_config
+from groovae.configs import check_windows_fit, load_config
 
 ETA_AFTER_STEPS = 3  # steps timed after the first (which includes warm-up) before the estimate
 
@@ -138,6 +138,7 @@ def train(config_name, data_path, run_dir, num_steps, hparams=None, seed=0, vali
                   summary_every=summary_every, seed=seed)
     files.check_folder(run_dir, "--run_dir")
     config = load_config(config_name, hparams)
+    check_windows_fit(data_path, config_name, config)
     windows, validation = load_training_data(data_path, validation_path, seed)
     resuming = runs.newest_checkpoint(run_dir)
     init_prefix, init = (resolve_init(init_from, run_dir, config_name, hparams, public_url, cache_dir, progress,

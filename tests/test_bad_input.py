@@ -14,6 +14,7 @@ import pretty_midi
 import pytest
 
 from groovae import checkpoints, cli, data, shards, synthetic
+from tests.conftest import tiny_config
 from tests.test_preprocess import INFO_HEADER, make_gmd_zip
 
 
@@ -81,6 +82,15 @@ def bad(tmp_path_factory, tiny_run, tiny_tensors_path):
         if name.startswith(os.path.basename(prefix) + "."):
             shutil.copy(os.path.join(tiny_run[0], name), d / "bare" / name)
     paths["bare"] = str(d / "bare")
+    shutil.copytree(d / "bare", d / "cut")  # the same checkpoint with its weights file cut short (a broken copy)
+    [weights] = [name for name in os.listdir(d / "cut") if ".data-" in name]
+    os.truncate(d / "cut" / weights, os.path.getsize(d / "cut" / weights) // 2)
+    paths["cut"] = str(d / "cut")
+    (d / "flat_windows").mkdir()  # windows that preprocess made for groovae_tiny (no transform), as its report says
+    shutil.copy(tiny_tensors_path, d / "flat_windows" / "train.npz")
+    (d / "flat_windows" / "report.json").write_text('{"inputs": {"config": "groovae_tiny"}}')
+    paths["flat_windows"] = str(d / "flat_windows")
+    paths["tiny_humanize"] = tiny_config(str(d), "groovae_4bar_humanize")
     (d / "bad.json").write_text("{ not json")
     paths["bad_manifest"] = str(d / "bad.json")
     tensors = data.load_tensors(tiny_tensors_path)
@@ -237,6 +247,19 @@ CASES = [
      "--init_from: 'private' without a run dir means the model committed in checkpoints/groovae_tiny"),
     ("export into a folder with other files", lambda b: ["export", b["run"], "--output_dir", b["dir"]], 2,
      "exists with other files"),
+    ("export a checkpoint cut short", lambda b: ["export", b["cut"], "--config", "groovae_tiny", "--output_dir",
+                                                 _out(b, "x1")], 2, "cut/model.ckpt-40: unreadable checkpoint"),
+    ("export a checkpoint cut short to magenta.js", lambda b: ["export", b["cut"], "--config", "groovae_tiny",
+                                                               "--format", "magenta-js", "--output_dir", _out(b, "x2")],
+     2, "cut/model.ckpt-40: unreadable checkpoint"),
+    ("export a missing checkpoint", lambda b: ["export", b["dir"] + "/none", "--output_dir", _out(b, "x1")], 2,
+     "no such checkpoint"),
+    ("export with an unknown config", lambda b: ["export", b["bare"], "--config", "nope", "--format", "magenta-js",
+                                                 "--output_dir", _out(b, "x2")], 2, "unknown config 'nope'"),
+    ("train on windows made for another converter", lambda b: ["train", "--config", b["tiny_humanize"], "--data",
+                                                               b["flat_windows"], "--run_dir", _out(b, "r3"),
+                                                               "--num_steps", "1", "--no_progress"], 2,
+     "windows made for groovae_tiny, whose converter differs from"),
     ("export into a file", lambda b: ["export", b["run"], "--output_dir", b["tensors"]], 2, "is a file"),
     ("lab of a folder that is not an export", lambda b: ["lab", b["dir"], "--output_dir", _out(b, "lab")], 2,
      "not a magenta.js export (config.json missing"),

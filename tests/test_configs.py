@@ -179,3 +179,20 @@ def test_your_beat_tensors_equal_magentas_converter(name, midi_dir):
         np.testing.assert_array_equal(mine["inputs"][..., :9].max(-1), hits.max(-1))
     else:  # hits as controls: the decoder is told the hits
         np.testing.assert_array_equal(mine["controls"], hits)
+
+
+def test_windows_fit_the_configs_whose_converter_made_them(tmp_path):
+    """Windows preprocess made for one config serve every config with the same converter (flat, hierarchical,
+    tiny) and are refused, naming what differs, by a config with another transform."""
+    from groovae.configs import check_windows_fit, converter_transforms
+    from groovae.errors import DataError
+    (tmp_path / "report.json").write_text('{"inputs": {"config": "groovae_4bar"}}')
+    for name in ("groovae_4bar", "groovae_4bar_hier", "groovae_tiny"):
+        check_windows_fit(str(tmp_path / "train.npz"), name, load_config(name))
+    for name, differs in (("groovae_4bar_humanize", "humanize False vs True"), ("groovae_4bar_tap2drum", "tapify"),
+                          ("groovae_4bar_hits_control", "hits_as_controls False vs True")):
+        with pytest.raises(DataError, match=f"windows made for groovae_4bar, .*{differs}.*--config {name}"):
+            check_windows_fit(str(tmp_path), name, load_config(name))
+    assert converter_transforms(load_config("groovae_4bar_humanize").data_converter)["split_bars"] == 4
+    check_windows_fit(str(tmp_path / "elsewhere" / "train.npz"), "groovae_4bar_humanize",  # no report.json: no word
+                      load_config("groovae_4bar_humanize"))
