@@ -49,6 +49,20 @@ def environment():
             f"Python {platform.python_version()} | {shown} | device: {describe_device()}")
 
 
+def checkpoint_path(spec, folder):
+    """A checkpoint as the notebooks name it: None, 'public' and 'private' as they are; 'checkpoints/NAME' the model
+    committed with the repo (wherever the runtime cloned it) unless ``folder`` holds such a path; else a path
+    inside ``folder`` (the drive folder; an absolute path as it is)."""
+    from groovae.checkpoints import COMMITTED_DIR
+    if spec in (None, "public", "private"):
+        return spec
+    inside = os.path.join(folder, spec)
+    committed = os.path.join(os.path.dirname(COMMITTED_DIR), spec)
+    if not os.path.exists(inside) and spec.split("/")[0] == "checkpoints" and os.path.exists(committed):
+        return committed
+    return inside
+
+
 def beat_file(path, folder):
     """The MIDI file of the notebook's "Your beat" section: ``path`` (relative to ``folder`` unless absolute), or in
     Colab with no path, one the user uploads (saved into ``folder``/uploads); None outside Colab without a path."""

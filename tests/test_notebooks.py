@@ -259,3 +259,33 @@ def test_serve_page_puts_the_lab_in_colabs_output_from_the_runtime(tmp_path, mon
     monkeypatch.delitem(sys.modules, "google.colab")
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert notebook.serve_page(str(tmp_path / "index.html")).endswith(f"python -m http.server -d {tmp_path}")
+
+
+def test_a_your_beat_model_preprocesses_and_trains_in_notebooks_01_and_02(tmp_path, tiny_run):
+    """01 with a "Your beat" CONFIG writes that converter's windows; 02 fine-tunes that config on them from a flat
+    run (INIT_FROM), as from the committed flat model (a tiny twin of groovae_4bar_humanize here)."""
+    from tests.conftest import tiny_config
+    config = tiny_config(str(tmp_path), "groovae_4bar_humanize")
+    drive = {"DRIVE_DIR": str(tmp_path / "drive"), "CONFIG": config}
+    run_notebook(os.path.join(ROOT, "01_preprocess.ipynb"), {**drive, "DATA": "data/gmd_humanize", "WORKERS": 1,
+                                                             "SOURCE": make_gmd_zip(tmp_path / "gmd.zip"),
+                                                             "ALLOW_UNVERIFIED": True}, timeout=600)
+    with open(tmp_path / "drive" / "data" / "gmd_humanize" / "report.json") as f:
+        assert json.load(f)["inputs"]["config"] == config
+    nb = run_notebook(os.path.join(ROOT, "02_train.ipynb"), {**drive, "DATA": "data/gmd_humanize", "NUM_STEPS": 3,
+                                                             "VALIDATE_EVERY": 3, "RUN_DIR": "runs/humanize",
+                                                             "INIT_FROM": tiny_run[0]}, timeout=600)
+    assert "'global_step': 3" in outputs_text(nb)
+    with open(tmp_path / "drive" / "runs" / "humanize" / "run.json") as f:
+        assert json.load(f)["init_from"]["step"] == tiny_run[1]["global_step"]
+
+
+def test_notebooks_find_the_committed_models_by_their_repo_path(tmp_path):
+    from groovae import checkpoints, notebook
+    assert notebook.checkpoint_path("checkpoints/groovae_4bar", str(tmp_path)) == os.path.join(
+        os.path.dirname(checkpoints.COMMITTED_DIR), "checkpoints", "groovae_4bar")
+    (tmp_path / "checkpoints" / "groovae_4bar").mkdir(parents=True)  # the drive folder's own, if it has one
+    assert notebook.checkpoint_path("checkpoints/groovae_4bar", str(tmp_path)) == str(tmp_path / "checkpoints" /
+                                                                                     "groovae_4bar")
+    assert notebook.checkpoint_path("runs/x", str(tmp_path)) == str(tmp_path / "runs" / "x")
+    assert [notebook.checkpoint_path(s, str(tmp_path)) for s in (None, "public", "private")] == [None, "public", "private"]
