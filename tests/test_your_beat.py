@@ -136,8 +136,12 @@ def test_feels_differ_and_a_run_regenerates_bit_for_bit(beat_runs, beats, tmp_pa
     entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
     feels = sorted(f for f in entry["files"] if f.endswith(".mid") and "_input" not in f)
     assert len({open(os.path.join(out, f), "rb").read() for f in feels}) == 3  # three feels, not one
+    assert _beat_cli("transfer", beat_runs, beats["eight"], "--like", beats["reference"], "--output_dir", out) == 0
+    assert _beat_cli("drumify", beat_runs, beats["taps"], "--output_dir", out, "--n", "1") == 0
+    capsys.readouterr()
     assert cli.main(["regenerate", os.path.join(out, "manifest.json"), "--output_dir", str(tmp_path / "again")]) == 0, \
         capsys.readouterr()
+    assert capsys.readouterr().out.count("identical") == 3  # humanize, transfer and drumify: every file again
     del models
 
 
@@ -188,12 +192,16 @@ def test_the_listening_page_shows_the_beat_beside_its_feels(beat_runs, beats, tm
     (lambda s: _with(s.make_beat(bars=4), tempo_change=True), "2 tempos"),
     (lambda s: _with(s.make_beat(bars=4), empty=True), "no notes"),
 ])
-def test_bad_beats_get_one_line_and_nothing_is_written(make, message, beat_runs, tmp_path, capsys):
+@pytest.mark.parametrize("role", ["humanize", "drumify", "like"])  # the beat, the rhythm, the reference performance
+def test_bad_beats_get_one_line_and_nothing_is_written(role, make, message, beat_runs, beats, tmp_path, capsys):
     from groovae import synthetic
     path = str(tmp_path / "bad.mid")
     make(synthetic).write(path)
     out = str(tmp_path / "out")
-    assert _beat_cli("humanize", beat_runs, path, "--output_dir", out) == 2
+    if role == "like":
+        assert _beat_cli("transfer", beat_runs, beats["eight"], "--like", path, "--output_dir", out) == 2
+    else:
+        assert _beat_cli(role, beat_runs, path, "--output_dir", out) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and "bad.mid" in err[-1] and "Traceback" not in "\n".join(err)
     assert not os.path.exists(out)
