@@ -260,6 +260,12 @@ def test_evaluate_beat_report_and_the_baselines_known_answers(beat_runs, beat_ev
     assert results["models"]["transfer_own_feel"]["timing_mae_ms"] <= results["models"]["transfer"]["timing_mae_ms"] + 5
     assert 0 <= results["models"]["drumify"]["hit_f1"] <= 1
     assert beat_eval.targets(results).keys() == {"humanize", "hits as controls, no reference (z = 0)"}
+    humanize = results["models"]["humanize"]
+    assert len(humanize["velocity_spread_vs_data"]) == 9 and humanize["velocity_spread_vs_data"][0] == pytest.approx(
+        humanize["velocity_spread"][0] / results["data"]["velocity_spread"][0] - 1)
+    for _, title, _ in beat_eval.PER_CLASS:  # every class's figures in the report, not only in results.json
+        table = text.split(f"### {title}")[1].split("\n\n")[1]
+        assert "| baseline: jitter |" in table and "| humanize |" in table and table.count("|---") == 10
     assert f"Made with `groovae evaluate-beat --data {' '.join(args[2:5])}" in text
 
 
