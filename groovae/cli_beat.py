@@ -77,13 +77,21 @@ def _evaluate_beat(args):
         models[mode] = (config, prefix, hparams or None)
     results = beat_eval.evaluate_your_beat(models, data_dirs, args.max_windows, args.seed,
                                            log=lambda message: print(message, file=sys.stderr))
-    command = " ".join(["groovae evaluate-beat --data", *args.data] + (["--model", *args.model] if args.model else [])
+    command = " ".join(["groovae evaluate-beat --data", *_relative(args.data)]
+                       + (["--model", *_relative(args.model)] if args.model else [])
                        + ([f"--max_windows {args.max_windows}"] if args.max_windows else [])
                        + [f"--output_dir {args.output_dir}"])
     from groovae import report
     from groovae.errors import write_errors
     with write_errors(report.REPORT_KEPT):
         print(beat_eval.write_beat_report(results, args.output_dir, command))
+
+
+def _relative(items):
+    """MODE=PATH items with absolute paths relative to the working directory: a report names no folder of the
+    machine that made it, and the command still runs from where it ran."""
+    return [f"{mode}={os.path.relpath(path) if os.path.isabs(path) else path}"
+            for mode, path in (item.split("=", 1) for item in items)]
 
 
 def _pairs(items, flag):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes samples/your_beat from the committed your-beat models (checkpoints/groovae_4bar_{humanize,hits_control,tap2drum}):
-#   five test-split grooves (test_grooves/: what the drummer played), each quantized to a drum-machine beat,
+#   five test-split grooves of five drummers (test_grooves/: what the drummer played), each quantized to a drum-machine beat,
 #   humanized twice, and given the feel of another drummer's groove (groove transfer); three drum-machine
 #   beats written by scripts/write_beats.py, humanized; three tapped rhythms, drumified.
 #
@@ -17,7 +17,12 @@ if [[ -e "$OUT/manifest.json" ]]; then
 fi
 groovae() { "$PYTHON" -m groovae "$@"; }
 model() { if [[ -n "${1:-}" ]]; then echo "--checkpoint $1"; else echo "--checkpoint private"; fi; }
-mapfile -t originals < <(groovae windows --data "$DATA" --split test --n 5 --seed 1 --output_dir "$OUT/test_grooves" \
+# Five busy test windows from five drummers (GMD source ids start with the drummer), so that each transfer below
+# puts another drummer's feel on the beat.
+indices="$("$PYTHON" -c 'import sys; from groovae import data, generate
+t = data.load_tensors(sys.argv[1]); t["source_id"] = [str(s).split("/")[0] for s in t["source_id"]]
+print(*generate.pick_windows(t, 5, seed=1))' "$DATA/test.npz")"
+mapfile -t originals < <(groovae windows --data "$DATA" --split test --indices $indices --output_dir "$OUT/test_grooves" \
                            | grep '\.mid$')
 INPUTS="$(mktemp -d)"; trap 'rm -rf "$INPUTS"' EXIT  # each run keeps a copy of its input beside its output
 "$PYTHON" scripts/write_beats.py "$INPUTS" "${originals[@]}"
