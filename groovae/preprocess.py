@@ -101,7 +101,7 @@ def process_file(job):
     try:
         with open(os.path.join(job.data_dir, row["midi_filename"]), "rb") as f:
             midi = f.read()
-        pm, sequence, unmapped = data.drum_midi(midi, row["midi_filename"], **job.drums)
+        pm, sequence, unmapped, _ = data.drum_midi(midi, row["midi_filename"], **job.drums)
         if from_midi:
             row = {**row, **corpus.midi_metadata(pm, row["midi_filename"])}
         bpm = row["bpm"] if from_midi else int(row["bpm"])

@@ -169,6 +169,22 @@ def test_drumify_turns_a_bassline_into_drums(beat_runs, beats, tmp_path):
     assert pm.instruments and all(i.is_drum for i in pm.instruments) and entry["bpm"] == pytest.approx(95, rel=1e-5)
 
 
+@pytest.mark.parametrize("role", ["humanize", "drumify"])
+def test_a_beat_is_as_long_as_its_file_held_notes_and_other_tracks_included(role, beat_runs, tmp_path):
+    """3 bars of hits and a bass note held through bar 4: four bars in, four bars out (not refused as 3 bars)."""
+    import pretty_midi
+    from groovae import synthetic
+    pm = synthetic.make_beat(bars=3, bpm=120) if role == "humanize" else synthetic.make_taps(bars=3, bpm=120)
+    bass = pretty_midi.Instrument(program=33, name="held")
+    bass.notes = [pretty_midi.Note(90, 40, 5.0, 8.0)]  # from bar 3's middle to bar 4's end (2 s bars)
+    pm.instruments.append(bass)
+    path, out = str(tmp_path / "held.mid"), str(tmp_path / "out")
+    pm.write(path)
+    assert _beat_cli(role, beat_runs, path, "--output_dir", out, "--n", "1") == 0
+    entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
+    assert entry["bars"] == 4
+
+
 def test_a_beat_on_another_channel_with_drum_channel(beat_runs, beats, tmp_path):
     out = str(tmp_path / "out")
     assert _beat_cli("humanize", beat_runs, beats["channel1"], "--output_dir", out, "--n", "1") == 2
