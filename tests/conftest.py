@@ -31,6 +31,21 @@ def run_python(code, timeout=300):
                           capture_output=True, text=True)
 
 
+def gmd_test_performances(n):
+    """DrumMidi sequences of the first ``n`` 4/4 beats of the GMD's test split (info.csv), or [] without the zip."""
+    import csv
+    import io
+    import zipfile
+    if not os.path.exists(GMD_ZIP):
+        return []
+    with zipfile.ZipFile(GMD_ZIP) as z:
+        [info] = [name for name in z.namelist() if name.endswith("info.csv")]
+        rows = list(csv.DictReader(io.TextIOWrapper(z.open(info), encoding="utf-8")))
+        names = [os.path.join(os.path.dirname(info), r["midi_filename"]) for r in rows
+                 if r["split"] == "test" and r["beat_type"] == "beat" and r["time_signature"] == "4-4"][:n]
+        return [data.drum_midi(z.read(name), name).sequence for name in names]
+
+
 def tiny_config(folder, base):
     """A file config: ``base`` (e.g. groovae_4bar_humanize) at groovae_tiny's sizes."""
     path = os.path.join(folder, base.replace("groovae_4bar", "tiny") + ".py")

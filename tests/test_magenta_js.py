@@ -13,7 +13,7 @@ import pytest
 
 from groovae import checkpoints, data, export_js
 from groovae.model import GrooveModel
-from tests.conftest import magenta_js_or_skip
+from tests.conftest import gmd_test_performances, magenta_js_or_skip
 
 @pytest.fixture(scope="module")
 def served(static_server):
@@ -92,8 +92,13 @@ def test_the_committed_models_agree_in_magenta_js(browser, served, midi_dir, nam
     export_js.export_magenta_js(prefix, os.path.join(folder, export), quantize=quantize)
     model = GrooveModel(name, prefix)
     zs = np.random.RandomState(7).randn(8, model.z_size).astype(np.float32)
-    paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir) if f.endswith(".mid"))[:3]
-    grooves = data.midi_files_to_tensors(paths, load_config(name).data_converter)[0]["inputs"][:5]
+    converter = load_config(name).data_converter
+    performances = gmd_test_performances(5)  # the first window of five test-split beats, where the GMD is here
+    if performances:
+        grooves = np.stack([data.sequence_to_tensors(s, converter)["inputs"][0] for s in performances])
+    else:
+        paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir) if f.endswith(".mid"))[:3]
+        grooves = data.midi_files_to_tensors(paths, converter)[0]["inputs"][:5]
     result = run_in_browser(browser, base, export, zs, grooves)
     ours_decoded, theirs_decoded = model.decode(zs, THRESHOLD_TEMPERATURE), np.asarray(result["decoded"], np.float32)
     ours_mu, theirs_mu = model.encode(grooves), np.asarray(result["encoded"], np.float32)
@@ -101,7 +106,7 @@ def test_the_committed_models_agree_in_magenta_js(browser, served, midi_dir, nam
     both_hit = (theirs_decoded[..., :9] == 1) & (ours_decoded[..., :9] == 1)
     velocity, offset = (np.abs(theirs_decoded[..., k:k + 9] - ours_decoded[..., k:k + 9])[both_hit] for k in (9, 18))
     mu = np.abs(theirs_mu - ours_mu)
-    print(f"{name} quantize={quantize}: hits equal {hits_equal:.4f}; on shared hits |velocity diff| mean "
+    print(f"{name} quantize={quantize}, {'GMD test' if performances else 'synthetic'} grooves: hits equal {hits_equal:.4f}; on shared hits |velocity diff| mean "
           f"{velocity.mean():.2e} max {velocity.max():.2e}, |offset diff| mean {offset.mean():.2e} max "
           f"{offset.max():.2e}; |mu diff| mean {mu.mean():.2e} max {mu.max():.2e} (mu's spread {ours_mu.std():.2f})")
     if quantize is None:
