@@ -10,7 +10,8 @@ _shared = {}
 def _export(args):
     prefix, config, hparams = _shared["resolve_model"](args)
     spec = args.checkpoint or ("private" if args.run_dir else "public")
-    source = spec if spec == "public" else None
+    from groovae.checkpoints import requested_source
+    source = requested_source(spec, args.public_url) if spec == "public" else None  # 'public', or the URL given
     if args.format == "magenta-js":
         from groovae import export_js
         quantize = None if args.quantize == "none" else int(args.quantize)

@@ -145,3 +145,27 @@ def test_magenta_js_export_shards_and_refusals(tiny_run, tmp_path, monkeypatch):
     assert export_js.magenta_js_config("groovae_4bar_humanize")["dataConverter"]["args"]["humanize"] is True
     assert cli.main(["export", run_dir, "--format", "magenta-js", "--output_dir", str(tmp_path)]) == 2
     assert cli.main(["export", run_dir, "--format", "magenta-js", "--output_dir", out]) == 0  # an earlier export
+
+
+def test_export_public_from_its_url_in_both_formats(tiny_run, http_server, tmp_path):
+    """'public' (Google's tar; here a tiny checkpoint's tar served on 127.0.0.1) exports like any checkpoint, with
+    --config for a checkpoint without run.json, and records where it came from."""
+    import tarfile
+    from groovae import export_js
+    source = checkpoints.newest_checkpoint(tiny_run[0])
+    tar_path = str(tmp_path / "groovae_4bar.tar")
+    with tarfile.open(tar_path, "w") as tar:
+        for suffix in (".index", ".data-00000-of-00001"):
+            tar.add(source + suffix, arcname="groovae_4bar/" + os.path.basename(source) + suffix)
+    http_server.files["/groovae_4bar.tar"] = open(tar_path, "rb").read()
+    url = http_server.url + "/groovae_4bar.tar"
+    common = ["--config", "groovae_tiny", "--public_url", url, "--cache_dir", str(tmp_path / "cache"), "--no_progress"]
+    assert cli.main(["export", "public", "--format", "magenta-js", "--output_dir", str(tmp_path / "js"), *common]) == 0
+    spec = json.load(open(tmp_path / "js" / "config.json"))
+    assert (spec["groovae"]["checkpoint"], spec["groovae"]["sha256"]) == (url, checkpoints.checkpoint_sha256(source))
+    theirs = _weights(source)
+    for name, value in export_js.read_weights(str(tmp_path / "js")).items():  # 8-bit: within half a step
+        assert np.abs(value - theirs[name]).max() <= (theirs[name].max() - theirs[name].min()) / 510 + 1e-6, name
+    assert cli.main(["export", "public", "--output_dir", str(tmp_path / "tf"), *common]) == 0
+    info = runs.read_run_info(str(tmp_path / "tf"))
+    assert info["config"] == "groovae_tiny" and info["weights_from"]["checkpoint"] == url  # as train's init_from
