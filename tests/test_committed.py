@@ -96,3 +96,6 @@ def test_the_committed_lab_runs_the_committed_models():
         assert (m["sha256"], m["step"], m["quantize"]) == (checkpoints.checkpoint_sha256(prefix),
                                                            checkpoints.step_of(prefix), 8), m["name"]
         assert os.path.isfile(os.path.join(ROOT, "samples", "lab", "models", m["name"], "config.json"))
+    folder = os.path.join(ROOT, "samples", "lab")
+    size = sum(os.path.getsize(os.path.join(here, f)) for here, _, names in os.walk(folder) for f in names)
+    assert size < 25e6, f"samples/lab is {size / 1e6:.1f} MB; it must stay under 25 MB"

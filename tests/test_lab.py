@@ -10,7 +10,7 @@ import pretty_midi
 import pytest
 from scipy.io import wavfile
 
-from groovae import checkpoints, data, drum_kit, export_js, lab, listen, listing, train
+from groovae import checkpoints, data, drum_kit, export_js, lab, listen, listing, synthetic, train
 from groovae.configs import load_config
 from groovae.errors import RequestError
 from groovae.gmd import DRUM_CLASSES
@@ -215,6 +215,16 @@ def test_lab_humanizes_a_clicked_pattern_and_refuses_other_meters(page, tmp_path
     wait_for(page, "const s = document.getElementById('status').textContent; return s && !s.endsWith('…')")
     assert "time signature 12/8; the models' bars are 4/4" in page.execute_script(
         "return document.getElementById('status').textContent")
+    beat = synthetic.make_beat(bars=6, bpm=100)  # a 4/4 file: its first four bars, at its own tempo
+    beat.write(str(tmp_path / "beat.mid"))
+    page.find_element("css selector", "#file").send_keys(str(tmp_path / "beat.mid"))
+    wait_for(page, "return document.getElementById('dropped').textContent.includes('beat.mid')")
+    status, made = act(page, 'button.transform[data-model="humanize"]')
+    assert made == 3, status
+    midi, _ = midi_of(page, page.execute_script("return window.groovaeLab.grooves.at(-1).id"))
+    bar = 4 * 60.0 / midi.get_tempo_changes()[1][0]
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(100, abs=0.5) and midi.instruments[0].is_drum
+    assert midi.instruments[0].notes and all(0 <= n.start < 4 * bar for n in midi.instruments[0].notes)
     assert errors_in_console(page) == []
 
 
