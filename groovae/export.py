@@ -45,9 +45,11 @@ def export_checkpoint(prefix, output_dir, config=None, hparams=None, source=None
         info["weights_from"] = {"checkpoint": source or os.path.basename(prefix),
                                 "sha256": checkpoints.checkpoint_sha256(prefix), "step": step}
         _copy_prior(prefix, saved, info)
+        if run_dir:
+            _move_init_from(info, run_dir, output_dir)
         runs.write_run_info(staging, info)
         if run_dir:
-            _copy_history(run_dir, prefix, staging)
+            _copy_history(run_dir, prefix, staging, info.get("init_from"))
         name = os.path.basename(saved)
     return os.path.join(output_dir, name)
 
@@ -58,6 +60,16 @@ def _copy_prior(prefix, saved, info):
     path = prior.carry_prior(prefix, saved)
     if path:
         info["prior"] = {"file": os.path.basename(path), "sha256": files.sha256_of(path)}
+
+
+def _move_init_from(info, run_dir, output_dir):
+    """run.json's --init_from path, relative to the run dir, made relative to the copy (e.g. the committed flat
+    model seen from checkpoints/groovae_4bar_humanize: ../groovae_4bar/...); 'public' and URLs stay."""
+    init = info.get("init_from")
+    if init and init.get("checkpoint") and init["checkpoint"] != "public" and not files.is_url(init["checkpoint"]) \
+            and not os.path.isabs(init["checkpoint"]):
+        where = os.path.normpath(os.path.join(os.path.abspath(run_dir), init["checkpoint"]))
+        info["init_from"] = {**init, "checkpoint": os.path.relpath(where, os.path.abspath(output_dir))}
 
 
 def _is_export(folder):
@@ -86,11 +98,12 @@ def _hparams_values(config, hparams):
     return load_config(config, hparams or None).hparams.values()
 
 
-def _copy_history(run_dir, prefix, staging):
-    """metrics.csv up to the exported step, and the training summary at that step."""
+def _copy_history(run_dir, prefix, staging, init_from):
+    """metrics.csv up to the exported step, and the training summary at that step (naming the start point as the
+    copy's run.json does)."""
     rows = runs.curve_of(prefix)
     if rows:
         runs.write_metrics(staging, rows)
-    summary = runs.summarize_run(run_dir, checkpoint=prefix)
+    summary = {**runs.summarize_run(run_dir, checkpoint=prefix), "init_from": init_from}
     files.atomic_write(os.path.join(staging, SUMMARY),
                        lambda f: f.write(json.dumps(summary, indent=1) + "\n"), mode="w")

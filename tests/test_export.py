@@ -169,3 +169,16 @@ def test_export_public_from_its_url_in_both_formats(tiny_run, http_server, tmp_p
     assert cli.main(["export", "public", "--output_dir", str(tmp_path / "tf"), *common]) == 0
     info = runs.read_run_info(str(tmp_path / "tf"))
     assert info["config"] == "groovae_tiny" and info["weights_from"]["checkpoint"] == url  # as train's init_from
+
+
+def test_an_exports_init_from_still_names_where_the_run_started(tiny_run, tiny_tensors_path, tmp_path):
+    """A fine-tuned run's --init_from (relative to its run dir) is rewritten relative to the copy."""
+    from groovae import train
+    run_dir = str(tmp_path / "runs" / "tuned")
+    train.train("groovae_tiny", tiny_tensors_path, run_dir, num_steps=1, init_from=tiny_run[0], progress=False)
+    out = str(tmp_path / "repo" / "checkpoints" / "tuned")
+    export.export_checkpoint(checkpoints.newest_checkpoint(run_dir), out)
+    named = runs.read_run_info(out)["init_from"]["checkpoint"]
+    with open(os.path.join(out, export.SUMMARY)) as f:
+        assert not os.path.isabs(named) and json.load(f)["init_from"]["checkpoint"] == named
+    assert os.path.samefile(os.path.join(out, named + ".index"), checkpoints.newest_checkpoint(tiny_run[0]) + ".index")
