@@ -6,9 +6,12 @@ tapify squashes onto one instrument, hits-as-controls keeps the hits as
 controls), the model plays it, and the result is compared with what the
 drummer played:
 
-* humanize and hits-as-controls: velocity MAE (MIDI units) and timing MAE
-  (ms, each window at its tempo) on the drummer's hits, per drum class, and
-  each class's timing and velocity spread against the data's;
+* humanize and hits-as-controls: the share of the drummer's hits the model
+  plays (humanize decodes its own hits and may leave some out); velocity MAE
+  (MIDI units) and timing MAE (ms, each window at its tempo) on the
+  drummer's hits, pooled and per drum class (a hit left out counts with the
+  velocity and offset the model plays there: near 0); each class's timing
+  and velocity spread, over the hits the model plays, against the data's;
 * drumify: hit F1 against the drummer's hits and hits per bar per class.
 
 Baselines on the same hits: the quantized beat as is (one velocity: the
@@ -117,8 +120,12 @@ def compare(true, played, bpm, data_spreads, drumify=False):
         return {"hit_f1": prf["micro_f1"], "per_class_f1": as_floats(prf["f1"]),
                 "hits_per_bar": as_floats(hit_density_per_bar(played))}
     feel = on_hits(true, played)
-    result = feel_errors(true, feel, bpm)
-    result.update(spreads(feel, bpm))
+    result = feel_errors(true, feel, bpm)  # a drummer's hit the model leaves out counts with what it plays there
+    true_hits, played_hits = split_groove(true)[0], split_groove(played)[0]
+    kept = true_hits & played_hits
+    result["hits_kept"] = float(kept.sum() / max(true_hits.sum(), 1))
+    # The spreads of the feel it plays: on the drummer's hits that it plays too.
+    result.update(spreads(np.concatenate([kept, feel[..., 9:18] * kept, feel[..., 18:] * kept], -1), bpm))
     for spread, of_data in (("timing_spread_ms", "timing_spread_vs_data"),
                             ("velocity_spread", "velocity_spread_vs_data")):
         result[of_data] = [None if m is None or d in (None, 0) else m / d - 1
@@ -179,12 +186,14 @@ def feel_table(results):
     """Markdown: velocity and timing MAE, and the timing spread of four classes against the data's, per row."""
     from groovae.plots import DRUM_NAMES
     names = [DRUM_NAMES[k] for k in TABLE_CLASSES]
-    header = ["", "velocity MAE (MIDI)", "timing MAE (ms)"] + [f"timing spread {c} (ms, vs data)" for c in names]
-    rows = [["drummers (test data)", "0", "0"] + [_ms(results["data"]["timing_spread_ms"][k]) for k in TABLE_CLASSES]]
+    header = (["", "drummer's hits played", "velocity MAE (MIDI)", "timing MAE (ms)"]
+              + [f"timing spread {c} (ms, vs data)" for c in names])
+    rows = [["drummers (test data)", "100 %", "0", "0"]
+            + [_ms(results["data"]["timing_spread_ms"][k]) for k in TABLE_CLASSES]]
     entries = [(f"baseline: {name}", r) for name, r in results["baselines"].items()]
     entries += [(LABELS.get(name, name), r) for name, r in results["models"].items() if "velocity_mae" in r]
     for name, r in entries:
-        rows.append([name, f"{r['velocity_mae']:.1f}", f"{r['timing_mae_ms']:.1f}"]
+        rows.append([name, f"{r['hits_kept']:.1%}", f"{r['velocity_mae']:.1f}", f"{r['timing_mae_ms']:.1f}"]
                     + [f"{_ms(r['timing_spread_ms'][k])} ({_pct(r['timing_spread_vs_data'][k])})" for k in TABLE_CLASSES])
     return _markdown(header, rows)
 

@@ -80,18 +80,22 @@ def _evaluate_beat(args):
     command = " ".join(["groovae evaluate-beat --data", *_relative(args.data)]
                        + (["--model", *_relative(args.model)] if args.model else [])
                        + ([f"--max_windows {args.max_windows}"] if args.max_windows else [])
-                       + [f"--output_dir {args.output_dir}"])
+                       + [f"--output_dir {_relative_path(args.output_dir)}"])
     from groovae import report
     from groovae.errors import write_errors
     with write_errors(report.REPORT_KEPT):
         print(beat_eval.write_beat_report(results, args.output_dir, command))
 
 
+def _relative_path(path):
+    """An absolute path relative to the working directory: a report names no folder of the machine that made it,
+    and its command still runs from where it ran."""
+    return os.path.relpath(path) if os.path.isabs(path) else path
+
+
 def _relative(items):
-    """MODE=PATH items with absolute paths relative to the working directory: a report names no folder of the
-    machine that made it, and the command still runs from where it ran."""
-    return [f"{mode}={os.path.relpath(path) if os.path.isabs(path) else path}"
-            for mode, path in (item.split("=", 1) for item in items)]
+    """MODE=PATH items, their paths as _relative_path makes them."""
+    return [f"{mode}={_relative_path(path)}" for mode, path in (item.split("=", 1) for item in items)]
 
 
 def _pairs(items, flag):
