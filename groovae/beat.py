@@ -46,8 +46,8 @@ def read_beat(path, drum_map=None, drum_channel=None, taps=False):
     """The Beat of a MIDI file; GenerateError in one line if no model can play it.
 
     ``taps``: every note of every track is an onset (drumify), else only the
-    drum notes (data.drum_midi's rule).  Its length is the file's, over every
-    track and to the end of a held note.  Refused: no notes, more than one
+    drum notes (data.drum_midi's rule).  Its length runs to the end of the
+    last note read (a rhythm's held notes included).  Refused: no notes, more than one
     tempo, a meter other than 4/4, shorter than 4 bars.
     """
     try:
@@ -67,7 +67,7 @@ def read_beat(path, drum_map=None, drum_channel=None, taps=False):
         raise GenerateError(f"{path}: time signature {shown}; the models' bars are 4/4 (16 sixteenth steps)")
     bpm = tempos.pop()
     bar_seconds = 4 * 60.0 / bpm
-    end = max(end_time, max(n.start_time for n in sequence.notes) + 1e-6)  # the file's length, every track
+    end = max(end_time, max(n.start_time for n in sequence.notes) + 1e-6)
     bars = int(np.ceil(end / bar_seconds - 0.01))  # a file that ends a hair past the bar line is still N bars
     if bars < WINDOW_BARS:
         raise GenerateError(f"{path}: {bars} bar{'s' if bars != 1 else ''} at {bpm:g} bpm; the models play "

@@ -154,13 +154,15 @@ def evaluate_your_beat(models, data_dirs, max_windows=None, seed=0, log=None):
                "baselines": {}, "models": {}}
     for name, feel in baseline_feels(train, true, seed).items():
         results["baselines"][name] = compare(true, feel, bpm, data_spreads)
+    from groovae.configs import load_config
+    for mode, (config, _, hparams) in models.items():  # every folder checked before the long work
+        check_windows_fit(data_dirs[mode], config, load_config(config, hparams))
     for mode, (config, prefix, hparams) in models.items():
         tensors = data.load_tensors(os.path.join(data_dirs[mode], "test.npz"))
         tensors = {k: v[:n] for k, v in tensors.items() if k in data.model_keys(tensors)}
         if not np.array_equal(tensors["outputs"], true):
             raise data.DataError(f"{data_dirs[mode]}: its test windows are not those of {first}")
         model = GrooveModel(config, prefix, hparams)
-        check_windows_fit(data_dirs[mode], config, model.config)
         log(f"evaluate-beat: {mode} ({config}) on {n} windows")
         results["models"][mode] = {"config": config, "checkpoint_step": _step(prefix),
                                    **compare(true, play_windows(model, tensors, seed), bpm, data_spreads,

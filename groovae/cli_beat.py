@@ -80,6 +80,7 @@ def _evaluate_beat(args):
     command = " ".join(["groovae evaluate-beat --data", *_relative(args.data)]
                        + (["--model", *_relative(args.model)] if args.model else [])
                        + ([f"--max_windows {args.max_windows}"] if args.max_windows else [])
+                       + ([f"--seed {args.seed}"] if args.seed else [])
                        + [f"--output_dir {_relative_path(args.output_dir)}"])
     from groovae import report
     from groovae.errors import write_errors

@@ -95,7 +95,7 @@ def converter_transforms(converter):
 def windows_config(data_path):
     """The config that preprocess made ``data_path``'s windows with (its report.json), or None if not recorded."""
     import json
-    folder = data_path if os.path.isdir(data_path) else os.path.dirname(data_path)
+    folder = os.path.dirname(data_path) if os.path.isfile(data_path) else data_path  # a tensor file: its folder
     try:
         with open(os.path.join(folder, "report.json")) as f:
             return json.load(f)["inputs"]["config"]

@@ -32,8 +32,8 @@ def read_bytes(path):
 
 
 DrumMidi = collections.namedtuple("DrumMidi", "pm sequence unmapped end_time")
-DrumMidi.__doc__ = """A MIDI file's drums: PrettyMIDI, NoteSequence, a Counter of the dropped pitches, and the
-file's end in seconds over every track (a held bass note or a melody past the last drum hit: a beat's length)."""
+DrumMidi.__doc__ = """A MIDI file's drums: PrettyMIDI, NoteSequence, a Counter of the dropped pitches, and where
+the notes read end, in seconds (for a rhythm read as taps, its notes as held, not the short taps: its length)."""
 
 GM_DRUM_CHANNEL = 10  # General MIDI's drum channel, counted from 1 as in every DAW
 MAX_UNMAPPED_SHARE = 0.5  # more unmapped drum notes than this: another kit's mapping, not a few extras
@@ -84,7 +84,6 @@ def drum_midi(midi, name="<bytes>", drum_map=None, drum_channel=None):
     if not midi:
         raise DataError(f"{name}: empty MIDI file")
     pm = _pretty_midi(midi, name, drum_channel)
-    end_time = pm.get_end_time()  # before the other tracks go
     others = [i for i in pm.instruments if not i.is_drum and i.notes]
     pm.instruments = [i for i in pm.instruments if i.is_drum]
     drum_notes = sum(len(i.notes) for i in pm.instruments)
@@ -103,7 +102,7 @@ def drum_midi(midi, name="<bytes>", drum_map=None, drum_channel=None):
                               f"the drum map{' (default + --drum_map)' if drum_map else ''} (pitch (notes): {top}); "
                               f"--drum_map FILE maps a kit's own pitches onto the 9 classes")
     try:
-        return DrumMidi(pm, note_seq.midi_to_note_sequence(pm), unmapped, end_time)
+        return DrumMidi(pm, note_seq.midi_to_note_sequence(pm), unmapped, pm.get_end_time())
     except Exception as e:
         raise DataError(f"{name}: unreadable MIDI ({type(e).__name__}: {e})") from None
 

@@ -22,12 +22,11 @@ from groovae import drum_kit, files
 from groovae.errors import RequestError
 from groovae.gmd import DRUM_CLASSES
 from groovae.listen import CSS
-from groovae.listing import LAB_INFO
+from groovae.listing import LAB_GENERATOR, LAB_INFO, is_lab
 
 MAGENTA_JS_VERSION = "1.23.1"  # the version tests/test_magenta_js.py checks exports against
 MAGENTA_JS_URL = f"https://cdn.jsdelivr.net/npm/@magenta/music@{MAGENTA_JS_VERSION}/dist/magentamusic.js"
 MAGENTA_JS_INTEGRITY = "sha384-oj8/W05Ba271e6q5zdMVC8iaF0HpQENHdkpkB1em2cs1tYFUtStZwMg6tQVSAuLj"  # the npm file's
-GENERATOR = "groovae lab"
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_page")
 ROLES = {"sample": "samples and interpolates", "humanize": "humanizes a beat", "drumify": "drumifies a rhythm"}
 
@@ -127,14 +126,6 @@ def read_exports(folders):
     return models
 
 
-def _is_lab(folder):
-    try:
-        with open(os.path.join(folder, LAB_INFO)) as f:
-            return json.load(f).get("generator") == GENERATOR
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _magenta_js_tag(staging, magenta_js):
     """The page's <script> for magenta.js: the local copy put beside the page, or the pinned URL."""
     if magenta_js is None:
@@ -150,7 +141,7 @@ def _magenta_js_tag(staging, magenta_js):
 def build_lab(export_dirs, output_dir, magenta_js=None, title="groovae lab", soundfont=None):
     """Writes the lab into ``output_dir`` (new, or an earlier lab's: replaced whole); returns its index.html."""
     models = read_exports(export_dirs)
-    files.check_replaceable(output_dir, _is_lab, "lab")
+    files.check_replaceable(output_dir, is_lab, "lab")
     with files.atomic_directory(output_dir) as staging:
         script, source = _magenta_js_tag(staging, magenta_js)
         for folder, model in zip(export_dirs, models):
@@ -159,14 +150,14 @@ def build_lab(export_dirs, output_dir, magenta_js=None, title="groovae lab", sou
         made = drum_kit.write_kit(os.path.join(staging, "kit"), DRUM_CLASSES, pitches, soundfont)
         for asset in ("lab_models.js", "lab.js", "lab.css"):
             shutil.copyfile(os.path.join(ASSETS, asset), os.path.join(staging, asset))
-        info = {"generator": GENERATOR, "title": title, "classes": list(DRUM_CLASSES), "numSteps": NUM_STEPS,
+        info = {"generator": LAB_GENERATOR, "title": title, "classes": list(DRUM_CLASSES), "numSteps": NUM_STEPS,
                 "stepsPerQuarter": STEPS_PER_QUARTER, "pitchClasses": models[0]["pitchClasses"], "models": models,
                 "kit": {"made": made, "velocity": drum_kit.VELOCITY,
                         "files": [f"kit/{name}.wav" for name in DRUM_CLASSES]},
                 "magentaJs": {"version": MAGENTA_JS_VERSION, "src": source}}
         with open(os.path.join(staging, LAB_INFO), "w") as f:
             json.dump(info, f, indent=1)
-        page = PAGE.format(generator=GENERATOR, title=html.escape(title), css=CSS, magenta_js=script,
+        page = PAGE.format(generator=LAB_GENERATOR, title=html.escape(title), css=CSS, magenta_js=script,
                            version=MAGENTA_JS_VERSION)
         with open(os.path.join(staging, "index.html"), "w") as f:
             f.write(page)

@@ -12,6 +12,7 @@ from groovae.manifest import MANIFEST, read_manifest
 
 SUMMARY = "training_summary.json"  # written beside the grooves by scripts/private_samples.sh
 LAB_INFO = "lab.json"  # written with a groove lab's index.html by groovae.lab: the page links such a folder
+LAB_GENERATOR = "groovae lab"  # its "generator"
 MODE_ORDER = {"windows": 0, "sample": 1, "interpolate": 2, "reconstruct": 3, "humanize": 4, "transfer": 5,
               "drumify": 6}
 
@@ -139,7 +140,16 @@ def read_folder(root, rel):
                      "no_audio": None if all(g["wav"] for g in grooves) else "no WAV beside some of these files"})
     return {"path": rel, "runs": runs, "summary": read_summary(folder),
             "readme": os.path.isfile(os.path.join(folder, "README.md")),
-            "lab": all(os.path.isfile(os.path.join(folder, name)) for name in (LAB_INFO, "index.html"))}
+            "lab": is_lab(folder) and os.path.isfile(os.path.join(folder, "index.html"))}
+
+
+def is_lab(folder):
+    """Whether ``folder`` holds a groove lab (groovae lab wrote its lab.json)."""
+    try:
+        with open(os.path.join(folder, LAB_INFO)) as f:
+            return json.load(f).get("generator") == LAB_GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def find_folders(root):
@@ -150,9 +160,10 @@ def find_folders(root):
         rel = os.path.relpath(here, root)
         rel = "" if rel == os.curdir else rel.replace(os.sep, "/")
         grooves = MANIFEST in names or any(n.endswith(".mid") for n in names)
-        if grooves or (rel and ("README.md" in names or LAB_INFO in names)):
+        lab = LAB_INFO in names and is_lab(here)
+        if grooves or (rel and ("README.md" in names or lab)):
             found.append(rel)
-        if LAB_INFO in names:
+        if lab:
             dirs[:] = []  # a lab's models/ and kit/ are the page's own files, not grooves
     # The reference model (Google's checkpoint) first, then the rest by name.
     return sorted(found, key=lambda rel: (not rel.split("/")[-1].startswith("public"), rel))

@@ -58,7 +58,8 @@ def checkpoint_path(spec, folder):
         return spec
     inside = os.path.join(folder, spec)
     committed = os.path.join(os.path.dirname(COMMITTED_DIR), spec)
-    if not os.path.exists(inside) and spec.split("/")[0] == "checkpoints" and os.path.exists(committed):
+    there = lambda path: os.path.exists(path) or os.path.exists(path + ".index")  # noqa: E731  (a folder or a prefix)
+    if not there(inside) and spec.split("/")[0] == "checkpoints" and there(committed):
         return committed
     return inside
 

@@ -8,7 +8,7 @@
 #   MAGENTA_JS=path/to/magentamusic.js ...   # a local @magenta/music instead of the pinned CDN URL (offline use)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT="${1:-samples/lab}"
+OUT="$(realpath -m "${1:-$ROOT/samples/lab}")"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 MODELS=(groovae_4bar groovae_4bar_humanize groovae_4bar_tap2drum)
 cd "$ROOT"

@@ -8,8 +8,8 @@
 #   HUMANIZE=RUN_DIR TRANSFER=RUN_DIR DRUMIFY=RUN_DIR ... # other models than the committed ones
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="${1:?usage: your_beat_samples.sh DATA_DIR [OUT]}"
-OUT="${2:-samples/your_beat}"
+DATA="$(realpath -m "${1:?usage: your_beat_samples.sh DATA_DIR [OUT]}")"
+OUT="$(realpath -m --relative-to="$ROOT" "${2:-$ROOT/samples/your_beat}")"  # relative, as the manifest names it
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 cd "$ROOT"
 if [[ -e "$OUT/manifest.json" ]]; then

@@ -150,17 +150,13 @@ def test_your_beat_configs_are_magentas_2bar_configs_at_4_bars(ours_name, theirs
 def test_your_beat_tensors_equal_magentas_converter(name, midi_dir):
     """Our config's windows are magenta's converter's (its 2-bar one, set to 4 bars) on the same drums."""
     import copy
-    from tests.conftest import GMD_ZIP
+    from tests.conftest import gmd_test_performances
     from groovae import data
     theirs = copy.deepcopy(magenta_configs.CONFIG_MAP[YOUR_BEAT[name]].data_converter)
     theirs._split_bars = 4
     ours = load_config(name).data_converter
     sequences = [data.read_drum_midi(os.path.join(midi_dir, f)).sequence for f in sorted(os.listdir(midi_dir))[:3]]
-    if os.path.exists(GMD_ZIP):  # and three real performances, micro-timing and all
-        import zipfile
-        with zipfile.ZipFile(GMD_ZIP) as z:
-            names = sorted(n for n in z.namelist() if n.endswith("_beat_4-4.mid"))[:3]
-            sequences += [data.drum_midi(z.read(n), n).sequence for n in names]
+    sequences += gmd_test_performances(3)  # and three real performances, micro-timing and all, where the GMD is here
     for sequence in sequences:
         mine = data.sequence_to_tensors(sequence, ours)
         theirs.set_mode("eval")

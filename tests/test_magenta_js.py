@@ -104,9 +104,11 @@ def test_the_committed_models_agree_in_magenta_js(browser, served, midi_dir, nam
     ours_mu, theirs_mu = model.encode(grooves), np.asarray(result["encoded"], np.float32)
     hits_equal = np.mean(theirs_decoded[..., :9] == ours_decoded[..., :9])
     both_hit = (theirs_decoded[..., :9] == 1) & (ours_decoded[..., :9] == 1)
+    assert both_hit.any(), "the decoded grooves share no hit to compare velocities and offsets on"
     velocity, offset = (np.abs(theirs_decoded[..., k:k + 9] - ours_decoded[..., k:k + 9])[both_hit] for k in (9, 18))
     mu = np.abs(theirs_mu - ours_mu)
-    print(f"{name} quantize={quantize}, {'GMD test' if performances else 'synthetic'} grooves: hits equal {hits_equal:.4f}; on shared hits |velocity diff| mean "
+    print(f"{name} quantize={quantize}, {'GMD test' if performances else 'synthetic'} grooves: "
+          f"hits equal {hits_equal:.4f}; on shared hits |velocity diff| mean "
           f"{velocity.mean():.2e} max {velocity.max():.2e}, |offset diff| mean {offset.mean():.2e} max "
           f"{offset.max():.2e}; |mu diff| mean {mu.mean():.2e} max {mu.max():.2e} (mu's spread {ours_mu.std():.2f})")
     if quantize is None:

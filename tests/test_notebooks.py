@@ -263,7 +263,7 @@ def test_serve_page_puts_the_lab_in_colabs_output_from_the_runtime(tmp_path, mon
 
 def test_a_your_beat_model_preprocesses_and_trains_in_notebooks_01_and_02(tmp_path, tiny_run):
     """01 with a "Your beat" CONFIG writes that converter's windows; 02 fine-tunes that config on them from a flat
-    run (INIT_FROM), as from the committed flat model (a tiny twin of groovae_4bar_humanize here)."""
+    run (INIT_FROM; a tiny one here, as the committed flat model is for groovae_4bar_humanize itself)."""
     from tests.conftest import tiny_config
     config = tiny_config(str(tmp_path), "groovae_4bar_humanize")
     drive = {"DRIVE_DIR": str(tmp_path / "drive"), "CONFIG": config}
@@ -288,4 +288,7 @@ def test_notebooks_find_the_committed_models_by_their_repo_path(tmp_path):
     assert notebook.checkpoint_path("checkpoints/groovae_4bar", str(tmp_path)) == str(tmp_path / "checkpoints" /
                                                                                      "groovae_4bar")
     assert notebook.checkpoint_path("runs/x", str(tmp_path)) == str(tmp_path / "runs" / "x")
-    assert [notebook.checkpoint_path(s, str(tmp_path)) for s in (None, "public", "private")] == [None, "public", "private"]
+    kept = (None, "public", "private")
+    assert [notebook.checkpoint_path(s, str(tmp_path)) for s in kept] == list(kept)
+    assert notebook.checkpoint_path("checkpoints/groovae_4bar/model.ckpt-2721", "/nowhere").startswith(
+        os.path.dirname(checkpoints.COMMITTED_DIR))  # a prefix of the committed model, no file of that name

@@ -169,20 +169,22 @@ def test_drumify_turns_a_bassline_into_drums(beat_runs, beats, tmp_path):
     assert pm.instruments and all(i.is_drum for i in pm.instruments) and entry["bpm"] == pytest.approx(95, rel=1e-5)
 
 
-@pytest.mark.parametrize("role", ["humanize", "drumify"])
-def test_a_beat_is_as_long_as_its_file_held_notes_and_other_tracks_included(role, beat_runs, tmp_path):
-    """3 bars of hits and a bass note held through bar 4: four bars in, four bars out (not refused as 3 bars)."""
+@pytest.mark.parametrize("role, bars", [("drumify", 4), ("humanize", 4)])
+def test_a_beat_is_as_long_as_the_notes_it_is_read_from(role, bars, beat_runs, tmp_path):
+    """A rhythm of 3 bars whose last note is held through bar 4: four bars, not refused as 3.  A 4-bar drum
+    beat in a song whose bass plays on for 12 bars: the beat's four bars (humanize reads the drums only)."""
     import pretty_midi
     from groovae import synthetic
-    pm = synthetic.make_beat(bars=3, bpm=120) if role == "humanize" else synthetic.make_taps(bars=3, bpm=120)
-    bass = pretty_midi.Instrument(program=33, name="held")
-    bass.notes = [pretty_midi.Note(90, 40, 5.0, 8.0)]  # from bar 3's middle to bar 4's end (2 s bars)
+    pm = synthetic.make_taps(bars=3, bpm=120) if role == "drumify" else synthetic.make_beat(bars=4, bpm=120)
+    bass = pretty_midi.Instrument(program=33, name="bass")
+    bass.notes = ([pretty_midi.Note(90, 40, 5.0, 8.0)] if role == "drumify"  # bar 3's middle to bar 4's end (2 s bars)
+                  else [pretty_midi.Note(90, 40, 2.0 * k, 2.0 * k + 1.5) for k in range(16)])
     pm.instruments.append(bass)
-    path, out = str(tmp_path / "held.mid"), str(tmp_path / "out")
+    path, out = str(tmp_path / "song.mid"), str(tmp_path / "out")
     pm.write(path)
     assert _beat_cli(role, beat_runs, path, "--output_dir", out, "--n", "1") == 0
     entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
-    assert entry["bars"] == 4
+    assert entry["bars"] == bars
 
 
 def test_a_beat_on_another_channel_with_drum_channel(beat_runs, beats, tmp_path):
@@ -273,14 +275,13 @@ def test_evaluate_beat_report_and_the_baselines_known_answers(beat_runs, beat_ev
     assert quantized["velocity_mae"] == pytest.approx(np.abs(velocities[hits] - mean_velocity).mean() * 127, rel=1e-5)
     assert quantized["timing_mae_ms"] == pytest.approx((np.abs(offsets[hits]) / 2 * 125).mean(), rel=1e-5)
     assert quantized["timing_spread_ms"][0] == 0 and quantized["hits_kept"] == 1  # on the grid, every hit
-    assert 0 < results["models"]["humanize"]["hits_kept"] <= 1 and "| drummer's hits played |" in text
+    assert 0 <= results["models"]["humanize"]["hits_kept"] <= 1 and "| drummer's hits played |" in text
     assert results["models"]["transfer_own_feel"]["timing_mae_ms"] <= results["models"]["transfer"]["timing_mae_ms"] + 5
     assert 0 <= results["models"]["drumify"]["hit_f1"] <= 1
     assert beat_eval.targets(results).keys() == {"humanize", "hits as controls, no reference (z = 0)"}
-    humanize = results["models"]["humanize"]
-    [k] = [k for k in range(9) if humanize["velocity_spread"][k] is not None][:1]  # a class it plays twice or more
-    assert len(humanize["velocity_spread_vs_data"]) == 9 and humanize["velocity_spread_vs_data"][k] == pytest.approx(
-        humanize["velocity_spread"][k] / results["data"]["velocity_spread"][k] - 1)
+    jitter = results["baselines"]["jitter"]  # plays every hit (a tiny model may play none)
+    assert len(jitter["velocity_spread_vs_data"]) == 9 and jitter["velocity_spread_vs_data"][0] == pytest.approx(
+        jitter["velocity_spread"][0] / results["data"]["velocity_spread"][0] - 1)
     for _, title, _ in beat_eval.PER_CLASS:  # every class's figures in the report, not only in results.json
         table = text.split(f"### {title}")[1].split("\n\n")[1]
         assert "| baseline: jitter |" in table and "| humanize |" in table and table.count("|---") == 10
