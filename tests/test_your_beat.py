@@ -275,6 +275,7 @@ def test_evaluate_beat_report_and_the_baselines_known_answers(beat_runs, beat_ev
     assert quantized["velocity_mae"] == pytest.approx(np.abs(velocities[hits] - mean_velocity).mean() * 127, rel=1e-5)
     assert quantized["timing_mae_ms"] == pytest.approx((np.abs(offsets[hits]) / 2 * 125).mean(), rel=1e-5)
     assert quantized["timing_spread_ms"][0] == 0 and quantized["hits_kept"] == 1  # on the grid, every hit
+    assert quantized["on_hits_played"] == pytest.approx({k: quantized[k] for k in ("velocity_mae", "timing_mae_ms")})
     assert 0 <= results["models"]["humanize"]["hits_kept"] <= 1 and "| drummer's hits played |" in text
     assert results["models"]["transfer_own_feel"]["timing_mae_ms"] <= results["models"]["transfer"]["timing_mae_ms"] + 5
     assert 0 <= results["models"]["drumify"]["hit_f1"] <= 1
