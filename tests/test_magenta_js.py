@@ -116,6 +116,6 @@ def test_the_committed_models_agree_in_magenta_js(browser, served, midi_dir, nam
         np.testing.assert_allclose(theirs_decoded[..., 9:], ours_decoded[..., 9:], atol=1e-4)
         np.testing.assert_allclose(theirs_mu, ours_mu, atol=1e-4)
     else:
-        # 8-bit weights (per tensor, as tfjs-converter and the hosted checkpoints): at full size on this
-        # machine 99.5 % of the hits, velocities within 0.02 (of 1) and codes within 0.02 on average
-        assert hits_equal > 0.98 and velocity.mean() < 0.05 and offset.mean() < 0.1 and mu.mean() < 0.1 * ours_mu.std()
+        # 8-bit weights (per tensor, as tfjs-converter and the hosted checkpoints): at full size 98.8-99.5 % of
+        # the hits, velocities within 0.02-0.025 (of 1) and codes within 0.011-0.017 on average
+        assert hits_equal > 0.97 and velocity.mean() < 0.05 and offset.mean() < 0.1 and mu.mean() < 0.1 * ours_mu.std()
