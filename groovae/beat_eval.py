@@ -22,7 +22,7 @@ groove quantize); random jitter with the data's per-class spread.
 import numpy as np
 
 from groovae import data, files
-from groovae.configs import check_windows_fit
+from groovae.configs import check_windows_fit, load_config
 from groovae.metrics import (GREEDY_TEMPERATURE, STEPS_PER_BAR, as_floats, hit_density_per_bar, hit_prf,
                              split_groove, step_seconds)
 
@@ -157,7 +157,6 @@ def evaluate_your_beat(models, data_dirs, max_windows=None, seed=0, log=None):
                "baselines": {}, "models": {}}
     for name, feel in baseline_feels(train, true, seed).items():
         results["baselines"][name] = compare(true, feel, bpm, data_spreads)
-    from groovae.configs import load_config
     for mode, (config, _, hparams) in models.items():  # every folder checked before the long work
         check_windows_fit(data_dirs[mode], config, load_config(config, hparams))
     for mode, (config, prefix, hparams) in models.items():
