@@ -7,9 +7,9 @@ performance in and the performance out:
   velocity or not, in; the velocities and micro-timing a drummer would play
   out.  Feels come from the posterior of the beat's code: z = mu + T * sigma * eps.
 * **transfer** (``groovae_4bar_hits_control``): the beat's hits are the
-  decoder's controls and the latent code is a reference performance's feel
-  (``--like``), so the beat keeps every hit and gets the reference's
-  velocities and timing.
+  decoder's controls, so the beat keeps every hit; the latent code, the
+  feel, is a reference performance's (``--like``: groove transfer) or, with
+  no reference, drawn from the prior (``--keep_hits``: z = T * eps).
 * **drumify** (``groovae_4bar_tap2drum``): any rhythm (a tapped line, a
   bassline, one drum; any channel or pitch: every onset is a tap) in, a
   drum performance out.
@@ -27,7 +27,7 @@ import numpy as np
 
 from groovae import audio, checkpoints, data, files, plots
 from groovae.errors import GenerateError
-from groovae.model import check_temperature
+from groovae.model import check_temperature, perform
 from groovae.outputs import CONVERTER_QPM, audio_choice, record_run, run_prefix, to_sequence, write_grooves
 
 MODES = {"humanize": "groovae_4bar_humanize", "transfer": "groovae_4bar_hits_control",
@@ -127,11 +127,11 @@ def join(windows, starts, steps):
 def play(model, beat, n=1, temperature=0.5, seed=0, like=None, window=None):
     """``n`` performances [n, steps, 27] of ``beat`` by ``model``; with ``like`` (a Beat), its feel on the beat's hits.
 
-    Without ``like``: z = mu + temperature * sigma * eps per window and
-    feel, eps from numpy's RandomState(seed); the decoder samples hits at
-    ``temperature``.  With ``like`` (a hits-control model): each window's z
-    is the posterior mean of the reference's window at the same place (its
-    windows repeat when it is shorter), decoded with the beat's hits.
+    Without ``like``: each window played as model.perform plays it (a
+    hits-control model: feels from its prior).  With ``like`` (a hits-control
+    model): each window's z is the posterior mean of the reference's window at
+    the same place (its windows repeat when it is shorter), decoded with the
+    beat's hits.
     ``window`` plays only that 4-bar window.  Returns (performances, window starts).
     """
     check_temperature(temperature)
@@ -148,10 +148,7 @@ def play(model, beat, n=1, temperature=0.5, seed=0, like=None, window=None):
     windows = cut(arrays, starts)
     if like is not None:
         return join(_transfer(model, windows, like, temperature, seed), starts, steps)[None], starts
-    mu, sigma = model.posterior(windows["inputs"], seed, windows.get(data.CONTROLS))
-    eps = np.random.RandomState(seed).randn(n, *mu.shape).astype(np.float32)
-    z = (mu[None] + temperature * sigma[None] * eps).reshape(-1, mu.shape[-1])
-    decoded = model.decode(z, temperature, seed).reshape(n, len(starts), WINDOW, -1)
+    decoded = perform(model, windows["inputs"], windows.get(data.CONTROLS), n, temperature, seed)
     return np.stack([join(feel, starts, steps) for feel in decoded]), starts
 
 
@@ -182,8 +179,8 @@ def beat_run(mode, model, path, out_dir, n=4, temperature=0.5, seed=0, like=None
     """
     if mode not in MODES:
         raise GenerateError(f"unknown mode '{mode}'; one of {', '.join(MODES)}")
-    if (mode == "transfer") != (like is not None):
-        raise GenerateError("groove transfer takes a reference performance (--like); humanize and drumify do not")
+    if like is not None and mode != "transfer":
+        raise GenerateError(f"{mode} takes no reference performance (--like): groove transfer does")
     beat = read_beat(path, drum_map, drum_channel, taps=mode == "drumify")
     reference = read_beat(like, drum_map, drum_channel) if like else None
     if not getattr(model.converter, TRANSFORMS[mode], False):

@@ -14,6 +14,10 @@ drummer played:
   and velocity spread, over the hits the model plays, against the data's;
 * drumify: hit F1 against the drummer's hits and hits per bar per class.
 
+Humanize and hits-as-controls are scored greedy (z the posterior mean, or for
+hits as controls the prior's mean: no reference feel) and as the commands play
+them by default (z drawn at T = 0.5: humanize, humanize --keep_hits).
+
 Baselines on the same hits: the quantized beat as is (one velocity: the
 training split's mean; on the grid); a groove template (mean velocity and
 offset per class and 16th step of the bar over the training split: a DAW's
@@ -94,21 +98,19 @@ def baseline_feels(train, test, seed=0):
 
 # ---------------------------------------------------------------- the models
 
-def play_windows(model, tensors, seed=0, own_feel=False):
-    """The model's performances [N, T, 27] of test windows, greedy hits.
+def play_windows(model, tensors, seed=0, temperature=GREEDY_TEMPERATURE, own_feel=False):
+    """The model's performances [N, T, 27] of test windows, as the commands play them (model.perform).
 
-    Humanize / drumify: decoded from the posterior mean of the transformed
-    input.  Hits as controls: decoded with the drummer's hits, from z = 0
-    (the prior's mean: no reference feel) or, with ``own_feel``, from the
-    window's own code (an oracle: the drummer's feel is given).
+    Greedy (the default temperature): z is the posterior mean of the
+    transformed input, or for hits as controls the prior's mean, 0 (no
+    reference feel).  With ``own_feel`` (hits as controls), z is the window's
+    own code (an oracle: the drummer's feel is given).
     """
+    from groovae.model import perform
     controls = tensors.get(data.CONTROLS)
-    if controls is None:
-        mu = model.encode(tensors["inputs"], seed)
-        return model.decode(mu, GREEDY_TEMPERATURE, seed)
-    z = (model.encode(tensors["inputs"], seed, controls) if own_feel
-         else np.zeros((len(controls), model.z_size), np.float32))
-    return model.decode_each(z, controls, GREEDY_TEMPERATURE, seed)
+    if own_feel:
+        return model.decode_each(model.encode(tensors["inputs"], seed, controls), controls, GREEDY_TEMPERATURE, seed)
+    return perform(model, tensors["inputs"], controls, 1, temperature, seed)[0]
 
 
 def compare(true, played, bpm, data_spreads, drumify=False):
@@ -169,6 +171,9 @@ def evaluate_your_beat(models, data_dirs, max_windows=None, seed=0, log=None):
         results["models"][mode] = {"config": config, "checkpoint_step": _step(prefix),
                                    **compare(true, play_windows(model, tensors, seed), bpm, data_spreads,
                                              drumify=mode == "drumify")}
+        if mode != "drumify":  # what the commands play by default: feels drawn at their temperature
+            results["models"][f"{mode}_at_{COMMAND_TEMPERATURE:g}"] = {"config": config, **compare(
+                true, play_windows(model, tensors, seed, COMMAND_TEMPERATURE), bpm, data_spreads)}
         if model.has_controls:  # the oracle: the drummer's own feel given, as an upper bound
             results["models"][mode + "_own_feel"] = {"config": config, **compare(
                 true, play_windows(model, tensors, seed, own_feel=True), bpm, data_spreads)}
@@ -180,7 +185,12 @@ def _step(prefix):
     return step_of(prefix)
 
 
-LABELS = {"transfer": "hits as controls, no reference (z = 0)",
+COMMAND_TEMPERATURE = 0.5  # groovae humanize's default
+LABELS = {"humanize": "humanize (greedy: z = mu)",
+          f"humanize_at_{COMMAND_TEMPERATURE:g}": f"humanize at T = {COMMAND_TEMPERATURE:g}",
+          "transfer": "hits as controls, no reference (z = 0: humanize --keep_hits, greedy)",
+          f"transfer_at_{COMMAND_TEMPERATURE:g}": f"hits as controls, z = T eps (humanize --keep_hits at T = "
+                                                  f"{COMMAND_TEMPERATURE:g})",
           "transfer_own_feel": "hits as controls, the drummer's own feel (an oracle)"}
 TARGET_SPREAD = 0.30  # timing spread per class within +-30 % of the data's
 TABLE_CLASSES = (0, 1, 2, 8)  # kick, snare, closed hi-hat, ride

@@ -27,7 +27,7 @@ def _your_beat(args, mode):
 
 
 def _humanize(args):
-    _your_beat(args, "transfer" if args.like else "humanize")
+    _your_beat(args, "transfer" if args.like or args.keep_hits else "humanize")  # the hits-as-controls model
 
 
 def _drumify(args):
@@ -36,8 +36,9 @@ def _drumify(args):
 
 def add_your_beat(sub):
     for name, run, help_text, what in (
-            ("humanize", _humanize, "your beat with a drummer's velocities and micro-timing: N feels, or the feel "
-                                    "of a reference performance (--like)", "BEAT.mid: a 4/4 drum beat, 4 bars or more"),
+            ("humanize", _humanize, "your beat with a drummer's velocities and micro-timing: N feels (every hit "
+                                    "kept with --keep_hits), or the feel of a reference performance (--like)",
+             "BEAT.mid: a 4/4 drum beat, 4 bars or more"),
             ("drumify", _drumify, "any rhythm (a tapped line, a bassline, one drum; any channel or pitch) -> a drum "
                                   "performance", "RHYTHM.mid: 4/4, 4 bars or more; every onset is a tap")):
         p = sub.add_parser(name, help=help_text)
@@ -46,6 +47,9 @@ def add_your_beat(sub):
         if name == "humanize":
             p.add_argument("--like", help="a drum performance whose feel to put on the beat's hits (hits-as-controls "
                                           "model, groovae_4bar_hits_control)")
+            p.add_argument("--keep_hits", action="store_true",
+                           help="N feels that keep every hit of the beat (the hits-as-controls model, feels from its "
+                                "prior) rather than the humanize model's, which plays its own hits")
         p.add_argument("--n", type=int, default=4, help="how many performances (not with --like)")
         p.add_argument("--temperature", type=float, default=0.5)
         p.add_argument("--seed", type=int, default=0)

@@ -135,9 +135,11 @@ def run_title(run, anchor_of):
             title += f", {run.get('steps') or run.get('n')} steps"
     elif mode in ("humanize", "transfer", "drumify"):
         names = {i.get("role"): i.get("name") or os.path.basename(i.get("path", "?")) for i in run.get("inputs", [])}
+        if mode == "transfer" and "like" not in names:  # humanize --keep_hits: feels from the prior
+            title = "Humanized, every hit kept"
         title += f": <code>{_text(names.get('input', '?'))}</code>"
-        if mode == "transfer":
-            title += f" with the feel of <code>{_text(names.get('like', '?'))}</code>"
+        if "like" in names:
+            title += f" with the feel of <code>{_text(names['like'])}</code>"
         title += f", {run.get('bars', '?')} bars at {run.get('bpm', 0):g} bpm"
     return title
 

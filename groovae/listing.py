@@ -82,7 +82,10 @@ def run_grooves(folder, run):
         elif run.get("mode") == "reconstruct":
             label = "reconstruction"
         elif run.get("mode") in OUTPUT_LABELS:
-            label = OUTPUT_LABELS[run["mode"]] + (f" {i + 1}" if len(outputs) > 1 else "")
+            kind = run["mode"]
+            if kind == "transfer" and not any(r.get("role") == "like" for r in run.get("inputs", [])):
+                kind = "humanize"  # humanize --keep_hits: feels of its own, no reference's
+            label = OUTPUT_LABELS[kind] + (f" {i + 1}" if len(outputs) > 1 else "")
         out.append(groove(folder, midi, label, wav_expected=wav))
     return out
 

@@ -262,6 +262,27 @@ def sample(model, n=5, temperature=0.5, seed=0):
     return model.decode(random_z(n, model.z_size, seed), temperature, seed)
 
 
+def perform(model, inputs, controls=None, n=1, temperature=0.5, seed=0):
+    """``n`` performances [n, windows, 64, 27] of windows' transformed inputs (humanize, drumify, hits as controls).
+
+    z = mu + temperature * sigma * eps per window and performance, mu and sigma
+    the posterior of the window's input, eps from numpy's RandomState(seed);
+    a hits-control model has nothing to encode (the hits are its controls:
+    they are played as given), so mu and sigma are its prior's, 0 and 1.  The
+    decoder samples hits at ``temperature``.
+    """
+    windows = len(inputs)
+    if model.has_controls:
+        mu, sigma = np.zeros((windows, model.z_size), np.float32), np.ones((windows, model.z_size), np.float32)
+    else:
+        mu, sigma = model.posterior(inputs, seed)
+    eps = np.random.RandomState(seed).randn(n, windows, model.z_size).astype(np.float32)
+    z = (mu[None] + temperature * sigma[None] * eps).reshape(n * windows, -1)
+    decoded = (model.decode_each(z, np.tile(controls, (n, 1, 1)), temperature, seed) if model.has_controls
+               else model.decode(z, temperature, seed))
+    return decoded.reshape(n, windows, *decoded.shape[1:])
+
+
 class ModelPass:
     """Posterior and teacher-forced decoder outputs of a checkpoint, in fixed-size batches.
 

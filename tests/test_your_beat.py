@@ -137,28 +137,42 @@ def test_feels_differ_and_a_run_regenerates_bit_for_bit(beat_runs, beats, tmp_pa
     feels = sorted(f for f in entry["files"] if f.endswith(".mid") and "_input" not in f)
     assert len({open(os.path.join(out, f), "rb").read() for f in feels}) == 3  # three feels, not one
     assert _beat_cli("transfer", beat_runs, beats["eight"], "--like", beats["reference"], "--output_dir", out) == 0
+    assert _beat_cli("transfer", beat_runs, beats["eight"], "--keep_hits", "--n", "2", "--output_dir", out) == 0
     assert _beat_cli("drumify", beat_runs, beats["taps"], "--output_dir", out, "--n", "1") == 0
     capsys.readouterr()
     assert cli.main(["regenerate", os.path.join(out, "manifest.json"), "--output_dir", str(tmp_path / "again")]) == 0, \
         capsys.readouterr()
-    assert capsys.readouterr().out.count("identical") == 3  # humanize, transfer and drumify: every file again
+    assert capsys.readouterr().out.count("identical") == 4  # humanize, transfer, keep_hits, drumify: every file
     del models
 
 
-def test_transfer_keeps_every_hit_of_the_beat(beat_runs, beats, tmp_path):
-    from groovae import beat, checkpoints
+@pytest.mark.parametrize("how, feels", [(["--like", "reference"], 1), (["--keep_hits", "--n", "2"], 2)])
+def test_transfer_and_keep_hits_keep_every_hit_of_the_beat(how, feels, beat_runs, beats, tmp_path):
+    from groovae import beat, checkpoints, listing
     from groovae.model import GrooveModel
     out = str(tmp_path / "out")
-    assert _beat_cli("transfer", beat_runs, beats["eight"], "--like", beats["reference"], "--output_dir", out) == 0
+    assert _beat_cli("transfer", beat_runs, beats["eight"], *[beats.get(a, a) for a in how], "--output_dir", out) == 0
     entry = json.load(open(os.path.join(out, "manifest.json")))["runs"][0]
-    assert entry["mode"] == "transfer" and [i["role"] for i in entry["inputs"]] == ["input", "like"]
+    roles = ["input", "like"] if "--like" in how else ["input"]
+    assert entry["mode"] == "transfer" and [i["role"] for i in entry["inputs"]] == roles and entry["n"] == feels
     model = GrooveModel(runs.read_run_info(beat_runs["transfer"])["config"],
                         checkpoints.newest_checkpoint(beat_runs["transfer"]))
     given = beat.whole_tensors(beat.read_beat(beats["eight"]).sequence, model.converter, 128)["outputs"][:, :9]
-    [played] = [f for f in entry["files"] if f.endswith("_00.mid")]
-    heard = beat.whole_tensors(beat.read_beat(os.path.join(out, played)).sequence, model.converter, 128)
-    np.testing.assert_array_equal(heard["outputs"][:, :9], given)  # the same hits, step for step
-    assert np.ptp(heard["outputs"][:, 9:18][given > 0]) > 0  # played with varying velocities
+    played = sorted(f for f in entry["files"] if f.endswith(".mid") and f[-6:-4].isdigit())
+    assert len(played) == feels
+    heard = [beat.whole_tensors(beat.read_beat(os.path.join(out, f)).sequence, model.converter, 128)["outputs"]
+             for f in played]
+    for performance in heard:
+        np.testing.assert_array_equal(performance[:, :9], given)  # the same hits, step for step
+        assert np.ptp(performance[:, 9:18][given > 0]) > 0  # played with varying velocities
+    if feels > 1:
+        assert not np.array_equal(heard[0][:, 9:], heard[1][:, 9:])  # two feels, not one
+    [run] = listing.read_folder(out, "")["runs"]
+    labels = [g["label"] for g in run["grooves"] if not g.get("input")]
+    assert labels == (["its feel on the beat"] if feels == 1 else ["feel 1", "feel 2"])
+    from groovae.listen import run_title
+    assert run_title(entry, lambda path: None).startswith("Groove transfer" if feels == 1 else
+                                                          "Humanized, every hit kept")
 
 
 def test_drumify_turns_a_bassline_into_drums(beat_runs, beats, tmp_path):
@@ -262,10 +276,10 @@ def test_evaluate_beat_report_and_the_baselines_known_answers(beat_runs, beat_ev
     args += ["--model"] + [f"{m}={r}" for m, r in beat_runs.items()] + ["--output_dir", out]
     assert cli.main(args) == 0
     results = json.load(open(os.path.join(out, "results.json")))
-    assert results["windows"] == 4 and set(results["models"]) == {"humanize", "transfer", "transfer_own_feel",
-                                                                     "drumify"}
+    assert results["windows"] == 4 and set(results["models"]) == {"humanize", "humanize_at_0.5", "transfer",
+                                                                     "transfer_at_0.5", "transfer_own_feel", "drumify"}
     text = open(os.path.join(out, "report.md")).read()
-    assert "baseline: template" in text and "- humanize: " in text and "hit F1" in text and "Made with `groovae" in text
+    assert "baseline: template" in text and "- humanize (greedy: z = mu): " in text and "hit F1" in text and "Made with `groovae" in text
     # the quantized baseline, by hand: one velocity (the training split's mean) and no offsets on the drummer's hits
     test, train = (data.load_tensors(os.path.join(beat_eval_dirs["humanize"], f"{s}.npz"))["outputs"]
                    for s in ("test", "train"))
@@ -279,31 +293,37 @@ def test_evaluate_beat_report_and_the_baselines_known_answers(beat_runs, beat_ev
     assert 0 <= results["models"]["humanize"]["hits_kept"] <= 1 and "| drummer's hits played |" in text
     assert results["models"]["transfer_own_feel"]["timing_mae_ms"] <= results["models"]["transfer"]["timing_mae_ms"] + 5
     assert 0 <= results["models"]["drumify"]["hit_f1"] <= 1
-    assert beat_eval.targets(results).keys() == {"humanize", "hits as controls, no reference (z = 0)"}
+    assert all(results["models"][row]["hits_kept"] == 1 for row in ("transfer", "transfer_at_0.5"))  # the hits given
+    assert beat_eval.targets(results).keys() == {beat_eval.LABELS[row] for row in ("humanize", "humanize_at_0.5",
+                                                                                   "transfer", "transfer_at_0.5")}
     jitter = results["baselines"]["jitter"]  # plays every hit (a tiny model may play none)
     assert len(jitter["velocity_spread_vs_data"]) == 9 and jitter["velocity_spread_vs_data"][0] == pytest.approx(
         jitter["velocity_spread"][0] / results["data"]["velocity_spread"][0] - 1)
     for _, title, _ in beat_eval.PER_CLASS:  # every class's figures in the report, not only in results.json
         table = text.split(f"### {title}")[1].split("\n\n")[1]
-        assert "| baseline: jitter |" in table and "| humanize |" in table and table.count("|---") == 10
+        assert "| baseline: jitter |" in table and "| humanize (greedy: z = mu) |" in table and table.count("|---") == 10
     import re
     assert f"--output_dir {os.path.relpath(out)}`" in text
     named = re.search(r"Made with `groovae evaluate-beat --data humanize=(\S+) ", text).group(1)
     assert not os.path.isabs(named) and os.path.samefile(named, beat_eval_dirs["humanize"])  # no folder of this machine
 
 
-def test_notebook_03_plays_your_beat(beat_runs, beats, tiny_run, tmp_path):
-    """03_generate.ipynb's "Your beat" section: a beat humanized by a run of the humanize model, with its players."""
+@pytest.mark.parametrize("keep_hits", [False, True])
+def test_notebook_03_plays_your_beat(keep_hits, beat_runs, beats, tiny_run, tmp_path):
+    """03_generate.ipynb's "Your beat" section: a beat humanized by a run of the humanize model (KEEP_HITS: of the
+    hits-as-controls model), with its players."""
     from tests.conftest import ROOT
     from tests.test_notebooks import outputs_text, run_notebook
     drive = tmp_path / "drive"
     nb = run_notebook(os.path.join(ROOT, "03_generate.ipynb"),
                       {"DRIVE_DIR": str(drive), "CHECKPOINT": tiny_run[0], "N": 2, "INTERPOLATION_STEPS": 2,
-                       "BEAT": beats["six"], "BEAT_RUN_DIR": beat_runs["humanize"], "BEAT_N": 2},
+                       "BEAT": beats["six"], "BEAT_RUN_DIR": beat_runs["transfer" if keep_hits else "humanize"],
+                       "BEAT_N": 2, "KEEP_HITS": keep_hits},
                       timeout=600, tmp_dir=str(tmp_path / "nb"))
     text = outputs_text(nb)
     out = drive / "samples" / "notebook"
     runs_made = json.load(open(out / "manifest.json"))["runs"]
-    [played] = [r for r in runs_made if r["mode"] == "humanize"]
+    [played] = [r for r in runs_made if r["mode"] == ("transfer" if keep_hits else "humanize")]
     assert played["bars"] == 6 and played["n"] == 2 and played["inputs"][0]["name"] == "six.mid"
-    assert "Humanized" in text and "six.mid" in text  # the player shows the beat beside its feels
+    title = "Humanized, every hit kept" if keep_hits else "Humanized"
+    assert title in text and "six.mid" in text  # the player shows the beat beside its feels
