@@ -106,8 +106,11 @@ class GrooveModel:
                      "controls": control_placeholder(self.converter, batch_size, self.length)}
                 if t["controls"] is not None:  # decoding: one control sequence for the whole batch (magenta's)
                     t["control"] = tf.placeholder(tf.float32, [self.length, self.converter.control_depth], "control")
-                t["outputs"], _ = model.sample(batch_size, max_length=self.length, z=t["z"],
-                                               temperature=t["temperature"], c_input=t.get("control"))
+                with hits_fed_as_given(t.get("control") if self.converter._hits_as_controls else None,
+                                       self.converter._num_drums):
+                    t["outputs"], decoded = model.sample(batch_size, max_length=self.length, z=t["z"],
+                                                         temperature=t["temperature"], c_input=t.get("control"))
+                t["hit_probabilities"] = tf.sigmoid(decoded.rnn_output[..., :self.converter._num_drums])
                 t["inputs"] = tf.placeholder(tf.float32, [batch_size, self.length, self.converter.input_depth],
                                              "inputs")
                 t["lengths"] = tf.placeholder(tf.int32, [batch_size], "lengths")
@@ -148,10 +151,10 @@ class GrooveModel:
             if control is None:
                 raise GenerateError(f"{self.config_name} decodes with controls (the hits to play); none given")
             values["control"] = np.asarray(control, np.float32)
-        outputs = self._run(seed, len(z), "outputs", values)
         if self.has_controls and self.converter._hits_as_controls:
-            outputs[..., :self.converter._num_drums] = values["control"][..., :self.converter._num_drums]
-        return outputs
+            outputs, probabilities = self._run(seed, len(z), ("outputs", "hit_probabilities"), values)
+            return played_as_given(outputs, probabilities, values["control"][None], self.converter._num_drums)
+        return self._run(seed, len(z), "outputs", values)
 
     def decode_each(self, z, controls, temperature=0.5, seed=0):
         """Grooves [n, 64, 27], the i-th decoded from z[i] with controls[i] [64, depth] (e.g. each window its hits).
@@ -162,10 +165,11 @@ class GrooveModel:
         check_temperature(temperature)
         feeds = [{"z": np.asarray(zi, np.float32)[None], "temperature": temperature,
                   "control": np.asarray(ci, np.float32)} for zi, ci in zip(z, controls)]
-        outputs = np.concatenate(self._run_each(seed, 1, "outputs", feeds))
-        if self.converter._hits_as_controls:
-            outputs[..., :self.converter._num_drums] = np.asarray(controls)[..., :self.converter._num_drums]
-        return outputs
+        if not self.converter._hits_as_controls:
+            return np.concatenate(self._run_each(seed, 1, "outputs", feeds))
+        played = self._run_each(seed, 1, ("outputs", "hit_probabilities"), feeds)
+        return played_as_given(np.concatenate([o for o, _ in played]), np.concatenate([p for _, p in played]),
+                               np.asarray(controls, np.float32), self.converter._num_drums)
 
     def teacher_forced(self, tensors, batch_size=256, seed=0):
         """(ModelPass.run's arrays, the checkpoint's global step) over window tensors, in batches."""
@@ -218,6 +222,58 @@ def sequential_decoding():
         yield
     finally:
         seq2seq.dynamic_decode = original
+
+
+MIN_HIT_PROBABILITY = 0.05  # below it, dividing by the hit probability only amplifies noise
+
+
+def played_as_given(outputs, hit_probabilities, controls, num_drums):
+    """A hits-as-controls model's grooves [n, 64, 27]: the hits the controls', each velocity and offset the one the
+    decoder expects given a hit.
+
+    Trained by squared error against 0 where there is no hit, the decoder
+    plays p * E[velocity | hit] (p its own hit probability, which input
+    dropout keeps far from 1 even where the hit is given: 0.57 on average at
+    a given hit); the hit being given, E[velocity | hit] is that over p (the
+    same for the offset).
+    """
+    k = num_drums
+    played = np.array(outputs, np.float32)
+    p = np.maximum(hit_probabilities, MIN_HIT_PROBABILITY)
+    played[..., :k] = np.broadcast_to(controls[..., :k], played[..., :k].shape)
+    played[..., k:2 * k] = np.clip(played[..., k:2 * k] / p, 0, 1)
+    played[..., 2 * k:] = np.clip(played[..., 2 * k:] / p, -1, 1)
+    return played
+
+
+@contextlib.contextmanager
+def hits_fed_as_given(control, num_drums=9):
+    """Builds magenta's sampling loop so that the hits fed back after each step are ``control``'s, the hits given.
+
+    A hits-as-controls model trains with input dropout (keep 0.3), so it never
+    learns to copy the hits it is given: sampled freely, its own hits miss
+    many of them, and the velocities and offsets it plays next follow its own
+    hits, not the beat's.  Fed back the given hits, every step's history is
+    the beat's (as in training, where the history is the drummer's).  None:
+    magenta's loop as it is.
+    """
+    from magenta.contrib import seq2seq
+    original = seq2seq.CustomHelper
+    if control is None:
+        yield
+        return
+
+    def helper(initialize_fn, sample_fn, next_inputs_fn, **kwargs):
+        def next_inputs_given_hits(time, outputs, state, sample_ids):
+            given = tf.tile(control[time][None, :num_drums], [tf.shape(sample_ids)[0], 1])
+            return next_inputs_fn(time, outputs, state, tf.concat([given, sample_ids[:, num_drums:]], -1))
+        return original(initialize_fn=initialize_fn, sample_fn=sample_fn, next_inputs_fn=next_inputs_given_hits,
+                        **kwargs)
+    seq2seq.CustomHelper = helper
+    try:
+        yield
+    finally:
+        seq2seq.CustomHelper = original
 
 
 def random_z(n, z_size, seed):

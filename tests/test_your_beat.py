@@ -327,3 +327,16 @@ def test_notebook_03_plays_your_beat(keep_hits, beat_runs, beats, tiny_run, tmp_
     assert played["bars"] == 6 and played["n"] == 2 and played["inputs"][0]["name"] == "six.mid"
     title = "Humanized, every hit kept" if keep_hits else "Humanized"
     assert title in text and "six.mid" in text  # the player shows the beat beside its feels
+
+
+def test_a_given_hit_is_played_with_the_velocity_and_offset_expected_given_a_hit():
+    """The decoder plays p * E[v | hit] (squared error against 0 where no hit); a given hit gets E[v | hit]."""
+    from groovae.model import MIN_HIT_PROBABILITY, played_as_given
+    outputs = np.zeros((1, 2, 3), np.float32)  # one drum: [hit, velocity, offset] at two steps
+    outputs[0, :, 1], outputs[0, :, 2] = [0.3, 0.9], [-0.2, 0.1]
+    probabilities = np.array([[[0.5], [0.01]]])
+    played = played_as_given(outputs, probabilities, np.array([[1.0], [0.0]]), num_drums=1)
+    np.testing.assert_allclose(played[0, :, 0], [1, 0])  # the hits given, whatever the decoder sampled
+    np.testing.assert_allclose(played[0, 0, 1:], [0.6, -0.4], rtol=1e-6)  # over p
+    np.testing.assert_allclose(played[0, 1, 1:], [1.0, 1.0])  # p floored at MIN_HIT_PROBABILITY, then clipped
+    assert 0.1 / MIN_HIT_PROBABILITY > 1
