@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes samples/your_beat from the committed your-beat models (checkpoints/groovae_4bar_{humanize,hits_control,tap2drum}):
 #   five test-split grooves of five drummers (test_grooves/: what the drummer played), each quantized to a drum-machine beat,
-#   humanized twice, and given the feel of another drummer's groove (groove transfer); three drum-machine
-#   beats written by scripts/write_beats.py, humanized; three tapped rhythms, drumified.
+#   humanized twice, humanized once with every hit kept (--keep_hits), and given the feel of another drummer's
+#   groove (groove transfer); three drum-machine beats written by scripts/write_beats.py, humanized; three tapped
+#   rhythms, drumified.
 #
 #   bash scripts/your_beat_samples.sh DATA_DIR [OUT]     # DATA_DIR: the GMD preprocess output (test.npz)
 #   HUMANIZE=RUN_DIR TRANSFER=RUN_DIR DRUMIFY=RUN_DIR ... # other models than the committed ones
@@ -29,6 +30,7 @@ INPUTS="$(mktemp -d)"; trap 'rm -rf "$INPUTS"' EXIT  # each run keeps a copy of 
 for k in "${!originals[@]}"; do
   beat="$INPUTS/$(basename "${originals[$k]}" .mid)_quantized.mid"
   groovae humanize "$beat" --n 2 --output_dir "$OUT" $(model "${HUMANIZE:-}") > /dev/null
+  groovae humanize "$beat" --keep_hits --n 1 --output_dir "$OUT" $(model "${TRANSFER:-}") > /dev/null
   other="${originals[$(( (k + 1) % ${#originals[@]} ))]}"  # another drummer's groove: its feel on this beat
   groovae humanize "$beat" --like "$other" --output_dir "$OUT" $(model "${TRANSFER:-}") > /dev/null
 done
