@@ -99,3 +99,22 @@ def test_the_committed_lab_runs_the_committed_models():
     folder = os.path.join(ROOT, "samples", "lab")
     size = sum(os.path.getsize(os.path.join(here, f)) for here, _, names in os.walk(folder) for f in names)
     assert size < 25e6, f"samples/lab is {size / 1e6:.1f} MB; it must stay under 25 MB"
+
+
+@needs_audio
+def test_the_committed_your_beat_samples_rebuild_bit_for_bit(tmp_path):
+    """samples/your_beat: one run of each kind (humanize, --keep_hits, --like, drumify) again from the folder alone,
+    every file identical (the committed models, the inputs copied beside the manifest)."""
+    from groovae import regenerate
+    from groovae.manifest import read_manifest_file
+    manifest = os.path.join(ROOT, "samples", "your_beat", "manifest.json")
+    if not os.path.isfile(manifest):
+        pytest.skip("samples/your_beat is not made yet (scripts/your_beat_samples.sh)")
+    kinds = {}
+    for entry in read_manifest_file(manifest):
+        kinds.setdefault((entry["mode"], len(entry["inputs"])), entry)
+    assert sorted(kinds) == [("drumify", 1), ("humanize", 1), ("transfer", 1), ("transfer", 2)]
+    for kind, entry in sorted(kinds.items()):
+        committed_or_skip(entry["config"])
+        again = regenerate.regenerate(entry, str(tmp_path / f"{kind[0]}_{kind[1]}"), os.path.dirname(manifest))
+        assert again["files"] == entry["files"], kind
