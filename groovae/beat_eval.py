@@ -270,7 +270,7 @@ def write_beat_report(results, out_dir, command=None):
     files.make_folder(out_dir)
     files.atomic_write(os.path.join(out_dir, "results.json"), lambda f: json.dump(results, f, indent=1), mode="w")
     text = ["# Your beat, played by the models, against the drummers", "",
-            f"GMD test split, {results['windows']} windows; each model's own input transform; greedy hits.", "",
+            f"GMD test split, {results['windows']} windows; each model's own input transform; greedy unless a row says T.", "",
             "## Humanize and hits as controls: the feel on the drummer's hits", "", feel_table(results), "",
             "Targets:", ""] + [f"- {name}: {line}" for name, line in targets(results).items()]
     for key, title, versus in PER_CLASS:

@@ -27,6 +27,10 @@ def _your_beat(args, mode):
 
 
 def _humanize(args):
+    if args.like and args.keep_hits:
+        from groovae.errors import RequestError
+        raise RequestError("--keep_hits draws feels of its own; --like takes the reference's (and keeps every hit "
+                           "too): one of the two")
     _your_beat(args, "transfer" if args.like or args.keep_hits else "humanize")  # the hits-as-controls model
 
 

@@ -253,9 +253,10 @@ def hits_fed_as_given(control, num_drums=9):
     A hits-as-controls model trains with input dropout (keep 0.3), so it never
     learns to copy the hits it is given: sampled freely, its own hits miss
     many of them, and the velocities and offsets it plays next follow its own
-    hits, not the beat's.  Fed back the given hits, every step's history is
-    the beat's (as in training, where the history is the drummer's).  None:
-    magenta's loop as it is.
+    hits, not the beat's.  Fed back the given hits, the history's hits are
+    the beat's; its velocities and offsets stay the decoder's own (feeding
+    back those of played_as_given measured worse: velocity MAE 25.8 vs 22.5,
+    timing 26.7 vs 21.2 ms on 600 test windows).  None: magenta's loop as it is.
     """
     from magenta.contrib import seq2seq
     original = seq2seq.CustomHelper

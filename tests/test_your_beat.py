@@ -338,5 +338,32 @@ def test_a_given_hit_is_played_with_the_velocity_and_offset_expected_given_a_hit
     played = played_as_given(outputs, probabilities, np.array([[1.0], [0.0]]), num_drums=1)
     np.testing.assert_allclose(played[0, :, 0], [1, 0])  # the hits given, whatever the decoder sampled
     np.testing.assert_allclose(played[0, 0, 1:], [0.6, -0.4], rtol=1e-6)  # over p
-    np.testing.assert_allclose(played[0, 1, 1:], [1.0, 1.0])  # p floored at MIN_HIT_PROBABILITY, then clipped
-    assert 0.1 / MIN_HIT_PROBABILITY > 1
+    np.testing.assert_allclose(played[0, 1, 1:], [1.0, 1.0])  # p floored at MIN_HIT_PROBABILITY (0.05), clipped
+
+
+def test_the_given_hits_are_fed_back_only_while_a_hits_control_graph_is_built(beat_runs):
+    """hits_fed_as_given patches magenta's CustomHelper for the sampling loop of the graph it builds and puts it
+    back; magenta looks it up on the module when it builds a loop, so the patch is what that loop uses."""
+    import magenta.contrib.seq2seq as contrib_seq2seq
+    from magenta.models.music_vae import lstm_models
+    from groovae import checkpoints
+    from groovae.model import GrooveModel, hits_fed_as_given
+    original = contrib_seq2seq.CustomHelper
+    assert lstm_models.contrib_seq2seq is contrib_seq2seq  # the module magenta's sample() reads CustomHelper from
+    with hits_fed_as_given(np.zeros((64, 9), np.float32)):
+        assert contrib_seq2seq.CustomHelper is not original
+    assert contrib_seq2seq.CustomHelper is original
+    model = GrooveModel(runs.read_run_info(beat_runs["transfer"])["config"],
+                        checkpoints.newest_checkpoint(beat_runs["transfer"]))
+    controls = np.zeros((1, 64, 9), np.float32)
+    controls[0, ::4, 0] = 1  # a kick on every beat
+    model.decode_each(np.zeros((1, model.z_size), np.float32), controls, 0.5, 0)
+    assert contrib_seq2seq.CustomHelper is original
+
+
+def test_keep_hits_and_like_together_are_one_line_and_write_nothing(beat_runs, beats, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _beat_cli("transfer", beat_runs, beats["eight"], "--keep_hits", "--like", beats["reference"],
+                     "--output_dir", str(out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--keep_hits" in err and "--like" in err and not out.exists()
