@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+from groovae.decoding import DECODINGS
 from groovae.prior import PRIORS
 
 
@@ -152,7 +153,7 @@ def _generate(args):
                               temperature=args.temperature, seed=args.seed, inputs=args.inputs,
                               windows=(args.window + [None, None])[:2], steps=args.steps, wav=not args.no_wav,
                               png=not args.no_png, source=checkpoints.requested_source(spec, args.public_url),
-                              hparams=hparams or None, prior=args.prior, **drums)
+                              hparams=hparams or None, prior=args.prior, decoding=args.decoding, **drums)
     for name in entry["files"]:
         print(os.path.join(args.output_dir, name))
     refresh_page(args.output_dir, "generate")
@@ -172,11 +173,18 @@ def _add_generate(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prior", choices=PRIORS, default="standard", help="sample z from N(0, I) "
                    "(magenta's) or from the checkpoint's data prior (groovae fit-prior); temperature scales its spread")
+    _decoding_option(p)
     p.add_argument("--no_wav", action="store_true", help="skip audio (needs fluidsynth + a GM SoundFont)")
     p.add_argument("--no_png", action="store_true")
     _download_options(p)
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(run=_generate)
+
+
+def _decoding_option(p, evaluate=False):
+    how = dict(nargs="+", default=["magenta"]) if evaluate else dict(default="magenta")
+    p.add_argument("--decodings" if evaluate else "--decoding", choices=DECODINGS, **how, help="velocities and timing "
+                   "as magenta's decoder outputs them (soft, near the grid) or read given the hit (given_hit)")
 
 
 def refresh_page(folder, command):
@@ -260,14 +268,15 @@ def _evaluate(args):
         evaluated = evaluate.evaluate_checkpoint(
             config, prefix, test_path, train_path, n_samples=args.n_samples, temperatures=args.temperatures,
             seed=args.seed, batch_size=args.batch_size, hparams=hparams or None, label=label,
-            log=None if args.no_progress else (lambda message: print(message, file=sys.stderr)), priors=args.priors)
+            log=None if args.no_progress else (lambda message: print(message, file=sys.stderr)), priors=args.priors,
+            decodings=args.decodings)
         results += evaluated
         for r in evaluated:
             curves[r["label"]] = runs.curve_of(prefix)  # a checkpoint in a run dir: its training curve to its step
     from groovae.errors import write_errors
     with write_errors(report.REPORT_KEPT):
         if args.compare or len(results) > 1:
-            title = args.title if args.compare else "Samples from N(0, I) and from the data prior"
+            title = args.title if args.compare else "Samples by prior and decoding"
             path = report.write_comparison_report(results, args.output_dir, title=title, curves=curves)
         else:
             path = report.write_report(results[0], args.output_dir)
@@ -291,6 +300,7 @@ def _add_evaluate(sub):
     p.add_argument("--priors", nargs="+", choices=PRIORS, default=["standard"],
                    help="sample z from N(0, I) and/or the checkpoint's data prior (groovae fit-prior): one report "
                         "row per model and prior")
+    _decoding_option(p, evaluate=True)
     p.add_argument("--batch_size", type=int, default=256, help="windows per teacher-forced batch")
     _download_options(p)
     p.add_argument("--no_progress", action="store_true")

@@ -36,6 +36,7 @@ import numpy as np
 
 from groovae import checkpoints, data, prior as priors, shards
 from groovae.configs import check_windows_fit
+from groovae.decoding import check_decoding
 from groovae.model import MAX_GROOVES, GrooveModel, check_request, sample
 from groovae.errors import DataError, RequestError
 from groovae.metrics import (ACTIVE_UNIT_THRESHOLD, DEFAULT_TEMPERATURES, GREEDY_TEMPERATURE, activate,
@@ -102,35 +103,40 @@ def check_labels(labels):
 
 def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_samples=256,
                         temperatures=DEFAULT_TEMPERATURES, seed=0, batch_size=256, hparams=None,
-                        label=None, log=None, priors=("standard",)):
-    """All evaluation numbers of one checkpoint on a test split: a JSON-friendly dict per prior in ``priors``.
+                        label=None, log=None, priors=("standard",), decodings=("magenta",)):
+    """All evaluation numbers of one checkpoint on a test split: a JSON-friendly dict per prior in ``priors``
+    and decoding in ``decodings`` (groovae.decoding).
 
     ``config`` is a config name, ``checkpoint`` a checkpoint prefix (see
     runs.resolve_model), ``test_path`` a tensor .npz (per-window ``bpm`` adds
     ms timing errors); ``train_path`` (optional) enables the novelty check.
     ``n_samples`` samples are drawn at each temperature from z ~ N(0, I) or the
-    data prior with ``seed``.  With several priors the labels say which
-    (``label · data prior``).
+    data prior with ``seed``.  With several priors or decodings the labels
+    say which (``label · data prior · given_hit``); the teacher-forced pass
+    is shared, the free-running one is each decoding's.
     """
     log = log or (lambda *a, **k: None)
     temperatures = check_settings(temperatures, n_samples, batch_size, seed)
     priors = list(dict.fromkeys(priors))  # each once
+    decodings = [check_decoding(d) for d in dict.fromkeys(decodings)]
     timings, start = {}, time.time()
     test, train, bpm = load_split(test_path, train_path)
     target = np.asarray(test["outputs"], np.float32)
     timings["load"] = time.time() - start
-    model = GrooveModel(config, checkpoint, hparams)  # checks the checkpoint fits
+    models = {d: GrooveModel(config, checkpoint, hparams, d) for d in decodings}  # checks the checkpoint fits
+    model = models[decodings[0]]
     check_windows_fit(test_path, config, model.config)
     mixtures = {name: _mixture(name, checkpoint, model.z_size) for name in priors}  # before the long work
 
-    shared, examples = reconstruction(model, test, target, bpm, batch_size, seed, timings, log)
+    shared, examples, mu = reconstruction(model, test, target, bpm, batch_size, seed, timings, log)
+    decoded = {d: free_running(m, mu, target, bpm, seed, timings, log) for d, m in models.items()}
     t = time.time()
     data_stats = groove_statistics(target)
-    by_prior = {name: sample_statistics(model, data_stats, train, n_samples, temperatures, seed, mixture)
-                for name, mixture in mixtures.items()}
+    by_row = {(name, d): sample_statistics(m, data_stats, train, n_samples, temperatures, seed, mixture)
+              for name, mixture in mixtures.items() for d, m in models.items()}
     timings["samples"] = time.time() - t
-    log(f"evaluate: {n_samples} samples x {len(temperatures)} temperatures x {len(priors)} prior(s) "
-        f"in {timings['samples']:.1f}s")
+    log(f"evaluate: {n_samples} samples x {len(temperatures)} temperatures x {len(by_row)} prior(s) and "
+        f"decoding(s) in {timings['samples']:.1f}s")
 
     t = time.time()
     test_novelty, train_stats = data_reference(target, train, data_stats)
@@ -145,13 +151,16 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
                    "test_statistics": data_stats, "test_novelty": test_novelty, "test_guards": test_guards,
                    "train_statistics": train_stats, "timings": {k: round(v, 2) for k, v in timings.items()}})
     label = label or config
-    return [{"label": label if len(priors) == 1 else f"{label} · {name} prior", "prior": name, **shared,
-             "samples": samples, "examples": {**examples, "samples": sampled}}
-            for name, (samples, sampled) in by_prior.items()]
+    return [{"label": label + (f" · {name} prior" if len(priors) > 1 else "") + (
+                f" · {d}" if len(decodings) > 1 else ""), "prior": name, "decoding": d,
+             **shared, "reconstruction": {**shared["reconstruction"], "free_running": decoded[d][0]},
+             "samples": samples, "examples": {**examples, "free_running": decoded[d][1], "samples": sampled}}
+            for (name, d), (samples, sampled) in by_row.items()]
 
 
 def reconstruction(model, test, target, bpm, batch_size, seed, timings, log):
-    """({global_step, reconstruction, losses, latent}, examples) of the teacher-forced and free-running passes."""
+    """({global_step, teacher-forced reconstruction, losses, latent}, examples, posterior means) of the
+    teacher-forced pass (z = posterior mean)."""
     t = time.time()
     out, step = model.teacher_forced(test, batch_size, seed)
     timings["teacher_forced"] = time.time() - t
@@ -159,18 +168,21 @@ def reconstruction(model, test, target, bpm, batch_size, seed, timings, log):
     probabilities = activate(out["logits"])
     losses = model_loss(loss_terms(target, probabilities), out["mu"], out["sigma"], model.config.hparams, step)
     losses["magenta_r_loss"] = float(np.mean(out["r_loss"]))  # from magenta's graph; equals r_loss
-
-    t = time.time()
-    free = model.decode(out["mu"], GREEDY_TEMPERATURE, seed)
-    timings["free_running"] = time.time() - t
-    log(f"evaluate: free-running decoding of {len(target)} windows in {timings['free_running']:.1f}s")
     results = {"global_step": step, "free_running_temperature": GREEDY_TEMPERATURE,
-               "reconstruction": {"teacher_forced": reconstruction_metrics(target, probabilities, bpm),
-                                  "free_running": reconstruction_metrics(target, free, bpm)},
+               "reconstruction": {"teacher_forced": reconstruction_metrics(target, probabilities, bpm)},
                "losses": losses, "latent": latent_health(out["mu"], out["sigma"])}
-    examples = {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist(),
-                "free_running": free[:2].tolist()}
-    return results, examples
+    examples = {"test": target[:2].tolist(), "teacher_forced": probabilities[:2].tolist()}
+    return results, examples, out["mu"]
+
+
+def free_running(model, mu, target, bpm, seed, timings, log):
+    """(reconstruction metrics, two example grooves) of the test windows decoded greedily from their codes."""
+    t = time.time()
+    free = model.decode(mu, GREEDY_TEMPERATURE, seed)
+    key = "free_running" + ("" if model.decoding == "magenta" else f"_{model.decoding}")
+    timings[key] = time.time() - t
+    log(f"evaluate: free-running decoding ({model.decoding}) of {len(target)} windows in {timings[key]:.1f}s")
+    return reconstruction_metrics(target, free, bpm), free[:2].tolist()
 
 
 def _mixture(name, checkpoint, z_size):

@@ -157,7 +157,7 @@ def windows_command(entry):
 
 def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0.5, seed=0, inputs=(),
              windows=(None, None), steps=5, prefix=None, wav=True, png=True, model=None, source=None, hparams=None,
-             prior="standard", drum_map=None, drum_channel=None):
+             prior="standard", drum_map=None, drum_channel=None, decoding=None):
     """One generation run: grooves + its entry in ``out_dir``/manifest.json; returns the entry.
 
     ``inputs`` are MIDI paths (two for interpolate, one for reconstruct) and
@@ -170,11 +170,15 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
     replaces its earlier files.  Files appear only when all of them
     were written: a failure leaves ``out_dir`` as it was.  ``prior``: samples'
     z from N(0, I) ('standard', magenta's) or the checkpoint's data prior ('data').
+    ``decoding``: how velocities and offsets are read (groovae.decoding;
+    default magenta's, or that of a given ``model``).
     """
     if mode not in MODES:
         raise GenerateError(f"unknown mode '{mode}'; one of {', '.join(MODES)}")
     check_request(n if mode == "sample" else 1, temperature, seed)
-    model = model or GrooveModel(config_name, checkpoint, hparams)
+    if model and decoding not in (None, model.decoding):
+        raise GenerateError(f"decoding '{decoding}' asked for a model that decodes '{model.decoding}'")
+    model = model or GrooveModel(config_name, checkpoint, hparams, decoding or "magenta")
     needed = {"sample": 0, "interpolate": 2, "reconstruct": 1}[mode]
     if len(inputs) != needed:
         raise GenerateError(f"mode {mode} takes {needed} input MIDI file(s), got {len(inputs)}")
@@ -183,14 +187,7 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
         raise GenerateError("--drum_map/--drum_channel say how to read input MIDI files; sample mode has none")
     grooves = [pick_window(path, model.converter, w, drum_map, drum_channel) for path, w in zip(inputs, windows)]
     data_prior = prior_of(model.checkpoint, prior, mode, model.z_size)
-    if data_prior:
-        tensors = model.decode(priors.sample_codes(data_prior[0], n, temperature, seed), temperature, seed)
-    elif mode == "sample":
-        tensors = sample(model, n, temperature, seed)
-    elif mode == "interpolate":
-        tensors = interpolate(model, grooves[0], grooves[1], steps, temperature, seed)
-    else:
-        tensors = reconstruct(model, grooves[0], temperature, seed)
+    tensors = played(model, mode, grooves, data_prior[0] if data_prior else None, n, steps, temperature, seed)
     checkpoint_hash = checkpoints.checkpoint_sha256(model.checkpoint)
     input_records = [{"path": os.path.relpath(os.path.abspath(p), os.path.abspath(out_dir)),
                       "sha256": files.sha256_of(p), "window": w} for p, w in zip(inputs, windows)]
@@ -199,7 +196,10 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
                    "steps": steps if mode == "interpolate" else None, **drums}
     if data_prior:  # only then: the standard prior's names stay as they were
         fingerprint["prior"] = data_prior[1]
-    prefix = prefix or run_prefix(mode if not data_prior else "sample-data", temperature, seed, fingerprint)
+    if model.decoding != "magenta":  # likewise
+        fingerprint["decoding"] = model.decoding
+    name = (mode if not data_prior else "sample-data") + ("" if model.decoding == "magenta" else f"-{model.decoding}")
+    prefix = prefix or run_prefix(name, temperature, seed, fingerprint)
     wav, no_wav_reason = audio_choice(wav)
     entry = {"mode": mode, "config": config_name, "hparams": model.hparams or "",
              "checkpoint": checkpoints.portable_name(source, model.checkpoint, out_dir), "checkpoint_sha256": checkpoint_hash,
@@ -208,7 +208,20 @@ def generate(config_name, checkpoint, out_dir, mode="sample", n=5, temperature=0
              "prefix": prefix, "wav": wav, "no_wav_reason": no_wav_reason, "png": png}
     if data_prior:
         entry.update(prior="data", prior_sha256=data_prior[1])
+    if model.decoding != "magenta":
+        entry["decoding"] = model.decoding
     return record_run(out_dir, entry, lambda staging: write_outputs(model.converter, tensors, staging, prefix, wav, png))
+
+
+def played(model, mode, grooves, mixture, n, steps, temperature, seed):
+    """A run's groove tensors: sampled (from N(0, I), or the data prior ``mixture``), interpolated or reconstructed."""
+    if mixture is not None:
+        return model.decode(priors.sample_codes(mixture, n, temperature, seed), temperature, seed)
+    if mode == "sample":
+        return sample(model, n, temperature, seed)
+    if mode == "interpolate":
+        return interpolate(model, grooves[0], grooves[1], steps, temperature, seed)
+    return reconstruct(model, grooves[0], temperature, seed)
 
 
 def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, cache_dir=None):
@@ -234,7 +247,7 @@ def regenerate(entry, out_dir, manifest_dir, checkpoint=None, public_url=None, c
                     seed=entry["seed"], inputs=inputs, windows=[i["window"] for i in entry["inputs"]] or (None, None),
                     steps=entry["steps"] or 5, prefix=entry["prefix"], wav=entry["wav"], png=entry["png"],
                     source=source, hparams=entry.get("hparams") or None, prior=_recorded_prior(entry, prefix),
-                    **data.drums_of_record(entry))
+                    decoding=entry.get("decoding", "magenta"), **data.drums_of_record(entry))
 
 
 def prior_of(prefix, prior, mode, z_size=None):

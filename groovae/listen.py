@@ -141,6 +141,8 @@ def run_title(run, anchor_of):
         if "like" in names:
             title += f" with the feel of <code>{_text(names['like'])}</code>"
         title += f", {run.get('bars', '?')} bars at {run.get('bpm', 0):g} bpm"
+    if run.get("decoding") == "given_hit":  # generate's modes: velocities and timing read given the hit
+        title += ", velocities and timing read given the hit"
     return title
 
 
@@ -160,6 +162,8 @@ def run_meta(run):
     parts += [f"temperature {run.get('temperature', '?')}", f"seed {run.get('seed', '?')}"]
     if run.get("mode") == "sample":
         parts.append("z from the data prior (fit-prior)" if run.get("prior") == "data" else "z from N(0, I)")
+    if run.get("decoding"):
+        parts.append(f"decoding <code>{_text(run['decoding'])}</code>")
     if run.get("prefix"):
         parts.append(f"files <code>{_text(run['prefix'])}_*</code>")
     return " · ".join(parts)

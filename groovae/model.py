@@ -6,7 +6,6 @@ variables a config's inference graph restores, and the one check of a
 checkpoint against a config.  Training and validation graphs: groovae.graphs.
 """
 import contextlib
-import functools
 import math
 
 import numpy as np
@@ -16,6 +15,7 @@ from groovae import compat  # first: shims and the stderr filter before TensorFl
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from groovae import checkpoints, data  # noqa: E402
+from groovae.decoding import check_decoding, hits_fed_as_given, played_as_given, sequential_decoding
 from groovae.configs import load_config
 from groovae.errors import GenerateError, tf_problem
 
@@ -80,10 +80,13 @@ class GrooveModel:
     always gives the same grooves.  Graphs are seeded, built once per (seed,
     batch size) with sequential decoder loops, and every call runs in a fresh
     session, so the hit-sampling RNG starts from the same state each time.
+    ``decoding`` says how the decoder's velocities and offsets are read
+    (groovae.decoding: 'magenta' as they are, 'given_hit' given the hit).
     """
 
-    def __init__(self, config_name, checkpoint, hparams=None):
+    def __init__(self, config_name, checkpoint, hparams=None, decoding="magenta"):
         self.config_name, self.checkpoint, self.hparams = config_name, checkpoint, hparams
+        self.decoding = check_decoding(decoding)
         self.stored_variables = checkpoints.read_checkpoint_variables(checkpoint)
         self.config = load_config(config_name, hparams)
         self.converter = self.config.data_converter
@@ -91,6 +94,9 @@ class GrooveModel:
         self.z_size = self.config.hparams.z_size
         self.length = self.config.hparams.max_seq_len
         self._graphs = {}
+        if self.converter._hits_as_controls and decoding != "magenta":
+            raise GenerateError(f"{config_name} plays the hits it is given, always read given the hit; "
+                                f"decoding '{decoding}' is for models that choose their hits")
 
     def _graph(self, seed, batch_size):
         key = (seed, batch_size)
@@ -151,10 +157,12 @@ class GrooveModel:
             if control is None:
                 raise GenerateError(f"{self.config_name} decodes with controls (the hits to play); none given")
             values["control"] = np.asarray(control, np.float32)
-        if self.has_controls and self.converter._hits_as_controls:
-            outputs, probabilities = self._run(seed, len(z), ("outputs", "hit_probabilities"), values)
-            return played_as_given(outputs, probabilities, values["control"][None], self.converter._num_drums)
-        return self._run(seed, len(z), "outputs", values)
+        hits_given = self.has_controls and self.converter._hits_as_controls
+        if not (hits_given or self.decoding == "given_hit"):
+            return self._run(seed, len(z), "outputs", values)
+        outputs, probabilities = self._run(seed, len(z), ("outputs", "hit_probabilities"), values)
+        return played_as_given(outputs, probabilities, values["control"][None] if hits_given else outputs,
+                               self.converter._num_drums)
 
     def decode_each(self, z, controls, temperature=0.5, seed=0):
         """Grooves [n, 64, 27], the i-th decoded from z[i] with controls[i] [64, depth] (e.g. each window its hits).
@@ -205,76 +213,6 @@ def restore(saver, session, prefix):
     except tf.errors.OpError as e:
         raise GenerateError(f"{prefix}: cannot restore the checkpoint ({type(e).__name__}: {tf_problem(e)}); "
                             f"its files are damaged or incomplete") from None
-
-
-@contextlib.contextmanager
-def sequential_decoding():
-    """Builds magenta's decoder loops with parallel_iterations=1.
-
-    The hit sampling in each decoder step draws a seed from a stateful RNG
-    that depends on nothing in the step, so with parallel iterations the
-    steps race for the RNG stream and a seeded sample varies run to run.
-    """
-    from magenta.contrib import seq2seq
-    original = seq2seq.dynamic_decode
-    seq2seq.dynamic_decode = functools.partial(original, parallel_iterations=1)
-    try:
-        yield
-    finally:
-        seq2seq.dynamic_decode = original
-
-
-MIN_HIT_PROBABILITY = 0.05  # below it, dividing by the hit probability only amplifies noise
-
-
-def played_as_given(outputs, hit_probabilities, controls, num_drums):
-    """A hits-as-controls model's grooves [n, 64, 27]: the hits the controls', each velocity and offset the one the
-    decoder expects given a hit.
-
-    Trained by squared error against 0 where there is no hit, the decoder
-    plays p * E[velocity | hit] (p its own hit probability, which input
-    dropout keeps far from 1 even where the hit is given: 0.57 on average at
-    a given hit); the hit being given, E[velocity | hit] is that over p (the
-    same for the offset).
-    """
-    k = num_drums
-    played = np.array(outputs, np.float32)
-    p = np.maximum(hit_probabilities, MIN_HIT_PROBABILITY)
-    played[..., :k] = np.broadcast_to(controls[..., :k], played[..., :k].shape)
-    played[..., k:2 * k] = np.clip(played[..., k:2 * k] / p, 0, 1)
-    played[..., 2 * k:] = np.clip(played[..., 2 * k:] / p, -1, 1)
-    return played
-
-
-@contextlib.contextmanager
-def hits_fed_as_given(control, num_drums=9):
-    """Builds magenta's sampling loop so that the hits fed back after each step are ``control``'s, the hits given.
-
-    A hits-as-controls model trains with input dropout (keep 0.3), so it never
-    learns to copy the hits it is given: sampled freely, its own hits miss
-    many of them, and the velocities and offsets it plays next follow its own
-    hits, not the beat's.  Fed back the given hits, the history's hits are
-    the beat's; its velocities and offsets stay the decoder's own (feeding
-    back those of played_as_given measured worse: velocity MAE 25.8 vs 22.5,
-    timing 26.7 vs 21.2 ms on 600 test windows).  None: magenta's loop as it is.
-    """
-    from magenta.contrib import seq2seq
-    original = seq2seq.CustomHelper
-    if control is None:
-        yield
-        return
-
-    def helper(initialize_fn, sample_fn, next_inputs_fn, **kwargs):
-        def next_inputs_given_hits(time, outputs, state, sample_ids):
-            given = tf.tile(control[time][None, :num_drums], [tf.shape(sample_ids)[0], 1])
-            return next_inputs_fn(time, outputs, state, tf.concat([given, sample_ids[:, num_drums:]], -1))
-        return original(initialize_fn=initialize_fn, sample_fn=sample_fn, next_inputs_fn=next_inputs_given_hits,
-                        **kwargs)
-    seq2seq.CustomHelper = helper
-    try:
-        yield
-    finally:
-        seq2seq.CustomHelper = original
 
 
 def random_z(n, z_size, seed):

@@ -72,7 +72,8 @@ SHORT_MODES = {"interpolate": "interp", "reconstruct": "recon"}  # file names: i
 
 def run_prefix(mode, temperature, seed, fingerprint):
     """File-name prefix of a run: readable settings plus a short id of checkpoint and inputs."""
-    settings = f"{SHORT_MODES.get(mode, mode)}_t{temperature:g}_s{seed}"
+    head, dash, tail = mode.partition("-")  # e.g. sample-data, interpolate-given_hit
+    settings = f"{SHORT_MODES.get(head, head)}{dash}{tail}_t{temperature:g}_s{seed}"
     return f"{settings}_{hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:6]}"
 
 

@@ -97,15 +97,16 @@ def test_private_samples_script(tiny_run, tiny_tensors_path, tmp_path):
                           env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = json.load(open(os.path.join(out, "manifest.json")))["runs"]
-    assert [(r["mode"], r["temperature"], r["n"]) for r in runs] == [
-        ("sample", 0.5, 5), ("sample", 0.3, 3), ("sample", 1.0, 3), ("interpolate", 0.5, 5),
-        ("reconstruct", 0.5, 1), ("reconstruct", 0.5, 1), ("reconstruct", 0.5, 1)]
+    assert [(r["mode"], r["temperature"], r["n"], r.get("decoding")) for r in runs] == [
+        ("sample", 0.5, 5, None), ("sample", 0.3, 3, None), ("sample", 1.0, 3, None), ("sample", 0.5, 5, "given_hit"),
+        ("interpolate", 0.5, 5, None), ("reconstruct", 0.5, 1, None), ("reconstruct", 0.5, 1, None),
+        ("reconstruct", 0.5, 1, None)]
     names = set(os.listdir(out))
     for run in runs:
         assert {f"{run['prefix']}_{i:02d}.{ext}" for i in range(run["n"]) for ext in ("mid", "wav", "png")} <= names
     originals = sorted(f for f in os.listdir(os.path.join(out, "test_grooves")) if f.endswith(".mid"))
     assert len(originals) == 5 and all(f.startswith("test_window_") for f in originals)
-    assert [i["path"] for r in runs[3:] for i in r["inputs"]] == [f"test_grooves/{f}" for f in originals]
+    assert [i["path"] for r in runs[4:] for i in r["inputs"]] == [f"test_grooves/{f}" for f in originals]
     summary = json.load(open(os.path.join(out, "training_summary.json")))
     assert summary["config"] == "groovae_tiny" and summary["global_step"] == 40
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,

@@ -170,7 +170,8 @@ def test_notebooks_chain_across_fresh_runtimes_through_the_drive_folder(tmp_path
     assert "'global_step': 30" in text and "'steps_this_run': 10" in text
 
     nb, text = runtime("rt4", "03_generate.ipynb", {"CHECKPOINT": "private", "CONFIG": "groovae_tiny",
-                                                    "N": 2, "INTERPOLATION_STEPS": 3, "PRIOR": "data"})
+                                                    "N": 2, "INTERPOLATION_STEPS": 3, "PRIOR": "data",
+                                                    "DECODING": "given_hit"})
     assert "model.ckpt-30" in text and os.listdir(drive / "runs") == ["groovae_tiny"]
     assert len(_images(nb)) == 2 + 3  # a drum roll per sample and per interpolation step
     names = sorted(os.listdir(drive / "samples" / "notebook"))
@@ -182,6 +183,7 @@ def test_notebooks_chain_across_fresh_runtimes_through_the_drive_folder(tmp_path
     assert len(audio) == len(wavs) == (0 if "audio: unavailable" in text else 5)
     assert len(player) == 1 and player[0].count("<audio") == len(wavs) and player[0].count("<img") == 5
     assert 'src="data:image/png;base64,' in player[0] and "temperature 0.5" in player[0]
+    assert "from the data prior, velocities and timing read given the hit" in player[0]
     assert "from the data prior" in player[0] and os.path.isfile(drive / "runs" / "groovae_tiny" / "model.ckpt-30.prior.npz")
     # The last section: the model exported for magenta.js and the lab page around it (outside Colab: how to serve it).
     assert "python -m http.server -d" in text

@@ -331,7 +331,7 @@ def test_notebook_03_plays_your_beat(keep_hits, beat_runs, beats, tiny_run, tmp_
 
 def test_a_given_hit_is_played_with_the_velocity_and_offset_expected_given_a_hit():
     """The decoder plays p * E[v | hit] (squared error against 0 where no hit); a given hit gets E[v | hit]."""
-    from groovae.model import MIN_HIT_PROBABILITY, played_as_given
+    from groovae.decoding import MIN_HIT_PROBABILITY, played_as_given
     outputs = np.zeros((1, 2, 3), np.float32)  # one drum: [hit, velocity, offset] at two steps
     outputs[0, :, 1], outputs[0, :, 2] = [0.3, 0.9], [-0.2, 0.1]
     probabilities = np.array([[[0.5], [0.01]]])
@@ -347,7 +347,8 @@ def test_the_given_hits_are_fed_back_only_while_a_hits_control_graph_is_built(be
     import magenta.contrib.seq2seq as contrib_seq2seq
     from magenta.models.music_vae import lstm_models
     from groovae import checkpoints
-    from groovae.model import GrooveModel, hits_fed_as_given
+    from groovae.decoding import hits_fed_as_given
+    from groovae.model import GrooveModel
     original = contrib_seq2seq.CustomHelper
     assert lstm_models.contrib_seq2seq is contrib_seq2seq  # the module magenta's sample() reads CustomHelper from
     with hits_fed_as_given(np.zeros((64, 9), np.float32)):
@@ -359,6 +360,8 @@ def test_the_given_hits_are_fed_back_only_while_a_hits_control_graph_is_built(be
     controls[0, ::4, 0] = 1  # a kick on every beat
     model.decode_each(np.zeros((1, model.z_size), np.float32), controls, 0.5, 0)
     assert contrib_seq2seq.CustomHelper is original
+    with pytest.raises(GenerateError, match="plays the hits it is given, always read given the hit"):
+        GrooveModel(model.config_name, model.checkpoint, decoding="given_hit")
 
 
 def test_keep_hits_and_like_together_are_one_line_and_write_nothing(beat_runs, beats, tmp_path, capsys):
