@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a committed samples set (samples/private, samples/private_hier) from a trained run dir:
-#   5 grooves at temperature 0.5, 3 at 0.3, 3 at 1.0; five test-split grooves (test_grooves/);
+#   5 grooves at temperature 0.5, 3 at 0.3, 3 at 1.0, 5 at 0.5 read given the hit; five test-split grooves (test_grooves/);
 #   a 5-step interpolation between the first two of them and reconstructions of the other three;
 #   the manifest (to regenerate every file) and training_summary.json.
 #
@@ -24,6 +24,8 @@ gen() { groovae generate --config "$CONFIG" --checkpoint private --run_dir "$RUN
 gen --n 5 --temperature 0.5 --seed 0
 gen --n 3 --temperature 0.3 --seed 0
 gen --n 3 --temperature 1.0 --seed 0
+# The first 5 again (the same hits), velocities and timing read given the hit (generate --decoding given_hit).
+gen --n 5 --temperature 0.5 --seed 0 --decoding given_hit
 # Real grooves from the test split (never trained on), kept in the set so the manifest's inputs are too.
 mapfile -t originals < <(groovae windows --data "$DATA" --split test --n 5 --seed 0 --config "$CONFIG" \
                            --output_dir "$OUT/test_grooves" | grep '\.mid$')
