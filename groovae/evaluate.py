@@ -152,7 +152,7 @@ def evaluate_checkpoint(config, checkpoint, test_path, train_path=None, n_sample
                    "train_statistics": train_stats, "timings": {k: round(v, 2) for k, v in timings.items()}})
     label = label or config
     return [{"label": label + (f" · {name} prior" if len(priors) > 1 else "") + (
-                f" · {d}" if len(decodings) > 1 else ""), "prior": name, "decoding": d,
+                f" · {d}" if len(decodings) > 1 else ""), "model": label, "prior": name, "decoding": d,
              **shared, "reconstruction": {**shared["reconstruction"], "free_running": decoded[d][0]},
              "samples": samples, "examples": {**examples, "free_running": decoded[d][1], "samples": sampled}}
             for (name, d), (samples, sampled) in by_row.items()]

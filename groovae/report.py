@@ -327,21 +327,23 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
     for r in results_list:
         write_report(r, os.path.join(out_dir, _safe_name(r["label"])))
     results_list = [portable_paths(r, out_dir) for r in results_list]
-    plots.save_figure(plots.plot_per_class_f1(results_list), os.path.join(out_dir, "per_class_f1.png"))
-    plots.save_figure(plots.plot_latent(results_list), os.path.join(out_dir, "latent.png"))
     best = better(results_list)
+    decoded, models = _distinct(results_list, "model", "decoding"), _distinct(results_list, "model")
     rows, loss_rows, latent_rows = [], [], []
-    for r in results_list:
+    for r in decoded:
         for row in _reconstruction_rows(r):
             rows.append([r["label"], str(r["global_step"])] + row)
+    for r in models:
         loss_rows.append([r["label"]] + [_fmt(r["losses"].get(k)) for k in
                                          ("loss", "r_loss", "hits_loss", "velocities_loss", "offsets_loss",
                                           "kl_bits")])
         latent_rows.append([r["label"], f"{r['latent']['active_units']} / {r['latent']['z_size']}",
                             _fmt(r["latent"]["kl_bits"], 1), str(r["latent"]["dims_with_kl_over_0.1_bits"])])
-    lines = [f"# {title}", "", comparison_verdict(results_list), "", "## Reconstruction (test split)", "",
+    plots.save_figure(plots.plot_per_class_f1(decoded), os.path.join(out_dir, "per_class_f1.png"))
+    plots.save_figure(plots.plot_latent(models), os.path.join(out_dir, "latent.png"))
+    lines = [f"# {title}", "", comparison_verdict(decoded), "", "## Reconstruction (test split)", "",
              _table(["model", "step"] + RECONSTRUCTION_HEADER, rows), "", "![per-class F1](per_class_f1.png)", "",
-             _per_class_table(results_list), "", "## Loss terms (z = posterior mean)", "",
+             _per_class_table(decoded), "", "## Loss terms (z = posterior mean)", "",
              _table(["model", "loss", "r_loss", "hits_loss", "velocities_loss", "offsets_loss", "KL bits"],
                     loss_rows), "", "## Latent space", "",
              _table(["model", "active units", "KL (bits)", "dims > 0.1 bit"], latent_rows), "",
@@ -366,6 +368,17 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
     text = "\n".join(lines)
     files.atomic_write(path, lambda f: f.write(text), mode="w")
     return path
+
+
+def _distinct(results_list, *keys):
+    """The first result of each distinct ``keys`` ("model", "decoding"), labelled by them: the prior changes no
+    reconstruction, and neither changes the losses or the latent space, so those tables show each once."""
+    firsts = {}
+    for r in results_list:
+        firsts.setdefault(tuple(r.get(k, r["label"]) for k in keys), r)
+    varies = [len({key[i] for key in firsts}) > 1 for i in range(len(keys))]
+    return [dict(r, label=" · ".join(v for i, v in enumerate(key) if i == 0 or varies[i]))
+            for key, r in firsts.items()]
 
 
 def _safe_name(label):

@@ -92,4 +92,8 @@ def test_evaluate_reports_each_decoding(tiny_run, tiny_tensors_path, tmp_path):
     text = open(os.path.join(out, "report.md")).read()
     assert text.startswith("# Samples by prior and decoding")
     assert "groovae_tiny · given_hit T=0.5" in text
+    reconstruction = text.split("## Reconstruction")[1].split("![per-class F1]")[0]  # a free-running row per decoding
+    assert reconstruction.count("| groovae_tiny · given_hit | ") == 2 and "| groovae_tiny · magenta | " in reconstruction
+    losses = text.split("## Loss terms")[1].split("## Latent space")[0]  # the decoding changes no loss
+    assert losses.count("| groovae_tiny | ") == 1 and "given_hit" not in losses
 

@@ -146,3 +146,5 @@ def test_evaluate_reports_each_prior_with_the_guards(fitted, tmp_path):
     text = open(os.path.join(out, "report.md")).read()
     assert "| test windows | 1.000 | 100.0% |" in text  # test = train here: every test window is a copy
     assert "groovae_tiny · data prior T=0.5" in text and "near copies (≤ test's)" in text
+    reconstruction = text.split("## Reconstruction")[1].split("## Latent space")[0]  # the prior changes none of it
+    assert "| groovae_tiny | " in reconstruction and "prior" not in reconstruction
