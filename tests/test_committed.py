@@ -120,3 +120,19 @@ def test_the_committed_your_beat_samples_rebuild_bit_for_bit(tmp_path):
         committed_or_skip(entry["config"])
         again = regenerate.regenerate(entry, str(tmp_path / f"{kind[0]}_{kind[1]}"), os.path.dirname(manifest))
         assert again["files"] == entry["files"], kind
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_SETS))
+def test_notebook_03_samples_a_committed_model_without_training(name, tmp_path):
+    """Colab's notebook 03 with CHECKPOINT = "private" and no run of its own: the committed model, its data prior."""
+    committed_or_skip(name)
+    from tests.test_notebooks import outputs_text, run_notebook
+    drive = tmp_path / "drive"
+    nb = run_notebook(os.path.join(ROOT, "03_generate.ipynb"),
+                      {"DRIVE_DIR": str(drive), "CHECKPOINT": "private", "CONFIG": name, "N": 2,
+                       "INTERPOLATION_STEPS": 2, "PRIOR": "data", "LAB": False}, timeout=600,
+                      tmp_dir=str(tmp_path / "nb"))
+    [run] = [r for r in json.load(open(drive / "samples" / "notebook" / "manifest.json"))["runs"]
+             if r["mode"] == "sample"]
+    assert run["config"] == name and run["prior"] == "data" and run["checkpoint_step"] == 2721
+    assert f"checkpoints/{name}" in outputs_text(nb) and not (drive / "runs").exists()  # nothing trained
