@@ -373,9 +373,9 @@ def write_comparison_report(results_list, out_dir, title="Flat vs hierarchical d
 def _distinct(results_list, *keys):
     """The first result of each distinct ``keys`` ("model", "decoding"), labelled by them: the prior changes no
     reconstruction, and neither changes the losses or the latent space, so those tables show each once."""
-    firsts = {}
+    firsts, defaults = {}, {"decoding": "magenta"}  # results from before "model" was recorded: one per label
     for r in results_list:
-        firsts.setdefault(tuple(r.get(k, r["label"]) for k in keys), r)
+        firsts.setdefault(tuple(r.get(k, defaults.get(k, r["label"])) for k in keys), r)
     varies = [len({key[i] for key in firsts}) > 1 for i in range(len(keys))]
     return [dict(r, label=" · ".join(v for i, v in enumerate(key) if i == 0 or varies[i]))
             for key, r in firsts.items()]

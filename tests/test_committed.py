@@ -125,7 +125,8 @@ def test_the_committed_your_beat_samples_rebuild_bit_for_bit(tmp_path):
 @pytest.mark.parametrize("name", sorted(SAMPLE_SETS))
 def test_notebook_03_samples_a_committed_model_without_training(name, tmp_path):
     """Colab's notebook 03 with CHECKPOINT = "private" and no run of its own: the committed model, its data prior."""
-    committed_or_skip(name)
+    committed = committed_or_skip(name)  # the repo's model, found without a run of its own
+    from groovae import checkpoints
     from tests.test_notebooks import outputs_text, run_notebook
     drive = tmp_path / "drive"
     nb = run_notebook(os.path.join(ROOT, "03_generate.ipynb"),
@@ -135,4 +136,5 @@ def test_notebook_03_samples_a_committed_model_without_training(name, tmp_path):
     [run] = [r for r in json.load(open(drive / "samples" / "notebook" / "manifest.json"))["runs"]
              if r["mode"] == "sample"]
     assert run["config"] == name and run["prior"] == "data" and run["checkpoint_step"] == 2721
-    assert f"checkpoints/{name}" in outputs_text(nb) and not (drive / "runs").exists()  # nothing trained
+    assert run["checkpoint_sha256"] == checkpoints.checkpoint_sha256(committed)
+    assert f"checkpoints/{name}" in outputs_text(nb)

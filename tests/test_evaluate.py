@@ -330,6 +330,8 @@ def test_reports(tiny_results, tmp_path):
              for mode, m in tiny_results["reconstruction"].items()}
     verdict = report.comparison_verdict([dict(tiny_results, label="worse", reconstruction=worse), tiny_results])
     assert verdict.count("best hit F1 **groovae_tiny**") == 2 and verdict.count("best timing MAE **groovae_tiny**") == 2
+    older = [{"label": "flat"}, {"label": "hier", "decoding": "magenta"}]  # comparison.json from before "model"
+    assert [r["label"] for r in report._distinct(older, "model", "decoding")] == ["flat", "hier"]
     other = dict(tiny_results, label="hier", model="hier", global_step=41)
     curves = {"groovae_tiny": [{"step": "10", "split": "train", "loss": "5.0", "r_loss": "4.0", "kl_bits": "1"},
                                {"step": "20", "split": "validation", "loss": "4.5", "r_loss": "4", "kl_bits": "2"}],

@@ -154,10 +154,13 @@ def test_export_carries_the_prior(fitted, tmp_path):
     assert runs.read_run_info(str(tmp_path / "exported"))["prior"]["file"] == os.path.basename(copy) + ".prior.npz"
 
 
-def test_evaluate_reports_each_prior_with_the_guards(fitted, tmp_path):
+def test_evaluate_reports_each_prior_with_the_guards(fitted, tmp_path, monkeypatch):
     run_dir, prefix, data_dir, _ = fitted
     shutil.copy(os.path.join(data_dir, "train.npz"), os.path.join(data_dir, "test.npz"))
     out = str(tmp_path / "report")
+    from groovae import plots
+    plotted, plot = [], plots.training_curves_compared
+    monkeypatch.setattr(plots, "training_curves_compared", lambda runs, *a: plotted.append(list(runs)) or plot(runs, *a))
     assert cli.main(["evaluate", "--checkpoint", prefix, "--data", data_dir, "--n_samples", "8",
                      "--temperatures", "0.5", "--priors", "standard", "data", "--output_dir", out,
                      "--no_progress"]) == 0
@@ -171,3 +174,4 @@ def test_evaluate_reports_each_prior_with_the_guards(fitted, tmp_path):
     assert "groovae_tiny · data prior T=0.5" in text and "near copies (≤ test's)" in text
     reconstruction = text.split("## Reconstruction")[1].split("## Latent space")[0]  # the prior changes none of it
     assert "| groovae_tiny | " in reconstruction and "prior" not in reconstruction
+    assert plotted == [["groovae_tiny"]]  # one training curve per run, whatever the priors
