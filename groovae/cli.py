@@ -271,7 +271,7 @@ def _evaluate(args):
             log=None if args.no_progress else (lambda message: print(message, file=sys.stderr)), priors=args.priors,
             decodings=args.decodings)
         results += evaluated
-        curves[label or config] = runs.curve_of(prefix)  # a checkpoint in a run dir: its curve to its step, once
+        curves[label] = runs.curve_of(prefix)  # a checkpoint in a run dir: its curve to its step, once
     from groovae.errors import write_errors
     with write_errors(report.REPORT_KEPT):
         if args.compare or len(results) > 1:

@@ -141,6 +141,19 @@ def http_server():
     server.close()
 
 
+def serve_as_public(server, prefix, folder):
+    """The checkpoint at ``prefix`` packed as Google's groovae_4bar.tar (written in ``folder``) and served by
+    ``server``: the URL to give as --public_url."""
+    import tarfile
+    tar_path = os.path.join(folder, "groovae_4bar.tar")
+    with tarfile.open(tar_path, "w") as tar:
+        for suffix in (".index", ".data-00000-of-00001"):
+            tar.add(prefix + suffix, arcname="groovae_4bar/" + os.path.basename(prefix) + suffix)
+    with open(tar_path, "rb") as f:
+        server.files["/groovae_4bar.tar"] = f.read()
+    return server.url + "/groovae_4bar.tar"
+
+
 def _browser_missing():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
     if missing:

@@ -150,15 +150,10 @@ def test_magenta_js_export_shards_and_refusals(tiny_run, tmp_path, monkeypatch):
 def test_export_public_from_its_url_in_both_formats(tiny_run, http_server, tmp_path):
     """'public' (Google's tar; here a tiny checkpoint's tar served on 127.0.0.1) exports like any checkpoint, with
     --config for a checkpoint without run.json, and records where it came from."""
-    import tarfile
     from groovae import export_js
+    from tests.conftest import serve_as_public
     source = checkpoints.newest_checkpoint(tiny_run[0])
-    tar_path = str(tmp_path / "groovae_4bar.tar")
-    with tarfile.open(tar_path, "w") as tar:
-        for suffix in (".index", ".data-00000-of-00001"):
-            tar.add(source + suffix, arcname="groovae_4bar/" + os.path.basename(source) + suffix)
-    http_server.files["/groovae_4bar.tar"] = open(tar_path, "rb").read()
-    url = http_server.url + "/groovae_4bar.tar"
+    url = serve_as_public(http_server, source, str(tmp_path))
     common = ["--config", "groovae_tiny", "--public_url", url, "--cache_dir", str(tmp_path / "cache"), "--no_progress"]
     assert cli.main(["export", "public", "--format", "magenta-js", "--output_dir", str(tmp_path / "js"), *common]) == 0
     spec = json.load(open(tmp_path / "js" / "config.json"))

@@ -95,14 +95,10 @@ def test_generate_samples_from_the_data_prior_and_regenerates_it(fitted, tmp_pat
 def test_the_public_checkpoint_gets_its_prior_by_the_same_command(fitted, http_server, tmp_path):
     """'public' (Google's tar; here the tiny checkpoint's, served on 127.0.0.1): fit-prior writes its prior beside
     the extracted checkpoint in the cache, and generate --checkpoint public --prior data samples from it."""
-    import tarfile
+    from tests.conftest import serve_as_public
     _, prefix, data_dir, _ = fitted
-    tar_path = str(tmp_path / "groovae_4bar.tar")
-    with tarfile.open(tar_path, "w") as tar:
-        for suffix in (".index", ".data-00000-of-00001"):
-            tar.add(prefix + suffix, arcname="groovae_4bar/" + os.path.basename(prefix) + suffix)
-    http_server.files["/groovae_4bar.tar"] = open(tar_path, "rb").read()
-    common = ["--config", "groovae_tiny", "--public_url", http_server.url + "/groovae_4bar.tar",
+    url = serve_as_public(http_server, prefix, str(tmp_path))
+    common = ["--config", "groovae_tiny", "--public_url", url,
               "--cache_dir", str(tmp_path / "cache"), "--no_progress"]
     assert cli.main(["fit-prior", "public", "--data", data_dir, *common]) == 0
     [cached] = [os.path.join(d, n[:-len(".prior.npz")]) for d, _, names in os.walk(tmp_path / "cache")
@@ -112,7 +108,7 @@ def test_the_public_checkpoint_gets_its_prior_by_the_same_command(fitted, http_s
     assert cli.main(["generate", "--checkpoint", "public", "--prior", "data", "--n", "2", "--no_wav",
                      "--output_dir", out, *common]) == 0
     [run] = json.load(open(os.path.join(out, "manifest.json")))["runs"]
-    assert run["prior"] == "data" and run["checkpoint"] == http_server.url + "/groovae_4bar.tar"
+    assert run["prior"] == "data" and run["checkpoint"] == url
 
 
 def test_data_prior_refusals_are_one_line(tiny_run, fitted, tmp_path, capsys):
