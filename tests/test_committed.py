@@ -64,6 +64,22 @@ def test_magentas_trained_model_loads_a_committed_model(name, midi_dir):
     np.testing.assert_allclose(mu, ours, atol=1e-4)
 
 
+def test_the_committed_hits_control_model_plays_a_beats_hits_with_its_own_velocities(midi_dir):
+    """Trained, it plays every given hit, each at a velocity of its own (a few-step tiny model in test_your_beat
+    plays them all at the top: its hit probabilities are too low to read the velocities by)."""
+    from groovae import data
+    from groovae.model import GrooveModel
+    model = GrooveModel("groovae_4bar_hits_control", committed_or_skip("groovae_4bar_hits_control"))
+    paths = sorted(os.path.join(midi_dir, f) for f in os.listdir(midi_dir) if f.endswith(".mid"))[:2]
+    tensors, _ = data.midi_files_to_tensors(paths, model.converter)
+    z = model.encode(tensors["inputs"][:2], controls=tensors["controls"][:2])
+    beat = tensors["controls"][3]
+    grooves = model.decode(z, temperature=0.5, control=beat)
+    np.testing.assert_array_equal(grooves[..., :9], np.broadcast_to(beat, grooves[..., :9].shape))
+    played = grooves[..., 9:18][grooves[..., :9] > 0.5]
+    assert played.size and np.ptp(played) > 0.2 and np.mean(played == 1) < 0.5
+
+
 @needs_audio
 @pytest.mark.parametrize("name", sorted(SAMPLE_SETS))
 def test_the_committed_samples_of_a_committed_model_rebuild_bit_for_bit(name, tmp_path):
