@@ -65,8 +65,8 @@ def test_magentas_trained_model_loads_a_committed_model(name, midi_dir):
 
 
 def test_the_committed_hits_control_model_plays_a_beats_hits_with_its_own_velocities(midi_dir):
-    """Trained, it plays every given hit, each at a velocity of its own (a few-step tiny model in test_your_beat
-    plays them all at the top: its hit probabilities are too low to read the velocities by)."""
+    """Trained, it plays every given hit, each at a velocity of its own (the 5- and 20-step tiny models of
+    test_your_beat may play them all at the top: their hit probabilities are too low to read velocities by)."""
     from groovae import data
     from groovae.model import GrooveModel
     model = GrooveModel("groovae_4bar_hits_control", committed_or_skip("groovae_4bar_hits_control"))
@@ -77,7 +77,7 @@ def test_the_committed_hits_control_model_plays_a_beats_hits_with_its_own_veloci
     grooves = model.decode(z, temperature=0.5, control=beat)
     np.testing.assert_array_equal(grooves[..., :9], np.broadcast_to(beat, grooves[..., :9].shape))
     played = grooves[..., 9:18][grooves[..., :9] > 0.5]
-    assert played.size and np.ptp(played) > 0.2 and np.mean(played == 1) < 0.5
+    assert played.size and np.ptp(played) > 0.2 and np.mean(played == 1) < 0.5  # measured: 0.84 and 0 % at 1
 
 
 @needs_audio

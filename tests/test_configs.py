@@ -1,5 +1,6 @@
 """Named configs: groovae_4bar equals magenta's; the others derive from it."""
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -41,9 +42,14 @@ def test_configs_ship_inside_an_installed_wheel(tmp_path):
     import subprocess
     import sys
     from tests.conftest import ROOT
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    wheels, site, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    # built from a copy: setuptools writes build/ and groovae.egg-info beside the sources, where another test
+    # worker's notebook kernel (cwd = the repo) would read a half-written egg-info
+    for name in ("groovae", "configs"):
+        shutil.copytree(os.path.join(ROOT, name), source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(os.path.join(ROOT, "pyproject.toml"), source)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), ROOT], check=True,
+    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], check=True,
                    capture_output=True, cwd=tmp_path)
     wheel = next(wheels.glob("groovae-*.whl"))
     subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
